@@ -1,0 +1,63 @@
+"""transformers_prune: BERT model types that make inference cheaper, as Hugging Face `transformers` models.
+
+`import transformers_prune` registers every model type with the `transformers` Auto classes and adds the
+kept-token logging callback to every `Trainer`.
+"""
+
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForQuestionAnswering,
+    AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
+)
+
+from .models.configuration_transkimmer import TranskimmerConfig
+from .models.modeling_transkimmer import (
+    TranskimmerForQuestionAnswering,
+    TranskimmerForSequenceClassification,
+    TranskimmerForTokenClassification,
+    TranskimmerModel,
+)
+from .models.token_engine import PackedBatch, drop_tokens, pack, unpack
+from .training.callbacks import KeepRatioCallback, install_keep_ratio_callback
+
+__version__ = "0.1.0"
+
+# model_type -> (config, {Auto class: model class}); also the source of the auto_map written by `convert`.
+MODEL_TYPES = {
+    TranskimmerConfig.model_type: (
+        TranskimmerConfig,
+        {
+            AutoModel: TranskimmerModel,
+            AutoModelForSequenceClassification: TranskimmerForSequenceClassification,
+            AutoModelForQuestionAnswering: TranskimmerForQuestionAnswering,
+            AutoModelForTokenClassification: TranskimmerForTokenClassification,
+        },
+    ),
+}
+
+
+def _register() -> None:
+    for model_type, (config_class, models) in MODEL_TYPES.items():
+        AutoConfig.register(model_type, config_class, exist_ok=True)
+        for auto_class, model_class in models.items():
+            auto_class.register(config_class, model_class, exist_ok=True)
+
+
+_register()
+install_keep_ratio_callback()
+
+__all__ = [
+    "MODEL_TYPES",
+    "KeepRatioCallback",
+    "PackedBatch",
+    "TranskimmerConfig",
+    "TranskimmerForQuestionAnswering",
+    "TranskimmerForSequenceClassification",
+    "TranskimmerForTokenClassification",
+    "TranskimmerModel",
+    "drop_tokens",
+    "pack",
+    "unpack",
+]

@@ -1,0 +1,71 @@
+"""Two ways to run a stock `BertLayer`'s weights: on a packed batch, or on a padded batch with key weights.
+
+Both reuse the layer's own submodules (`attention.self.query`, `attention.output`, `intermediate`, `output`),
+so checkpoints keep BERT's names and every model type shares one implementation of the layer.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from transformers.models.bert.modeling_bert import BertLayer
+
+from .token_engine import PackedBatch, packed_attention
+
+
+def _feed_forward(layer: BertLayer, context: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+    attention_output = layer.attention.output(context, hidden)
+    return layer.output(layer.intermediate(attention_output), attention_output)
+
+
+def packed_layer_forward(layer: BertLayer, batch: PackedBatch, attention_backend: str) -> torch.Tensor:
+    """One BERT layer on the live tokens of `batch`: `[N, H]` -> `[N, H]`. Only attention sees examples."""
+    hidden = batch.hidden
+    self_attention = layer.attention.self
+    head_shape = (hidden.shape[0], self_attention.num_attention_heads, self_attention.attention_head_size)
+    query = self_attention.query(hidden).view(head_shape)  # (N, nh, d)
+    key = self_attention.key(hidden).view(head_shape)
+    value = self_attention.value(hidden).view(head_shape)
+    context = packed_attention(query, key, value, batch, self_attention.scaling, attention_backend)
+    return _feed_forward(layer, context.reshape(hidden.shape[0], -1), hidden)
+
+
+def masked_layer_forward(
+    layer: BertLayer,
+    hidden: torch.Tensor,
+    padding_mask: torch.Tensor,
+    key_weights: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One BERT layer on a padded batch, where tokens can be hidden from attention by soft or hard weights.
+
+    Args:
+        hidden: `[B, S, H]`.
+        padding_mask: `[B, S]` bool, True on real tokens. Padding keys are removed before the softmax.
+        key_weights: `[B, S]` weights in [0, 1] on keys (e.g. a straight-through skim mask), or None.
+            Attention becomes exp(s_k) w_k / sum_j exp(s_j) w_j: a *masked softmax*, so kept keys' weights
+            still sum to 1 and a gradient reaches w_k even where w_k = 0.
+
+    Returns:
+        The layer output `[B, S, H]` and the attention probabilities `[B, nh, S, S]` before dropout.
+    """
+    batch_size, seq_len, _ = hidden.shape
+    self_attention = layer.attention.self
+    head_shape = (batch_size, seq_len, self_attention.num_attention_heads, self_attention.attention_head_size)
+    query, key, value = (
+        projection(hidden).view(head_shape).transpose(1, 2)  # (B, nh, S, d)
+        for projection in (self_attention.query, self_attention.key, self_attention.value)
+    )
+    scores = torch.matmul(query, key.transpose(-1, -2)) * self_attention.scaling  # (B, nh, S, S)
+    scores = scores.masked_fill(~padding_mask[:, None, None, :], torch.finfo(scores.dtype).min)
+    probs = scores.softmax(dim=-1)
+    if key_weights is not None:
+        # Softmax, then weight and renormalise: equal to exp(s) w / sum exp(s) w, with softmax's max-subtraction
+        # for stability. [CLS] is always a kept key, so the sum is positive; the clamp guards fp16 underflow.
+        probs = probs * key_weights[:, None, None, :].to(probs.dtype)
+        probs = probs / probs.sum(dim=-1, keepdim=True).clamp_min(torch.finfo(probs.dtype).tiny)
+    dropped = F.dropout(probs, p=self_attention.dropout.p, training=self_attention.training)
+    context = torch.matmul(dropped, value).transpose(1, 2).reshape(batch_size, seq_len, -1)
+    return _feed_forward(layer, context, hidden), probs
+
+
+__all__ = ["masked_layer_forward", "packed_layer_forward"]

@@ -1,0 +1,356 @@
+"""What every token-pruning model type shares: outputs, the base model's engine dispatch, the task heads.
+
+A method supplies an encoder module with two forwards:
+
+- `forward_masked(hidden, padding_mask, prune, output_hidden_states, output_attentions) -> EncoderResult`:
+  the padded, differentiable form (training, and `inference_engine="masked"`);
+- `forward_packed(batch, attention_backend, prune, output_hidden_states) -> (PackedBatch, EncoderResult)`:
+  hard decisions on the packed engine (inference).
+
+and a subclass of each class here naming its config and encoder. Everything else (embeddings, input checks,
+pooling, heads and their losses, kept-token statistics for the training callback) lives here once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
+from transformers.modeling_outputs import ModelOutput
+from transformers.models.bert.modeling_bert import BertEmbeddings, BertPooler, BertPreTrainedModel
+from transformers.utils import can_return_tuple
+
+from .token_engine import check_attention_mask, default_attention_backend, pack, unpack
+
+
+@dataclass
+class EncoderResult:
+    """What a method's encoder returns. `tokens_per_layer`: `[B, L]` real tokens entering each layer."""
+
+    last_hidden_state: torch.Tensor | None
+    tokens_per_layer: torch.Tensor
+    pruning_loss: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+
+
+@dataclass
+class TokenPruningModelOutput(ModelOutput):
+    """
+    Args:
+        last_hidden_state: `[B, S, H]`; a dropped token holds its state from the last layer it was kept in.
+        pooler_output: `[B, H]` pooled [CLS] state, when the model has a pooler.
+        hidden_states: per-layer `[B, S, H]` states when `output_hidden_states=True`.
+        attentions: per-layer attention probabilities when `output_attentions=True` (masked engine only).
+        tokens_per_layer: `[B, L]` int64, real (non-padding) tokens of each example entering each layer.
+        pruning_loss: the method's auxiliary loss, coefficient applied, as added to the task loss.
+    """
+
+    last_hidden_state: torch.FloatTensor | None = None
+    pooler_output: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+    tokens_per_layer: torch.LongTensor | None = None
+    pruning_loss: torch.FloatTensor | None = None
+
+
+@dataclass
+class TokenPruningSequenceClassifierOutput(ModelOutput):
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+    tokens_per_layer: torch.LongTensor | None = None
+    pruning_loss: torch.FloatTensor | None = None
+
+
+@dataclass
+class TokenPruningQuestionAnsweringOutput(ModelOutput):
+    loss: torch.FloatTensor | None = None
+    start_logits: torch.FloatTensor | None = None
+    end_logits: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+    tokens_per_layer: torch.LongTensor | None = None
+    pruning_loss: torch.FloatTensor | None = None
+
+
+@dataclass
+class TokenPruningTokenClassifierOutput(ModelOutput):
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+    tokens_per_layer: torch.LongTensor | None = None
+    pruning_loss: torch.FloatTensor | None = None
+
+
+class TokenPruningPreTrainedModel(BertPreTrainedModel):
+    """BERT's weight layout and init, with the `Trainer` contract our auxiliary losses need."""
+
+    # The loss is a per-batch mean plus an auxiliary term; Trainer must divide it by the accumulation steps.
+    accepts_loss_kwargs = False
+    # Layers run through `bert_layer_forward`, not `BertLayer.__call__`, so HF's checkpointing hook never fires.
+    supports_gradient_checkpointing = False
+
+    def pop_token_stats(self) -> dict[str, float]:
+        """Mean kept fraction per layer over the training batches since the last call (see `KeepRatioCallback`)."""
+        return self.base_model.pop_token_stats()
+
+
+class TokenPruningModel(TokenPruningPreTrainedModel):
+    """BERT embeddings and pooler around a method's encoder; dispatches to the masked or packed forward."""
+
+    encoder_class: type[nn.Module]
+
+    def __init__(self, config, add_pooling_layer: bool = True):
+        super().__init__(config)
+        self.embeddings = BertEmbeddings(config)
+        self.encoder = self.encoder_class(config)
+        self.pooler = BertPooler(config) if add_pooling_layer else None
+        self._kept_fraction_sum: torch.Tensor | None = None
+        self._kept_fraction_batches = 0
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.embeddings.word_embeddings
+
+    def set_input_embeddings(self, value):
+        self.embeddings.word_embeddings = value
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        **kwargs,
+    ) -> TokenPruningModelOutput:
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("pass exactly one of input_ids or inputs_embeds")
+        batch_shape = input_ids.shape if input_ids is not None else inputs_embeds.shape[:-1]
+        if len(batch_shape) != 2:
+            raise ValueError(f"inputs must be [batch, seq_len], got shape {tuple(batch_shape)}")
+        device = input_ids.device if input_ids is not None else inputs_embeds.device
+        if attention_mask is None:
+            attention_mask = torch.ones(batch_shape, dtype=torch.long, device=device)
+        if attention_mask.shape != batch_shape:
+            raise ValueError(f"attention_mask shape {tuple(attention_mask.shape)} does not match inputs {tuple(batch_shape)}")
+        check_attention_mask(attention_mask)
+        output_hidden_states = self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
+
+        hidden = self.embeddings(
+            input_ids=input_ids, position_ids=position_ids, token_type_ids=token_type_ids, inputs_embeds=inputs_embeds
+        )
+        if self.training or self.config.inference_engine == "masked":
+            prune = self.training or self.config.prune_at_inference
+            result = self.encoder.forward_masked(hidden, attention_mask.bool(), prune, output_hidden_states, output_attentions)
+        else:
+            if output_attentions:
+                raise ValueError("output_attentions needs inference_engine='masked'; the packed engine never forms attention maps")
+            backend = self.config.packed_attention_backend or default_attention_backend(hidden.device, hidden.dtype)
+            batch = pack(hidden, attention_mask, keep_restore_buffer=True)
+            batch, result = self.encoder.forward_packed(batch, backend, self.config.prune_at_inference, output_hidden_states)
+            result.last_hidden_state = unpack(batch)
+        if self.training:
+            self._record_kept_fraction(result.tokens_per_layer, attention_mask)
+
+        sequence_output = result.last_hidden_state
+        return TokenPruningModelOutput(
+            last_hidden_state=sequence_output,
+            pooler_output=self.pooler(sequence_output) if self.pooler is not None else None,
+            hidden_states=result.hidden_states,
+            attentions=result.attentions,
+            tokens_per_layer=result.tokens_per_layer,
+            pruning_loss=result.pruning_loss,
+        )
+
+    def _record_kept_fraction(self, tokens_per_layer: torch.Tensor, attention_mask: torch.Tensor) -> None:
+        # Kept over real tokens, token-weighted; accumulated on device so training steps never sync with the host.
+        fraction = tokens_per_layer.sum(0).float() / attention_mask.sum()
+        self._kept_fraction_sum = fraction if self._kept_fraction_sum is None else self._kept_fraction_sum + fraction
+        self._kept_fraction_batches += 1
+
+    def pop_token_stats(self) -> dict[str, float]:
+        if self._kept_fraction_sum is None:
+            return {}
+        per_layer = (self._kept_fraction_sum / self._kept_fraction_batches).tolist()
+        self._kept_fraction_sum, self._kept_fraction_batches = None, 0
+        stats = {"kept_fraction": sum(per_layer) / len(per_layer)}
+        stats.update({f"kept_fraction_layer_{i}": value for i, value in enumerate(per_layer)})
+        return stats
+
+
+def sequence_classification_loss(config, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """BERT's loss choice: regression for one label, cross-entropy for integer labels, else multi-label BCE."""
+    num_labels = config.num_labels
+    if config.problem_type is None:
+        if num_labels == 1:
+            config.problem_type = "regression"
+        elif labels.dtype in (torch.long, torch.int):
+            config.problem_type = "single_label_classification"
+        else:
+            config.problem_type = "multi_label_classification"
+    if config.problem_type == "regression":
+        return MSELoss()(logits.squeeze(), labels.squeeze()) if num_labels == 1 else MSELoss()(logits, labels)
+    if config.problem_type == "single_label_classification":
+        return CrossEntropyLoss()(logits.view(-1, num_labels), labels.view(-1))
+    return BCEWithLogitsLoss()(logits, labels)
+
+
+def _with_pruning_loss(task_loss: torch.Tensor | None, outputs: TokenPruningModelOutput) -> torch.Tensor | None:
+    if task_loss is None or outputs.pruning_loss is None:
+        return task_loss
+    return task_loss + outputs.pruning_loss
+
+
+class TokenPruningForSequenceClassification(TokenPruningPreTrainedModel):
+    """Classification/regression on the pooled [CLS] state, as `BertForSequenceClassification`."""
+
+    model_class: type[TokenPruningModel]
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.bert = self.model_class(config)
+        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        **kwargs,
+    ) -> TokenPruningSequenceClassifierOutput:
+        outputs = self.bert(
+            input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, position_ids=position_ids,
+            inputs_embeds=inputs_embeds, return_dict=True, **kwargs,
+        )
+        logits = self.classifier(self.dropout(outputs.pooler_output))
+        loss = sequence_classification_loss(self.config, logits, labels) if labels is not None else None
+        return TokenPruningSequenceClassifierOutput(
+            loss=_with_pruning_loss(loss, outputs),
+            logits=logits,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+            tokens_per_layer=outputs.tokens_per_layer,
+            pruning_loss=outputs.pruning_loss,
+        )
+
+
+class TokenPruningForQuestionAnswering(TokenPruningPreTrainedModel):
+    """Extractive QA span logits over every input position, as `BertForQuestionAnswering`."""
+
+    model_class: type[TokenPruningModel]
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.bert = self.model_class(config, add_pooling_layer=False)
+        self.qa_outputs = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        start_positions: torch.Tensor | None = None,
+        end_positions: torch.Tensor | None = None,
+        **kwargs,
+    ) -> TokenPruningQuestionAnsweringOutput:
+        outputs = self.bert(
+            input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, position_ids=position_ids,
+            inputs_embeds=inputs_embeds, return_dict=True, **kwargs,
+        )
+        start_logits, end_logits = self.qa_outputs(outputs.last_hidden_state).split(1, dim=-1)
+        start_logits, end_logits = start_logits.squeeze(-1).contiguous(), end_logits.squeeze(-1).contiguous()
+        loss = None
+        if start_positions is not None and end_positions is not None:
+            # Positions outside the input (truncated answers) are clamped to seq_len and ignored, as in BERT.
+            ignored_index = start_logits.size(1)
+            start_positions = start_positions.view(-1).clamp(0, ignored_index)
+            end_positions = end_positions.view(-1).clamp(0, ignored_index)
+            loss_fct = CrossEntropyLoss(ignore_index=ignored_index)
+            loss = (loss_fct(start_logits, start_positions) + loss_fct(end_logits, end_positions)) / 2
+        return TokenPruningQuestionAnsweringOutput(
+            loss=_with_pruning_loss(loss, outputs),
+            start_logits=start_logits,
+            end_logits=end_logits,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+            tokens_per_layer=outputs.tokens_per_layer,
+            pruning_loss=outputs.pruning_loss,
+        )
+
+
+class TokenPruningForTokenClassification(TokenPruningPreTrainedModel):
+    """Per-token labels over every input position, as `BertForTokenClassification`."""
+
+    model_class: type[TokenPruningModel]
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.bert = self.model_class(config, add_pooling_layer=False)
+        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        **kwargs,
+    ) -> TokenPruningTokenClassifierOutput:
+        outputs = self.bert(
+            input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, position_ids=position_ids,
+            inputs_embeds=inputs_embeds, return_dict=True, **kwargs,
+        )
+        logits = self.classifier(self.dropout(outputs.last_hidden_state))
+        loss = CrossEntropyLoss()(logits.view(-1, self.num_labels), labels.view(-1)) if labels is not None else None
+        return TokenPruningTokenClassifierOutput(
+            loss=_with_pruning_loss(loss, outputs),
+            logits=logits,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+            tokens_per_layer=outputs.tokens_per_layer,
+            pruning_loss=outputs.pruning_loss,
+        )
+
+
+__all__ = [
+    "EncoderResult",
+    "TokenPruningForQuestionAnswering",
+    "TokenPruningForSequenceClassification",
+    "TokenPruningForTokenClassification",
+    "TokenPruningModel",
+    "TokenPruningModelOutput",
+    "TokenPruningPreTrainedModel",
+    "TokenPruningQuestionAnsweringOutput",
+    "TokenPruningSequenceClassifierOutput",
+    "TokenPruningTokenClassifierOutput",
+]

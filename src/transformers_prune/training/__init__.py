@@ -1,0 +1,1 @@
+"""Training helpers that plug into the stock `Trainer`."""
