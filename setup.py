@@ -9,7 +9,7 @@ setup(
     license="Apache-2.0",
     package_dir={"": "src"},
     packages=find_packages("src"),
-    package_data={"transformers_prune": ["data/*"]},
+    package_data={"transformers_prune": ["data/*.csv", "data/README.md"]},
     python_requires=">=3.10",
     install_requires=[
         # Tested with torch 2.13 and transformers 5.23; older 5.x releases lack APIs we rely on

@@ -83,6 +83,7 @@ class TranskimmerEncoder(nn.Module):
         """Padded form: skimmed tokens stay in the tensor, hidden from attention by a cumulative mask."""
         mask = padding_mask.to(hidden.dtype)  # [B, S]; 1 = token still in the encoder
         forwarded = hidden  # each token's state from the last layer that kept it
+        # Recorded per-layer states are `forwarded`, as in the packed engine: skimmed tokens at their last state.
         kept_counts, all_hidden, all_attentions = [], [hidden], []
         for layer, predictor in zip(self.layer, self.skim_predictors):
             if prune:
@@ -92,7 +93,7 @@ class TranskimmerEncoder(nn.Module):
             kept_counts.append(mask.sum(dim=1))
             hidden, probs = masked_layer_forward(layer, hidden, padding_mask, key_weights=mask if prune else None)
             forwarded = forwarded + (hidden - forwarded) * mask[..., None] if prune else hidden
-            all_hidden.append(hidden)
+            all_hidden.append(forwarded)
             all_attentions.append(probs)
         kept_per_layer = torch.stack(kept_counts, dim=1)  # [B, L], differentiable through the Gumbel samples
         return EncoderResult(

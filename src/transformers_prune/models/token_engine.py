@@ -31,7 +31,8 @@ import torch.nn.functional as F
 from transformers.utils import is_flash_attn_2_available
 
 # Guarded so that loading a checkpoint's copy of this file with trust_remote_code does not require flash-attn.
-if is_flash_attn_2_available():
+FLASH_ATTN_AVAILABLE = is_flash_attn_2_available()
+if FLASH_ATTN_AVAILABLE:
     from flash_attn import flash_attn_varlen_func
 
 ATTENTION_BACKENDS = ("sdpa_per_example", "sdpa_padded", "flash_varlen")
@@ -160,7 +161,7 @@ def drop_tokens(batch: PackedBatch, keep: torch.Tensor) -> PackedBatch:
 def default_attention_backend(device: torch.device, dtype: torch.dtype) -> str:
     """The kernel measured fastest for this device (see the module docstring)."""
     if device.type == "cuda":
-        if dtype in (torch.float16, torch.bfloat16) and is_flash_attn_2_available():
+        if dtype in (torch.float16, torch.bfloat16) and FLASH_ATTN_AVAILABLE:
             return "flash_varlen"
         return "sdpa_padded"
     return "sdpa_per_example"
@@ -175,6 +176,8 @@ def packed_attention(
     if backend == "sdpa_padded":
         return _attention_padded(query, key, value, batch, scale)
     if backend == "flash_varlen":
+        if not FLASH_ATTN_AVAILABLE or not query.is_cuda:
+            raise ValueError("the flash_varlen attention backend needs CUDA tensors and the flash-attn package installed")
         return flash_attn_varlen_func(
             query, key, value, batch.cu_seqlens, batch.cu_seqlens, batch.max_seqlen, batch.max_seqlen, softmax_scale=scale
         )

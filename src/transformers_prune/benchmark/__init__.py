@@ -1,0 +1,1 @@
+"""Measuring: latency and throughput on real batches, task quality, environment facts."""

@@ -1,0 +1,62 @@
+"""Wall-clock latency of a model over real, pre-tokenised batches."""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import time
+
+import torch
+import transformers
+from tqdm.auto import tqdm
+
+
+def environment() -> dict:
+    """The facts a timing depends on, stored next to every figure."""
+    return {
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "python": platform.python_version(),
+        "cpu": platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "cuda_device": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+    }
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@torch.inference_mode()
+def measure_latency(model, batches: list[dict], warmup: int = 2, desc: str | None = None) -> dict:
+    """Run every batch once (after `warmup` untimed batches) and report per-batch latency and throughput.
+
+    Returns `{"p50_ms", "p90_ms", "mean_ms", "examples_per_s", "batches", "examples"}`.
+    """
+    if not batches:
+        raise ValueError("measure_latency needs at least one batch")
+    model.eval()
+    device = next(model.parameters()).device
+    for batch in batches[:warmup]:
+        model(**batch)
+    _sync(device)
+    latencies = []
+    for batch in tqdm(batches, desc=desc, leave=False, disable=desc is None):
+        start = time.perf_counter()
+        model(**batch)
+        _sync(device)
+        latencies.append(time.perf_counter() - start)
+    examples = sum(len(b["input_ids"]) for b in batches)
+    quantiles = statistics.quantiles(latencies, n=10) if len(latencies) > 1 else [latencies[0]] * 9
+    return {
+        "p50_ms": 1000 * statistics.median(latencies),
+        "p90_ms": 1000 * quantiles[8],
+        "mean_ms": 1000 * statistics.fmean(latencies),
+        "examples_per_s": examples / sum(latencies),
+        "batches": len(batches),
+        "examples": examples,
+    }
+
+
+__all__ = ["environment", "measure_latency"]

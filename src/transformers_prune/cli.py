@@ -1,0 +1,78 @@
+"""`transformers-prune`: convert checkpoints, run stock HF scripts with our models, run the demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import runpy
+import sys
+
+
+def _parse_value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _convert(args: argparse.Namespace) -> None:
+    from .convert import convert_bert_checkpoint
+
+    overrides = {}
+    for item in args.set or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set expects KEY=VALUE, got {item!r}")
+        overrides[key] = _parse_value(value)
+    print(convert_bert_checkpoint(args.source, args.model_type, args.output_dir, **overrides))
+
+
+def _run_script(args: argparse.Namespace) -> None:
+    # Importing the package registers the model types and the keep-ratio callback in this process; the stock
+    # script then runs unchanged, as if started with `python script.py ...`.
+    import transformers_prune  # noqa: F401
+
+    sys.argv = [args.script, *args.script_args]
+    runpy.run_path(args.script, run_name="__main__")
+
+
+def _demo(args: argparse.Namespace) -> None:
+    from .demo import run
+
+    run(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .demo import add_arguments
+
+    parser = argparse.ArgumentParser(prog="transformers-prune", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    convert = commands.add_parser("convert", help="turn a BERT checkpoint folder into one of our model types")
+    convert.add_argument("source", help="BERT checkpoint folder (config.json + weights + tokenizer)")
+    convert.add_argument("model_type", help="target model type, e.g. transkimmer-bert")
+    convert.add_argument("output_dir")
+    convert.add_argument("--set", action="append", metavar="KEY=VALUE", help="config field to set (JSON value)")
+    convert.set_defaults(handler=_convert)
+
+    run = commands.add_parser("run", help="run a stock HF script (run_glue.py, run_qa.py) with our models registered")
+    run.add_argument("script")
+    run.add_argument("script_args", nargs=argparse.REMAINDER)
+    run.set_defaults(handler=_run_script)
+
+    demo = commands.add_parser("demo", help="fine-tune MiniLM dense and Transkimmer on SST-2, then time inference")
+    add_arguments(demo)
+    demo.set_defaults(handler=_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except (ValueError, FileNotFoundError) as error:
+        raise SystemExit(f"transformers-prune {args.command}: {error}") from error
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""Turn a BERT checkpoint folder into one of our model types by a config edit, ready for stock HF scripts.
+
+The weights are copied unchanged (our models keep BERT's parameter names); `config.json` gets the new
+`model_type`, the method's settings and an `auto_map` for every Auto class the type supports; the modeling
+code and its same-folder imports are copied in, so the folder also loads with `trust_remote_code=True` where
+this package is not installed; tokenizer files come along.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import shutil
+
+import torch
+from safetensors.torch import save_file
+from transformers.dynamic_module_utils import get_relative_import_files
+
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+    "added_tokens.json",
+)
+
+
+def auto_map_for(model_type: str) -> dict[str, str]:
+    """`{"AutoConfig": "configuration_x.XConfig", "AutoModel": "modeling_x.XModel", ...}` for a model type."""
+    from . import MODEL_TYPES
+
+    config_class, models = MODEL_TYPES[model_type]
+    auto_map = {"AutoConfig": f"{config_class.__module__.rsplit('.', 1)[-1]}.{config_class.__name__}"}
+    for auto_class, model_class in models.items():
+        auto_map[auto_class.__name__] = f"{model_class.__module__.rsplit('.', 1)[-1]}.{model_class.__name__}"
+    return auto_map
+
+
+def code_files_for(model_type: str) -> list[str]:
+    """The modeling and configuration files of a model type plus every same-folder module they import."""
+    from . import MODEL_TYPES
+
+    config_class, models = MODEL_TYPES[model_type]
+    roots = {inspect.getfile(config_class)} | {inspect.getfile(m) for m in models.values()}
+    files = set(roots)
+    for root in roots:
+        files.update(get_relative_import_files(root))
+    return sorted(files)
+
+
+def _copy_weights(source: str, output_dir: str) -> None:
+    present = [name for name in os.listdir(source) if name in WEIGHT_FILES or name.startswith("model-")]
+    if present:
+        for name in present:
+            shutil.copy2(os.path.join(source, name), output_dir)
+        return
+    legacy = os.path.join(source, "pytorch_model.bin")
+    if not os.path.isfile(legacy):
+        raise FileNotFoundError(f"{source} has no model.safetensors (or shards) and no pytorch_model.bin to convert")
+    state_dict = torch.load(legacy, map_location="cpu", weights_only=True)
+    save_file({k: v.contiguous() for k, v in state_dict.items()}, os.path.join(output_dir, "model.safetensors"))
+
+
+def convert_bert_checkpoint(source: str, model_type: str, output_dir: str, **config_overrides) -> str:
+    """Write `output_dir`: the BERT checkpoint at `source` as `model_type`, with `config_overrides` applied.
+
+    Returns `output_dir`. Raises ValueError for an unknown model type or a bad config value, and
+    FileNotFoundError when `source` is not a checkpoint folder; nothing is written in either case.
+    """
+    from . import MODEL_TYPES
+
+    if model_type not in MODEL_TYPES:
+        raise ValueError(f"unknown model_type {model_type!r}; expected one of {sorted(MODEL_TYPES)}")
+    config_file = os.path.join(source, "config.json")
+    if not os.path.isfile(config_file):
+        raise FileNotFoundError(f"{source} is not a checkpoint folder: {config_file} does not exist")
+    with open(config_file, encoding="utf-8") as f:
+        source_type = json.load(f).get("model_type")
+    if source_type not in ("bert", model_type):
+        raise ValueError(f"{source} holds a {source_type!r} checkpoint; convert needs a 'bert' (or {model_type!r}) one")
+
+    config_class, _ = MODEL_TYPES[model_type]
+    config = config_class.from_pretrained(source, **config_overrides)  # validates every field before writing
+    config.auto_map = auto_map_for(model_type)
+
+    os.makedirs(output_dir, exist_ok=True)
+    config.save_pretrained(output_dir)
+    _copy_weights(source, output_dir)
+    for path in code_files_for(model_type):
+        shutil.copy2(path, output_dir)
+    for name in TOKENIZER_FILES:
+        if os.path.isfile(os.path.join(source, name)):
+            shutil.copy2(os.path.join(source, name), output_dir)
+    return output_dir
+
+
+__all__ = ["auto_map_for", "code_files_for", "convert_bert_checkpoint"]

