@@ -145,6 +145,23 @@ def test_packed_matches_masked_with_drops(backend, case):
     torch.testing.assert_close(packed.pruning_loss, masked.pruning_loss, rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_packed_matches_masked(dtype):
+    model = TranskimmerModel(make_tiny_config()).eval()
+    # Large predictor weights give decisions far from the keep/skim boundary, so half-precision rounding
+    # differences between the engines cannot flip them.
+    randomise_predictors(model, weight_std=10.0, keep_bias=0.0, skim_bias=0.0)
+    input_ids, attention_mask = make_batch((1, 12, 5, 9, 3, 11), seq_len=12)
+    model = model.to(dtype)
+    packed = run_engine(model, "packed", input_ids, attention_mask)
+    masked = run_engine(model, "masked", input_ids, attention_mask)
+    assert packed.last_hidden_state.dtype == dtype
+    assert (packed.tokens_per_layer[:, 0] < lengths_of(attention_mask)).any()
+    assert (packed.tokens_per_layer[:, 0] > 1).any()
+    assert torch.equal(packed.tokens_per_layer, masked.tokens_per_layer)
+    assert real_token_max_diff(packed.last_hidden_state.float(), masked.last_hidden_state.float(), attention_mask) <= 5e-2
+
+
 def test_skimmed_token_keeps_state_of_last_kept_layer():
     """A token skimmed before layer 0 leaves the encoder with its embedding (its last state)."""
     model = TranskimmerModel(make_tiny_config()).eval()

@@ -120,13 +120,19 @@ def run(args: argparse.Namespace) -> dict:
 
     dense_dir = os.path.join(args.output_dir, "dense")
     skim_dir = os.path.join(args.output_dir, "transkimmer")
-    torch.manual_seed(args.seed)
-    finetune(AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=2), tokenizer, train, dense_dir, args)
-    converted = convert_bert_checkpoint(
-        model_dir, "transkimmer-bert", os.path.join(args.output_dir, "transkimmer-init"), skim_coefficient=args.skim_coefficient
-    )
-    torch.manual_seed(args.seed)
-    finetune(AutoModelForSequenceClassification.from_pretrained(converted, num_labels=2), tokenizer, train, skim_dir, args)
+    if args.skip_training:
+        for path in (dense_dir, skim_dir):
+            if not os.path.isfile(os.path.join(path, "config.json")):
+                raise FileNotFoundError(f"--skip-training needs a trained model in {path}; run once without it")
+    else:
+        torch.manual_seed(args.seed)
+        finetune(AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=2), tokenizer, train, dense_dir, args)
+        converted = convert_bert_checkpoint(
+            model_dir, "transkimmer-bert", os.path.join(args.output_dir, "transkimmer-init"),
+            skim_coefficient=args.skim_coefficient,
+        )
+        torch.manual_seed(args.seed)
+        finetune(AutoModelForSequenceClassification.from_pretrained(converted, num_labels=2), tokenizer, train, skim_dir, args)
 
     models = {
         "hf_dense_dynamic_padding": AutoModelForSequenceClassification.from_pretrained(dense_dir, attn_implementation="sdpa"),
@@ -184,6 +190,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--logging-steps", type=int, default=50)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--latency-batch-sizes", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--skip-training", action="store_true", help="reuse the models trained in --output-dir")
 
 
 __all__ = ["add_arguments", "evaluate_classifier", "run", "tokenized_batches"]
