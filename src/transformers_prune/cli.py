@@ -1,4 +1,4 @@
-"""`transformers-prune`: convert checkpoints, run stock HF scripts with our models, run the demo."""
+"""`transformers-prune`: convert checkpoints, run stock HF scripts with our models, run the demo, benchmark."""
 
 from __future__ import annotations
 
@@ -42,7 +42,15 @@ def _demo(args: argparse.Namespace) -> None:
     run(args)
 
 
+def _bench(args: argparse.Namespace) -> None:
+    from .bench import run
+
+    run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from .bench import __doc__ as bench_description
+    from .bench import add_arguments as add_bench_arguments
     from .demo import add_arguments
 
     parser = argparse.ArgumentParser(prog="transformers-prune", description=__doc__)
@@ -63,6 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="fine-tune MiniLM dense and Transkimmer on SST-2, then time inference")
     add_arguments(demo)
     demo.set_defaults(handler=_demo)
+
+    bench = commands.add_parser(
+        "bench", help="quality, FLOPs, tokens and latency of checkpoints against their baselines",
+        description=bench_description, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_bench_arguments(bench)
+    bench.set_defaults(handler=_bench)
     return parser
 
 

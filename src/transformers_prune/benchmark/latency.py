@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import statistics
 import time
@@ -11,14 +12,28 @@ import transformers
 from tqdm.auto import tqdm
 
 
-def environment() -> dict:
-    """The facts a timing depends on, stored next to every figure."""
+def _cpu_name() -> str:
+    """The CPU model ("AMD EPYC ...") from /proc/cpuinfo where there is one, else what `platform` knows."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment(device: torch.device | str = "cpu") -> dict:
+    """The facts a timing depends on, stored next to every figure; `device` is where the models ran."""
     return {
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "python": platform.python_version(),
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": _cpu_name(),
+        "cpu_count": os.cpu_count(),
         "threads": torch.get_num_threads(),
+        "device": str(device),
         "cuda_device": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
     }
 

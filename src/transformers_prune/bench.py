@@ -1,0 +1,120 @@
+"""`transformers-prune bench` (also `python -m transformers_prune.bench`): quality, FLOPs, tokens and latency of
+checkpoints against their baselines on local dev data.
+
+For each checkpoint (a plain BERT or any of our model types) the same weights run as HF BERT padded to
+`--max-length`, HF BERT with dynamic padding (sdpa), our dense-packed engine with nothing dropped and, for a
+token-pruning checkpoint, the model itself; see `benchmark/runner.py` for every figure and ratio. Writes
+`bench.json`, `bench.md`, `accuracy_vs_speedup.png` and `tokens_per_layer.png` into `--output-dir`.
+
+    transformers-prune bench runs/demo/dense runs/demo/transkimmer --task sst2 --batch-sizes 1 8 32
+    transformers-prune bench runs/tk --task imdb --max-examples 500 --sweep prune_at_inference=true,false
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from contextlib import contextmanager
+
+import torch
+
+from .benchmark.checkpoints import checkpoint_labels, inspect_checkpoint
+from .benchmark.data import QUESTION_ANSWERING, TASKS, get_task, load_task_data, resolve_data_file
+from .benchmark.latency import environment
+from .benchmark.report import markdown_report, write_report
+from .benchmark.runner import BenchmarkSettings, run_benchmark
+from .benchmark.sweep import check_sweep, parse_sweep
+from .cli import main as cli_main
+
+
+def _device(name: str | None) -> torch.device:
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: CUDA is not available")
+    return device
+
+
+def settings_from(args: argparse.Namespace, max_length: int) -> BenchmarkSettings:
+    return BenchmarkSettings(
+        batch_sizes=tuple(args.batch_sizes),
+        eval_batch_size=args.eval_batch_size,
+        warmup_batches=args.warmup_batches,
+        max_length=max_length,
+        doc_stride=args.doc_stride,
+        device=_device(args.device),
+        seed=args.seed,
+        threads=args.threads,
+        sweep=parse_sweep(args.sweep) if args.sweep else None,
+    )
+
+
+@contextmanager
+def torch_threads(threads: int | None):
+    """Run the block with `torch.set_num_threads(threads)` (None: unchanged), then restore the previous count."""
+    previous = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Check every input (task, data file, checkpoints, sweep), then measure, write the outputs, print the tables."""
+    task = get_task(args.task)
+    settings = settings_from(args, args.max_length or task.max_length)
+    if task.kind == QUESTION_ANSWERING and settings.doc_stride >= settings.max_length:
+        raise ValueError(f"--doc-stride ({settings.doc_stride}) must be smaller than --max-length ({settings.max_length})")
+    data_file = resolve_data_file(task, args.data_file, args.data_dir)
+    checkpoints = [
+        inspect_checkpoint(path, task, settings.max_length, label)
+        for path, label in zip(args.checkpoints, checkpoint_labels(args.checkpoints))
+    ]
+    if settings.sweep is not None:
+        check_sweep(settings.sweep, checkpoints)
+    data = load_task_data(task, data_file, args.max_examples, args.seed)
+
+    with torch_threads(settings.threads):
+        report = {
+            "task": task.name,
+            "metrics": list(task.metrics),
+            "input_unit": "a SQuAD context window (feature)" if task.kind == QUESTION_ANSWERING else "an example",
+            "data": {"file": os.path.abspath(data.source), "subset": data.subset, "seed": args.seed},
+            "settings": settings.to_dict(),
+            "environment": environment(settings.device),
+            **run_benchmark(task, data, checkpoints, settings),
+        }
+    write_report(report, args.output_dir)
+    print(markdown_report(report))
+    return report
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoints", nargs="+", help="checkpoint folders: plain BERT or any transformers_prune model type")
+    parser.add_argument("--task", default="sst2", help=f"one of {', '.join(TASKS)} (default sst2)")
+    parser.add_argument("--data-dir", help="folder laid out as shared/data (default: ../shared/data if present)")
+    parser.add_argument("--data-file", help="the dev file itself; overrides --data-dir")
+    parser.add_argument("--max-examples", type=int, help="first N examples (IMDB: after a seeded shuffle)")
+    parser.add_argument("--seed", type=int, default=42, help="IMDB shuffle and fresh-head initialisation")
+    parser.add_argument("--max-length", type=int, help="truncation and HF padded length (default 128 sst2, 512 imdb, 384 squad)")
+    parser.add_argument("--doc-stride", type=int, default=128, help="SQuAD: overlap of context windows, in tokens")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 32], help="latency batch sizes")
+    parser.add_argument("--eval-batch-size", type=int, default=32, help="batch size of the pass that counts quality and FLOPs")
+    parser.add_argument("--warmup-batches", type=int, default=2, help="untimed batches before each latency run")
+    parser.add_argument("--sweep", metavar="KEY=V1,V2,...", help="re-run token-pruning models with a config field at each value")
+    parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    parser.add_argument("--threads", type=int, help="torch.set_num_threads before timing (default: torch's choice)")
+    parser.add_argument("--output-dir", default="runs/bench")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m transformers_prune.bench ARGS` is `transformers-prune bench ARGS`."""
+    cli_main(["bench", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,204 @@
+"""The benchmark tasks and their local dev data: which file, how it is read, which subset is used.
+
+| task  | kind                | default file (under the data dir) | text column | default max length |
+|-------|---------------------|-----------------------------------|-------------|--------------------|
+| sst2  | classification      | glue/sst2/dev.csv                 | sentence    | 128                |
+| imdb  | classification      | imdb/test.jsonl.gz                | text        | 512                |
+| squad | question-answering  | squad/v1.1/dev-v1.1.json          | -           | 384                |
+
+Classification files are CSV (with a header) or JSON lines (optionally gzipped) holding the text column and an
+integer `label`; SQuAD files use the official nested v1.1 layout.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import os
+import random
+from dataclasses import dataclass
+
+from ..demo import bundled_file
+
+CLASSIFICATION = "classification"
+QUESTION_ANSWERING = "question-answering"
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What the benchmark needs to know about a task.
+
+    Attributes:
+        kind: `CLASSIFICATION` or `QUESTION_ANSWERING`.
+        data_path: the dev file, relative to the data dir (the layout of `shared/data`).
+        max_length: default `--max-length`, also the length the HF padded baseline pads to.
+        metrics: figures the task reports; the first is the one plotted.
+        text_column: the input column of a classification file.
+        num_labels: classes a classifier must have.
+        shuffle: shuffle the rows with `random.Random(seed)` before taking the first `max_examples`
+            (IMDB's files are sorted by label).
+    """
+
+    name: str
+    kind: str
+    data_path: str
+    max_length: int
+    metrics: tuple[str, ...]
+    text_column: str | None = None
+    num_labels: int = 2
+    shuffle: bool = False
+
+
+TASKS = {
+    "sst2": TaskSpec("sst2", CLASSIFICATION, "glue/sst2/dev.csv", 128, ("accuracy",), text_column="sentence"),
+    "imdb": TaskSpec("imdb", CLASSIFICATION, "imdb/test.jsonl.gz", 512, ("accuracy",), text_column="text", shuffle=True),
+    "squad": TaskSpec("squad", QUESTION_ANSWERING, "squad/v1.1/dev-v1.1.json", 384, ("f1", "exact_match")),
+}
+
+
+@dataclass
+class ClassificationData:
+    texts: list[str]
+    labels: list[int]
+    source: str
+    subset: str
+
+
+@dataclass(frozen=True)
+class SquadExample:
+    id: str
+    question: str
+    context: str
+    answers: tuple[str, ...]
+
+
+@dataclass
+class SquadData:
+    examples: list[SquadExample]
+    source: str
+    subset: str
+
+
+def get_task(name: str) -> TaskSpec:
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; expected one of {', '.join(TASKS)}")
+    return TASKS[name]
+
+
+def default_data_dir() -> str | None:
+    """`../shared/data` relative to the working directory, when it exists."""
+    path = os.path.normpath(os.path.join(os.getcwd(), "..", "shared", "data"))
+    return path if os.path.isdir(path) else None
+
+
+def resolve_data_file(task: TaskSpec, data_file: str | None = None, data_dir: str | None = None) -> str:
+    """The dev file to read: `data_file`, else the task's file under `data_dir`, else under `default_data_dir()`,
+    else (SST-2 only) the dev set bundled with the package."""
+    if data_file is not None:
+        if not os.path.isfile(data_file):
+            raise FileNotFoundError(f"data file {data_file} does not exist")
+        return data_file
+    if data_dir is not None:
+        path = os.path.join(data_dir, task.data_path)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"--data-dir {data_dir} has no {task.data_path} for task {task.name}")
+        return path
+    default_dir = default_data_dir()
+    if default_dir is not None and os.path.isfile(os.path.join(default_dir, task.data_path)):
+        return os.path.join(default_dir, task.data_path)
+    if task.name == "sst2":
+        return bundled_file("sst2_dev.csv")
+    raise FileNotFoundError(
+        f"no data for task {task.name}: pass --data-dir (a folder holding {task.data_path}) or --data-file"
+    )
+
+
+def load_task_data(task: TaskSpec, path: str, max_examples: int | None = None, seed: int = 42):
+    """`ClassificationData` or `SquadData` for `task` from `path`, cut to the first `max_examples`."""
+    if max_examples is not None and max_examples < 1:
+        raise ValueError(f"--max-examples must be at least 1, got {max_examples}")
+    if task.kind == CLASSIFICATION:
+        return load_classification(task, path, max_examples, seed)
+    return load_squad(path, max_examples)
+
+
+def _read_records(path: str) -> list[dict]:
+    """Rows of a CSV file with a header, or of a JSON-lines file (`.jsonl`, `.json`, optionally `.gz`)."""
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8", newline="") as f:
+        if path.removesuffix(".gz").endswith(".csv"):
+            return list(csv.DictReader(f))
+        try:
+            return [json.loads(line) for line in f if line.strip()]
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path} is neither CSV (by its name) nor JSON lines: {error}") from error
+
+
+def _subset(rows: list, max_examples: int | None, shuffle: bool, seed: int) -> tuple[list, str]:
+    """The rows to use and a sentence saying which they are."""
+    total = len(rows)
+    if shuffle:
+        rows = list(rows)
+        random.Random(seed).shuffle(rows)
+    order = f"after random.Random({seed}).shuffle" if shuffle else "in file order"
+    if max_examples is None or max_examples >= total:
+        return rows, f"all {total} examples" + (f" ({order})" if shuffle else "")
+    return rows[:max_examples], f"first {max_examples} of {total} examples {order}"
+
+
+def load_classification(task: TaskSpec, path: str, max_examples: int | None, seed: int) -> ClassificationData:
+    records = _read_records(path)
+    if not records:
+        raise ValueError(f"{path} holds no rows")
+    missing = {task.text_column, "label"} - set(records[0])
+    if missing:
+        raise ValueError(
+            f"{path} lacks columns {sorted(missing)} for task {task.name}: it needs {task.text_column},label "
+            f"(found {sorted(records[0])})"
+        )
+    rows, subset = _subset(records, max_examples, task.shuffle, seed)
+    try:
+        labels = [int(row["label"]) for row in rows]
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{path}: every label must be an integer ({error})") from error
+    unexpected = sorted(set(labels) - set(range(task.num_labels)))
+    if unexpected:
+        raise ValueError(f"{path} has labels {unexpected}; task {task.name} has labels 0..{task.num_labels - 1}")
+    return ClassificationData([row[task.text_column] for row in rows], labels, path, subset)
+
+
+def load_squad(path: str, max_examples: int | None) -> SquadData:
+    """Questions of an official SQuAD v1.1 file (`{"data": [{"paragraphs": [{"context", "qas"}]}]}`), in file order."""
+    with open(path, encoding="utf-8") as f:
+        try:
+            examples = [
+                SquadExample(qa["id"], qa["question"], paragraph["context"], tuple(a["text"] for a in qa["answers"]))
+                for article in json.load(f)["data"]
+                for paragraph in article["paragraphs"]
+                for qa in paragraph["qas"]
+            ]
+        except (json.JSONDecodeError, KeyError, TypeError) as error:
+            raise ValueError(f"{path} is not a SQuAD v1.1 file ({{'data': [{{'paragraphs': ...}}]}}): {error!r}") from error
+    if not examples:
+        raise ValueError(f"{path} holds no questions")
+    unanswerable = [example.id for example in examples if not example.answers]
+    if unanswerable:
+        raise ValueError(f"{path} has questions without answers ({unanswerable[:3]}...); SQuAD v1.1 has none (is it v2?)")
+    examples, subset = _subset(examples, max_examples, shuffle=False, seed=0)
+    return SquadData(examples, path, subset)
+
+
+__all__ = [
+    "CLASSIFICATION",
+    "QUESTION_ANSWERING",
+    "TASKS",
+    "ClassificationData",
+    "SquadData",
+    "SquadExample",
+    "TaskSpec",
+    "default_data_dir",
+    "get_task",
+    "load_task_data",
+    "resolve_data_file",
+]

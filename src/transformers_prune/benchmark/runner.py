@@ -1,0 +1,221 @@
+"""Measure every variant of every checkpoint: quality, FLOPs and tokens on one counted pass, then latency.
+
+Each row of the report (one model variant, or one sweep point) gets:
+
+- the task metrics, FLOPs per input and token statistics from one pass over the dev inputs at
+  `eval_batch_size`, run under `FlopCounterMode`;
+- latency p50/p90 and throughput at each batch size, timed separately (`measure_latency`, after warm-up);
+- ratios against the same checkpoint's baselines: `flop_reduction` (dense-packed FLOPs / row FLOPs), and per
+  batch size `speedup_vs_hf_dynamic`, `speedup_vs_dense_packed` (throughput ratios) and
+  `efficiency` = speedup_vs_dense_packed / flop_reduction (1 means every FLOP saved became saved time).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+import torch
+from tqdm.auto import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from .checkpoints import DENSE_PACKED, HF_DYNAMIC, HF_PADDED, Checkpoint, load_checkpoint
+from .data import TaskSpec
+from .flops import flop_counter
+from .inputs import task_inputs
+from .latency import measure_latency
+from .sweep import Sweep, config_value
+
+
+@dataclass(frozen=True)
+class BenchmarkSettings:
+    batch_sizes: tuple[int, ...]
+    eval_batch_size: int
+    warmup_batches: int
+    max_length: int
+    doc_stride: int
+    device: torch.device
+    seed: int
+    threads: int | None = None
+    sweep: Sweep | None = None
+
+    def __post_init__(self):
+        for name in ("eval_batch_size", "max_length", "doc_stride"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not self.batch_sizes or min(self.batch_sizes) < 1:
+            raise ValueError(f"batch sizes must be at least 1, got {list(self.batch_sizes)}")
+        if self.warmup_batches < 0:
+            raise ValueError(f"warmup_batches must be >= 0, got {self.warmup_batches}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be at least 1, got {self.threads}")
+
+    def to_dict(self) -> dict:
+        return {
+            "batch_sizes": list(self.batch_sizes),
+            "eval_batch_size": self.eval_batch_size,
+            "warmup_batches": self.warmup_batches,
+            "max_length": self.max_length,
+            "doc_stride": self.doc_stride,
+            "device": str(self.device),
+            "seed": self.seed,
+            "threads": self.threads,
+            "sweep": None if self.sweep is None else {"key": self.sweep.key, "values": list(self.sweep.values)},
+        }
+
+
+class DeviceBatches:
+    """A checkpoint's inputs on the benchmark device, batched once per batch size.
+
+    Padded to the longest input of each batch (dynamic padding), or to `max_length` for the HF padded baseline.
+    """
+
+    def __init__(self, inputs, device: torch.device, pad_to_max_length: bool = False):
+        self.inputs = inputs
+        self.device = device
+        self.pad_to_max_length = pad_to_max_length
+        self._cache: dict[int, list[dict]] = {}
+
+    def get(self, batch_size: int) -> list[dict]:
+        if batch_size not in self._cache:
+            self._cache[batch_size] = [
+                {name: tensor.to(self.device) for name, tensor in batch.items()}
+                for batch in self.inputs.batches(batch_size, self.pad_to_max_length)
+            ]
+        return self._cache[batch_size]
+
+
+def token_rows_per_layer(outputs, attention_mask: torch.Tensor, num_layers: int) -> torch.Tensor:
+    """`[batch, num_layers]` token rows each layer computes per example.
+
+    Our models report `tokens_per_layer` (live tokens on the packed engine); HF BERT computes every position of
+    the padded batch, padding included.
+    """
+    tokens_per_layer = getattr(outputs, "tokens_per_layer", None)
+    if tokens_per_layer is not None:
+        return tokens_per_layer
+    return attention_mask.new_full((attention_mask.shape[0], num_layers), attention_mask.shape[1])
+
+
+@torch.inference_mode()
+def evaluate(model, batches: list[dict], inputs, desc: str | None = None) -> dict:
+    """One pass over every input under `FlopCounterMode`.
+
+    Returns the task metrics plus `flops_per_example` (per input), `tokens_per_layer`
+    (`{"mean", "per_layer": [num_layers]}`, token rows per input) and `kept_fraction` (kept real tokens / real
+    tokens, over layers; 1 for HF BERT, which keeps every real token).
+    """
+    model.eval()
+    num_layers = model.config.num_hidden_layers
+    predictions, rows_per_layer, kept, real = [], torch.zeros(num_layers, dtype=torch.float64), 0, 0
+    with flop_counter() as counter:
+        for batch in tqdm(batches, desc=desc, leave=False, disable=desc is None):
+            outputs = model(**batch)
+            predictions.extend(inputs.predictions(outputs, batch))
+            rows = token_rows_per_layer(outputs, batch["attention_mask"], num_layers).cpu()  # [B, L]
+            real_lengths = batch["attention_mask"].sum(dim=1).cpu()  # [B]
+            rows_per_layer += rows.sum(dim=0)
+            kept += torch.minimum(rows, real_lengths[:, None]).sum().item()
+            real += real_lengths.sum().item() * num_layers
+    num_inputs = inputs.num_inputs
+    return {
+        **inputs.score(predictions),
+        "flops_per_example": counter.get_total_flops() / num_inputs,
+        "tokens_per_layer": {
+            "mean": rows_per_layer.sum().item() / (num_inputs * num_layers),
+            "per_layer": (rows_per_layer / num_inputs).tolist(),
+        },
+        "kept_fraction": kept / real,
+    }
+
+
+def measure(model, batches: DeviceBatches, settings: BenchmarkSettings, name: str) -> dict:
+    """`evaluate` at the eval batch size, then `measure_latency` at every batch size; one report row."""
+    row = evaluate(model, batches.get(settings.eval_batch_size), batches.inputs, desc=f"{name} eval")
+    row["latency"] = {
+        str(batch_size): measure_latency(model, batches.get(batch_size), warmup=settings.warmup_batches, desc=f"{name} bs={batch_size}")
+        for batch_size in settings.batch_sizes
+    }
+    return row
+
+
+def add_ratios(row: dict, hf_dynamic: dict, dense_packed: dict) -> None:
+    """Write `flop_reduction` and, per batch size, the speed-ups and efficiency of `row` (see module docstring)."""
+    row["flop_reduction"] = dense_packed["flops_per_example"] / row["flops_per_example"]
+    for batch_size, latency in row["latency"].items():
+        latency["speedup_vs_hf_dynamic"] = latency["examples_per_s"] / hf_dynamic["latency"][batch_size]["examples_per_s"]
+        latency["speedup_vs_dense_packed"] = latency["examples_per_s"] / dense_packed["latency"][batch_size]["examples_per_s"]
+        latency["efficiency"] = latency["speedup_vs_dense_packed"] / row["flop_reduction"]
+
+
+def rows_per_checkpoint(checkpoint: Checkpoint, settings: BenchmarkSettings) -> int:
+    """How many rows `benchmark_checkpoint` measures (for the progress bar)."""
+    if not checkpoint.is_token_pruning:
+        return 3
+    return 4 + (len(settings.sweep.values) if settings.sweep else 0)
+
+
+def benchmark_checkpoint(checkpoint: Checkpoint, task: TaskSpec, data, settings: BenchmarkSettings, progress) -> dict:
+    """Every row of one checkpoint: `{"checkpoint": facts, "rows": {variant: row}}` (a sweep sits in its row)."""
+    loaded = load_checkpoint(checkpoint, task, settings.device, settings.seed)
+    inputs = task_inputs(task, data, checkpoint.tokenizer, settings.max_length, settings.doc_stride)
+    dynamic = DeviceBatches(inputs, settings.device)
+
+    def measure_row(model, variant: str, batches: DeviceBatches = dynamic) -> dict:
+        progress.set_postfix_str(f"{checkpoint.label}/{variant}")
+        row = {"checkpoint": checkpoint.label, "variant": variant, "model_class": type(model).__name__}
+        row.update(measure(model, batches, settings, f"{checkpoint.label}/{variant}"))
+        progress.update()
+        return row
+
+    rows = {
+        HF_PADDED: measure_row(loaded.hf, HF_PADDED, DeviceBatches(inputs, settings.device, pad_to_max_length=True)),
+        HF_DYNAMIC: measure_row(loaded.hf, HF_DYNAMIC),
+        DENSE_PACKED: measure_row(loaded.dense_packed, DENSE_PACKED),
+    }
+    if loaded.pruned is not None:
+        rows[checkpoint.model_type] = measure_row(loaded.pruned, checkpoint.model_type)
+        if settings.sweep is not None:
+            points = []
+            for value in settings.sweep.values:
+                with config_value(loaded.pruned, settings.sweep.key, value):
+                    point = measure_row(loaded.pruned, f"{settings.sweep.key}={json.dumps(value)}")
+                points.append({"value": value, **point})
+            rows[checkpoint.model_type]["sweep"] = {"key": settings.sweep.key, "points": points}
+    for row in rows.values():
+        for measured in (row, *row.get("sweep", {}).get("points", ())):
+            add_ratios(measured, rows[HF_DYNAMIC], rows[DENSE_PACKED])
+    facts = {
+        "path": os.path.abspath(checkpoint.path),
+        "model_type": checkpoint.model_type,
+        "num_inputs": inputs.num_inputs,
+        "fresh_head_parameters": loaded.new_head_keys,
+        "ignored_by_hf_baselines": loaded.ignored_by_hf,
+    }
+    return {"checkpoint": facts, "rows": rows}
+
+
+def run_benchmark(task: TaskSpec, data, checkpoints: list[Checkpoint], settings: BenchmarkSettings) -> dict:
+    """`{"checkpoints": {label: facts}, "models": {"<label>/<variant>": row}}` for every checkpoint."""
+    result = {"checkpoints": {}, "models": {}}
+    total = sum(rows_per_checkpoint(checkpoint, settings) for checkpoint in checkpoints)
+    with logging_redirect_tqdm(), tqdm(total=total, desc=f"bench {task.name}", unit="row") as progress:
+        for checkpoint in checkpoints:
+            measured = benchmark_checkpoint(checkpoint, task, data, settings, progress)
+            result["checkpoints"][checkpoint.label] = measured["checkpoint"]
+            for variant, row in measured["rows"].items():
+                result["models"][f"{checkpoint.label}/{variant}"] = row
+    return result
+
+
+__all__ = [
+    "BenchmarkSettings",
+    "DeviceBatches",
+    "add_ratios",
+    "benchmark_checkpoint",
+    "evaluate",
+    "measure",
+    "run_benchmark",
+    "token_rows_per_layer",
+]

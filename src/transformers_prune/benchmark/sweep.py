@@ -1,0 +1,82 @@
+"""`--sweep KEY=V1,V2,...`: re-run one trained checkpoint with an inference-time config field set to each value.
+
+The keys that can be swept are the fields the token-pruning configs add to BERT's (`prune_at_inference`,
+`inference_engine`, and each method's own fields); values are JSON (`true`, `0.5`) or plain strings (`masked`).
+The model reads these fields at every forward; a field read only when modules are built (such as
+`skim_predictor_hidden_size`) is accepted but changes nothing.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from huggingface_hub.errors import StrictDataclassError
+
+from ..models.configuration_token_pruning import TokenPruningConfig
+from .checkpoints import Checkpoint
+
+
+@dataclass(frozen=True)
+class Sweep:
+    key: str
+    values: tuple
+
+
+def _parse_value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_sweep(text: str) -> Sweep:
+    """`"prune_at_inference=true,false"` -> `Sweep("prune_at_inference", (True, False))`."""
+    key, sep, values = text.partition("=")
+    if not sep or not key.strip() or not values.strip():
+        raise ValueError(f"--sweep expects KEY=V1,V2,..., got {text!r}")
+    return Sweep(key.strip(), tuple(_parse_value(value.strip()) for value in values.split(",")))
+
+
+def sweepable_keys(config_class: type) -> tuple[str, ...]:
+    """The config fields declared by the token-pruning config classes (not BERT's architecture fields)."""
+    return tuple(
+        name
+        for cls in reversed(config_class.__mro__)
+        if issubclass(cls, TokenPruningConfig)
+        for name in inspect.get_annotations(cls)
+    )
+
+
+def check_sweep(sweep: Sweep, checkpoints: list[Checkpoint]) -> None:
+    """Raise ValueError unless some checkpoints are token-pruning models and each of their configs accepts every
+    swept value. Plain BERT checkpoints have no such knob; they run once, as baselines."""
+    swept = [checkpoint for checkpoint in checkpoints if checkpoint.is_token_pruning]
+    if not swept:
+        raise ValueError("--sweep needs a token-pruning checkpoint; every checkpoint given is plain BERT")
+    for checkpoint in swept:
+        config = checkpoint.config
+        keys = sweepable_keys(type(config))
+        if sweep.key not in keys:
+            raise ValueError(f"unknown sweep key {sweep.key!r} for {checkpoint.model_type}; sweepable: {', '.join(keys)}")
+        for value in sweep.values:
+            try:
+                type(config).from_dict({**config.to_dict(), sweep.key: value})  # runs the config's own validation
+            except (StrictDataclassError, ValueError, TypeError) as error:
+                raise ValueError(f"--sweep {sweep.key}={value!r} is invalid for {checkpoint.path}: {error}") from error
+
+
+@contextmanager
+def config_value(model, key: str, value):
+    """Set `model.config.<key>` to `value` for the duration of the block (the model reads it at each forward)."""
+    saved = getattr(model.config, key)
+    setattr(model.config, key, value)
+    try:
+        yield
+    finally:
+        setattr(model.config, key, saved)
+
+
+__all__ = ["Sweep", "check_sweep", "config_value", "parse_sweep", "sweepable_keys"]

@@ -1,0 +1,352 @@
+"""`transformers-prune bench`: report fields, FLOP accounting, dropped tokens, sweeps, outputs, bad input, SQuAD.
+
+Everything runs on tiny random checkpoints saved to a temporary folder with a 27-token vocabulary; one benchmark
+run (plain BERT classifier, a bare BERT encoder, a Transkimmer whose predictors skim everything) is shared by
+the report tests.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import logging
+import random
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from transformers import BertConfig, BertForQuestionAnswering, BertForSequenceClassification, BertModel, BertTokenizerFast
+
+from transformers_prune import TranskimmerForQuestionAnswering, TranskimmerForSequenceClassification
+from transformers_prune.bench import main as bench_main
+from transformers_prune.benchmark.checkpoints import inspect_checkpoint, load_checkpoint
+from transformers_prune.benchmark.data import get_task, load_task_data, resolve_data_file
+from transformers_prune.benchmark.flops import flop_counter
+from transformers_prune.benchmark.squad import best_answers, f1_score, normalize_answer, prepare_features, squad_scores
+from transformers_prune.cli import main as cli_main
+from transformers_prune.demo import bundled_file
+
+from conftest import TINY_CONFIG_KWARGS, make_tiny_config, randomise_predictors
+
+WORDS = "good bad movie film great awful the a is was not very fun dull plot acting and what who where it".split()
+BATCH_SIZES = ("1", "2")
+MAX_LENGTH = "32"  # the tiny configs have 64 positions
+FAST = ["--batch-sizes", *BATCH_SIZES, "--warmup-batches", "1", "--max-length", MAX_LENGTH, "--threads", "1"]
+
+
+def write_tokenizer(folder) -> BertTokenizerFast:
+    vocab = folder / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n", encoding="utf-8")
+    return BertTokenizerFast(vocab=str(vocab))
+
+
+def save_checkpoint(model, tokenizer, folder) -> str:
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+def write_sst2_csv(path, rows: int = 12, seed: int = 0) -> str:
+    """Sentences of 1 to 20 words (so batches carry padding), labels 0/1."""
+    generator = random.Random(seed)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["sentence", "label"])
+        for _ in range(rows):
+            writer.writerow([" ".join(generator.choices(WORDS, k=generator.randint(1, 20))), generator.randint(0, 1)])
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """Tiny checkpoints and data: `bert` (classifier), `encoder` (no head), `skimmer` (skims every token)."""
+    folder = tmp_path_factory.mktemp("bench")
+    tokenizer = write_tokenizer(folder)
+    torch.manual_seed(0)
+    skimmer = TranskimmerForSequenceClassification(make_tiny_config())
+    randomise_predictors(skimmer, weight_std=0.0, keep_bias=-10.0, skim_bias=10.0)  # keep [CLS] only
+    return {
+        "folder": folder,
+        "tokenizer": tokenizer,
+        "bert": save_checkpoint(BertForSequenceClassification(BertConfig(**TINY_CONFIG_KWARGS)), tokenizer, folder / "bert"),
+        "encoder": save_checkpoint(BertModel(BertConfig(**TINY_CONFIG_KWARGS)), tokenizer, folder / "encoder"),
+        "skimmer": save_checkpoint(skimmer, tokenizer, folder / "skimmer"),
+        "data": write_sst2_csv(folder / "dev.csv"),
+    }
+
+
+@pytest.fixture(scope="module")
+def report(workspace):
+    """One benchmark of the three checkpoints, FLOPs counted at batch size 1, with a sweep of the skimmer."""
+    output_dir = workspace["folder"] / "out"
+    bench_main([
+        workspace["bert"], workspace["encoder"], workspace["skimmer"], "--task", "sst2", "--data-file", workspace["data"],
+        "--eval-batch-size", "1", "--sweep", "prune_at_inference=true,false", "--output-dir", str(output_dir), *FAST,
+    ])
+    with open(output_dir / "bench.json", encoding="utf-8") as f:
+        return json.load(f)
+
+
+# --------------------------------------------------------------------------------------------------------- report
+
+
+def test_report_has_every_field(report):
+    assert report["task"] == "sst2" and report["metrics"] == ["accuracy"]
+    assert report["data"]["subset"] == "all 12 examples"
+    for key in ("torch", "transformers", "python", "cpu", "threads", "device", "cuda_device"):
+        assert key in report["environment"]
+    assert report["environment"]["threads"] == 1 and report["environment"]["device"] == "cpu"
+    expected_rows = {
+        f"{checkpoint}/{variant}"
+        for checkpoint in ("bert", "encoder", "skimmer")
+        for variant in ("hf_padded", "hf_dynamic", "dense_packed")
+    } | {"skimmer/transkimmer-bert"}
+    assert set(report["models"]) == expected_rows
+    for row in report["models"].values():
+        for key in ("accuracy", "flops_per_example", "flop_reduction", "kept_fraction"):
+            assert isinstance(row[key], float), key
+        assert len(row["tokens_per_layer"]["per_layer"]) == TINY_CONFIG_KWARGS["num_hidden_layers"]
+        assert row["tokens_per_layer"]["mean"] > 0
+        assert set(row["latency"]) == set(BATCH_SIZES)
+        for latency in row["latency"].values():
+            for key in ("p50_ms", "p90_ms", "examples_per_s", "speedup_vs_hf_dynamic", "speedup_vs_dense_packed", "efficiency"):
+                assert latency[key] > 0, key
+            assert latency["examples"] == 12
+
+
+def test_baselines_are_their_own_references(report):
+    for checkpoint in ("bert", "encoder", "skimmer"):
+        dense = report["models"][f"{checkpoint}/dense_packed"]
+        assert dense["flop_reduction"] == 1.0 and dense["kept_fraction"] == 1.0
+        for latency in dense["latency"].values():
+            assert latency["speedup_vs_dense_packed"] == 1.0 and latency["efficiency"] == 1.0
+        for latency in report["models"][f"{checkpoint}/hf_dynamic"]["latency"].values():
+            assert latency["speedup_vs_hf_dynamic"] == 1.0
+
+
+def test_variants_of_a_checkpoint_compute_the_same_function(report):
+    # Same weights in every variant; for the bare encoder, one fresh head shared by all of them.
+    assert report["checkpoints"]["encoder"]["fresh_head_parameters"] == ["classifier.bias", "classifier.weight"]
+    assert report["checkpoints"]["bert"]["fresh_head_parameters"] == []
+    assert report["checkpoints"]["skimmer"]["ignored_by_hf_baselines"] == ["bert.encoder.skim_predictors.*"]
+    for checkpoint in ("bert", "encoder"):
+        accuracies = {report["models"][f"{checkpoint}/{v}"]["accuracy"] for v in ("hf_padded", "hf_dynamic", "dense_packed")}
+        assert len(accuracies) == 1
+
+
+def test_pruning_checkpoint_loads_into_hf_bert_with_one_clean_warning(workspace, caplog, capfd):
+    task = get_task("sst2")
+    checkpoint = inspect_checkpoint(workspace["skimmer"], task, int(MAX_LENGTH))
+    capfd.readouterr()
+    with caplog.at_level(logging.WARNING):
+        loaded = load_checkpoint(checkpoint, task, torch.device("cpu"), seed=0)
+    num_predictor_tensors = 8 * TINY_CONFIG_KWARGS["num_hidden_layers"]
+    assert [record.getMessage() for record in caplog.records] == [
+        f"skimmer: the HF baselines (BertForSequenceClassification) ignore {num_predictor_tensors} checkpoint tensors "
+        "they have no place for: bert.encoder.skim_predictors.*"
+    ]
+    stderr = capfd.readouterr().err
+    assert "LOAD REPORT" not in stderr and "Loading weights" not in stderr  # HF's own report and bar are silenced
+    batch = dict(workspace["tokenizer"](["the movie was good", "dull"], padding=True, return_tensors="pt"))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.hf(**batch).logits, loaded.dense_packed(**batch).logits, rtol=0, atol=1e-4)
+
+
+# ---------------------------------------------------------------------------------------------------------- FLOPs
+
+
+def test_dense_packed_flops_equal_hf_on_real_tokens(report):
+    for checkpoint in ("bert", "encoder", "skimmer"):
+        rows = {v: report["models"][f"{checkpoint}/{v}"] for v in ("hf_padded", "hf_dynamic", "dense_packed")}
+        # At batch size 1 dynamic padding adds no padding: HF computes exactly the real tokens, as dense-packed does.
+        assert rows["hf_dynamic"]["flops_per_example"] == rows["dense_packed"]["flops_per_example"]
+        assert rows["hf_padded"]["flops_per_example"] > rows["dense_packed"]["flops_per_example"]
+        assert rows["hf_padded"]["flop_reduction"] < 1.0
+        assert rows["hf_padded"]["tokens_per_layer"]["mean"] == int(MAX_LENGTH)
+
+
+def test_flops_shrink_when_tokens_are_dropped(report):
+    skimmer, dense = report["models"]["skimmer/transkimmer-bert"], report["models"]["skimmer/dense_packed"]
+    assert skimmer["tokens_per_layer"]["per_layer"] == [1.0] * TINY_CONFIG_KWARGS["num_hidden_layers"]  # [CLS] only
+    assert skimmer["kept_fraction"] < 1.0
+    assert skimmer["flops_per_example"] < dense["flops_per_example"]
+    assert skimmer["flop_reduction"] > 1.0
+
+
+def test_flop_counter_counts_cpu_attention():
+    query = torch.randn(2, 4, 10, 8)
+    with torch.inference_mode(), flop_counter() as counter:
+        F.scaled_dot_product_attention(query, query, query)
+    assert counter.get_total_flops() == 2 * (2 * 2 * 4 * 10 * 10 * 8)  # Q K^T and P V, 2 FLOPs per multiply-add
+
+
+# ---------------------------------------------------------------------------------------------------------- sweep
+
+
+def test_sweep_reruns_the_checkpoint_at_each_value(report):
+    sweep = report["models"]["skimmer/transkimmer-bert"]["sweep"]
+    assert sweep["key"] == "prune_at_inference"
+    pruned, dense = sweep["points"]
+    assert (pruned["value"], dense["value"]) == (True, False)
+    assert pruned["flops_per_example"] == report["models"]["skimmer/transkimmer-bert"]["flops_per_example"]
+    assert dense["flops_per_example"] == report["models"]["skimmer/dense_packed"]["flops_per_example"]
+    assert dense["kept_fraction"] == 1.0
+    assert set(pruned["latency"]) == set(BATCH_SIZES) and "efficiency" in pruned["latency"]["1"]
+
+
+# -------------------------------------------------------------------------------------------------------- outputs
+
+
+def test_plots_and_markdown_are_written(report):
+    for kind in ("accuracy_vs_speedup", "tokens_per_layer"):
+        with open(report["outputs"][kind], "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    with open(report["outputs"]["markdown"], encoding="utf-8") as f:
+        markdown = f.read()
+    for name in report["models"]:
+        assert f"| {name} |" in markdown
+    assert "prune_at_inference=false" in markdown
+
+
+# ------------------------------------------------------------------------------------------------------ bad input
+
+
+@pytest.fixture
+def qa_checkpoint(workspace, tmp_path):
+    return save_checkpoint(BertForQuestionAnswering(BertConfig(**TINY_CONFIG_KWARGS)), workspace["tokenizer"], tmp_path / "qa")
+
+
+@pytest.fixture
+def three_label_checkpoint(workspace, tmp_path):
+    model = BertForSequenceClassification(BertConfig(**TINY_CONFIG_KWARGS, num_labels=3))
+    return save_checkpoint(model, workspace["tokenizer"], tmp_path / "three_labels")
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("missing_checkpoint", "does not exist or is not a checkpoint folder"),
+        ("unknown_task", "unknown task 'mnli'"),
+        ("unknown_sweep_key", "unknown sweep key 'hidden_size'"),
+        ("bad_sweep_value", "inference_engine='fast' is invalid"),
+        ("sweep_without_pruning_model", "--sweep needs a token-pruning checkpoint"),
+        ("missing_data_file", "data file .*nowhere.csv does not exist"),
+        ("qa_checkpoint_on_sst2", "is a question-answering checkpoint"),
+        ("three_labels_on_sst2", "classifies into 3 labels; task sst2 has 2"),
+        ("max_length_beyond_positions", "exceeds .* max_position_embeddings"),
+    ],
+)
+def test_bad_input_fails_before_any_work(case, message, workspace, qa_checkpoint, three_label_checkpoint, tmp_path):
+    output_dir = tmp_path / "out"
+    checkpoints, options = [workspace["skimmer"]], ["--data-file", workspace["data"], "--max-length", MAX_LENGTH]
+    if case == "missing_checkpoint":
+        checkpoints = [str(tmp_path / "no_such_model")]
+    elif case == "unknown_task":
+        options += ["--task", "mnli"]
+    elif case == "unknown_sweep_key":
+        options += ["--sweep", "hidden_size=16,32"]
+    elif case == "bad_sweep_value":
+        options += ["--sweep", "inference_engine=packed,fast"]
+    elif case == "sweep_without_pruning_model":
+        checkpoints, options = [workspace["bert"]], options + ["--sweep", "prune_at_inference=true,false"]
+    elif case == "missing_data_file":
+        options += ["--data-file", str(tmp_path / "nowhere.csv")]
+    elif case == "qa_checkpoint_on_sst2":
+        checkpoints = [qa_checkpoint]
+    elif case == "three_labels_on_sst2":
+        checkpoints = [three_label_checkpoint]
+    elif case == "max_length_beyond_positions":
+        options += ["--max-length", "512"]  # the last value wins
+    with pytest.raises(SystemExit, match=f"transformers-prune bench: .*{message}"):
+        cli_main(["bench", *checkpoints, *options, "--output-dir", str(output_dir)])
+    assert not output_dir.exists()
+
+
+# ------------------------------------------------------------------------------------------------------------ data
+
+
+def test_sst2_falls_back_to_the_bundled_dev_set(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no ../shared/data here
+    assert resolve_data_file(get_task("sst2")) == bundled_file("sst2_dev.csv")
+    with pytest.raises(FileNotFoundError, match="no data for task imdb"):
+        resolve_data_file(get_task("imdb"))
+
+
+def test_imdb_subset_is_the_first_n_after_a_seeded_shuffle(tmp_path):
+    rows = [{"text": f"review {i}", "label": i % 2} for i in range(10)]
+    path = tmp_path / "test.jsonl.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        f.writelines(json.dumps(row) + "\n" for row in rows)
+    data = load_task_data(get_task("imdb"), str(path), max_examples=4, seed=7)
+    shuffled = list(rows)
+    random.Random(7).shuffle(shuffled)
+    assert data.texts == [row["text"] for row in shuffled[:4]]
+    assert data.subset == "first 4 of 10 examples after random.Random(7).shuffle"
+
+
+# ----------------------------------------------------------------------------------------------------------- SQuAD
+
+CONTEXT = "the movie was good and the plot was very dull . " * 3
+
+
+def write_squad_json(path) -> str:
+    questions = [("q1", "what was good", "movie"), ("q2", "what was the plot", "very dull")]
+    qas = [
+        {"id": id_, "question": question, "answers": [{"answer_start": CONTEXT.index(answer), "text": answer}]}
+        for id_, question, answer in questions
+    ]
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump({"version": "1.1", "data": [{"title": "t", "paragraphs": [{"context": CONTEXT, "qas": qas}]}]}, f)
+    return str(path)
+
+
+def test_squad_normalisation_and_scores(tmp_path):
+    assert normalize_answer("The  Denver Broncos!") == "denver broncos"
+    assert normalize_answer("an apple, a pear") == "apple pear"
+    assert f1_score("the very dull plot", "very dull") == pytest.approx(2 * (2 / 3) * 1 / (2 / 3 + 1))
+    assert f1_score("good", "dull") == 0.0
+    examples = load_task_data(get_task("squad"), write_squad_json(tmp_path / "dev.json")).examples
+    scores = squad_scores({"q1": "The movie.", "q2": "dull"}, examples)
+    assert scores["exact_match"] == 50.0
+    assert scores["f1"] == pytest.approx(100 * (1 + 2 / 3) / 2)
+
+
+def test_best_answers_read_the_span_from_offsets(workspace, tmp_path):
+    examples = load_task_data(get_task("squad"), write_squad_json(tmp_path / "dev.json")).examples
+    features = prepare_features(workspace["tokenizer"], examples, max_length=24, stride=8)
+    assert len(features) > len(examples)  # the context is cut into overlapping windows
+    logits = []
+    for feature, offsets in enumerate(features.context_offsets):
+        answer = examples[features.example_index[feature]]
+        start_char = CONTEXT.index(answer.answers[0])
+        end_char = start_char + len(answer.answers[0])
+        start, end = np.full(len(offsets), -5.0), np.full(len(offsets), -5.0)
+        for token, span in enumerate(offsets):
+            if span is not None and span[0] == start_char:
+                start[token] = 5.0
+            if span is not None and span[1] == end_char:
+                end[token] = 5.0
+        logits.append((start, end))
+    assert best_answers(logits, features, examples) == {"q1": "movie", "q2": "very dull"}
+
+
+def test_squad_benchmark_runs_end_to_end(workspace, tmp_path):
+    tokenizer = workspace["tokenizer"]
+    bert = save_checkpoint(BertForQuestionAnswering(BertConfig(**TINY_CONFIG_KWARGS)), tokenizer, tmp_path / "bert_qa")
+    skimmer = TranskimmerForQuestionAnswering(make_tiny_config())
+    randomise_predictors(skimmer, weight_std=0.0, keep_bias=-10.0, skim_bias=10.0)
+    skimmer = save_checkpoint(skimmer, tokenizer, tmp_path / "skimmer_qa")
+    cli_main([
+        "bench", bert, skimmer, "--task", "squad", "--data-file", write_squad_json(tmp_path / "dev.json"),
+        "--doc-stride", "8", "--output-dir", str(tmp_path / "out"), *FAST,
+    ])
+    with open(tmp_path / "out" / "bench.json", encoding="utf-8") as f:
+        report = json.load(f)
+    assert report["metrics"] == ["f1", "exact_match"]
+    for row in report["models"].values():
+        assert 0.0 <= row["f1"] <= 100.0 and 0.0 <= row["exact_match"] <= 100.0
+    assert report["checkpoints"]["bert_qa"]["num_inputs"] > 2  # windows, not questions
+    skim = report["models"]["skimmer_qa/transkimmer-bert"]
+    assert skim["flops_per_example"] < report["models"]["skimmer_qa/dense_packed"]["flops_per_example"]
