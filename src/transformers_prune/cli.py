@@ -8,7 +8,8 @@ import runpy
 import sys
 
 
-def _parse_value(text: str):
+def parse_json_or_text(text: str):
+    """A command-line value as JSON (numbers, true/false, null, lists), else the plain string."""
     try:
         return json.loads(text)
     except json.JSONDecodeError:
@@ -23,7 +24,7 @@ def _convert(args: argparse.Namespace) -> None:
         key, sep, value = item.partition("=")
         if not sep:
             raise SystemExit(f"--set expects KEY=VALUE, got {item!r}")
-        overrides[key] = _parse_value(value)
+        overrides[key] = parse_json_or_text(value)
     print(convert_bert_checkpoint(args.source, args.model_type, args.output_dir, **overrides))
 
 

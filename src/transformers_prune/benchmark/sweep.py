@@ -9,12 +9,12 @@ The model reads these fields at every forward; a field read only when modules ar
 from __future__ import annotations
 
 import inspect
-import json
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 from huggingface_hub.errors import StrictDataclassError
 
+from ..cli import parse_json_or_text
 from ..models.configuration_token_pruning import TokenPruningConfig
 from .checkpoints import Checkpoint
 
@@ -25,19 +25,12 @@ class Sweep:
     values: tuple
 
 
-def _parse_value(text: str):
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
 def parse_sweep(text: str) -> Sweep:
     """`"prune_at_inference=true,false"` -> `Sweep("prune_at_inference", (True, False))`."""
     key, sep, values = text.partition("=")
     if not sep or not key.strip() or not values.strip():
         raise ValueError(f"--sweep expects KEY=V1,V2,..., got {text!r}")
-    return Sweep(key.strip(), tuple(_parse_value(value.strip()) for value in values.split(",")))
+    return Sweep(key.strip(), tuple(parse_json_or_text(value.strip()) for value in values.split(",")))
 
 
 def sweepable_keys(config_class: type) -> tuple[str, ...]:
