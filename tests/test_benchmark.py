@@ -26,7 +26,7 @@ from transformers_prune.benchmark.data import get_task, load_task_data, resolve_
 from transformers_prune.benchmark.flops import flop_counter
 from transformers_prune.benchmark.squad import best_answers, f1_score, normalize_answer, prepare_features, squad_scores
 from transformers_prune.cli import main as cli_main
-from transformers_prune.demo import bundled_file
+from transformers_prune.resources import bundled_file
 
 from conftest import TINY_CONFIG_KWARGS, make_tiny_config, randomise_predictors
 

