@@ -5,12 +5,14 @@ Follows the idea of Hugging Face's model testers (a tiny config, one check per h
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import os
+import random
 
 import pytest
 import torch
-from transformers import BertConfig, BertModel
+from transformers import BertConfig, BertModel, BertTokenizerFast
 
 import transformers_prune  # noqa: F401  (registers the Auto classes and the Trainer callback)
 from transformers_prune import TranskimmerConfig
@@ -91,14 +93,28 @@ def bert_config_from(config) -> BertConfig:
     return BertConfig(**{key: getattr(config, key) for key in BERT_CONFIG_KEYS})
 
 
-def bert_twin(transkimmer_model) -> BertModel:
-    """A stock `BertModel` carrying the transkimmer base model's BERT weights (every BERT key must be present)."""
-    base = transkimmer_model.base_model
+def bert_twin(model, method_keys: str = ".skim_predictors.") -> BertModel:
+    """A stock `BertModel` carrying a token-pruning base model's BERT weights: every BERT key must be present,
+    and the only other keys are the method's (those containing `method_keys`)."""
+    base = model.base_model
     bert = BertModel(bert_config_from(base.config), add_pooling_layer=base.pooler is not None).eval()
     result = bert.load_state_dict(base.state_dict(), strict=False)
-    assert result.missing_keys == [], f"BERT keys missing from the transkimmer state_dict: {result.missing_keys}"
-    assert all(".skim_predictors." in key for key in result.unexpected_keys), result.unexpected_keys
+    assert result.missing_keys == [], f"BERT keys missing from the state_dict: {result.missing_keys}"
+    assert all(method_keys in key for key in result.unexpected_keys), result.unexpected_keys
     return bert
+
+
+class DictDataset(torch.utils.data.Dataset):
+    """Tensors as a `Trainer` dataset of dicts."""
+
+    def __init__(self, input_ids, attention_mask, labels):
+        self.input_ids, self.attention_mask, self.labels = input_ids, attention_mask, labels
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        return {"input_ids": self.input_ids[i], "attention_mask": self.attention_mask[i], "labels": self.labels[i]}
 
 
 def skim_predictors(model):
@@ -129,3 +145,31 @@ def minilm_path() -> str:
     if not os.path.isfile(os.path.join(path, "config.json")):
         pytest.skip(f"no checkpoint at {path}")
     return path
+
+
+# A 27-token vocabulary for tiny checkpoints that need a real tokenizer (benchmark, fine-tuning).
+WORDS = "good bad movie film great awful the a is was not very fun dull plot acting and what who where it".split()
+
+
+def write_tokenizer(folder) -> BertTokenizerFast:
+    """A WordPiece tokenizer over `WORDS` plus BERT's special tokens, its vocab.txt written to `folder`."""
+    vocab = folder / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n", encoding="utf-8")
+    return BertTokenizerFast(vocab=str(vocab))
+
+
+def save_checkpoint(model, tokenizer, folder) -> str:
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+def write_sst2_csv(path, rows: int = 12, seed: int = 0) -> str:
+    """Sentences of 1 to 20 words (so batches carry padding), labels 0/1."""
+    generator = random.Random(seed)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["sentence", "label"])
+        for _ in range(rows):
+            writer.writerow([" ".join(generator.choices(WORDS, k=generator.randint(1, 20))), generator.randint(0, 1)])
+    return str(path)

@@ -7,7 +7,6 @@ the report tests.
 
 from __future__ import annotations
 
-import csv
 import gzip
 import json
 import logging
@@ -17,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from transformers import BertConfig, BertForQuestionAnswering, BertForSequenceClassification, BertModel, BertTokenizerFast
+from transformers import BertConfig, BertForQuestionAnswering, BertForSequenceClassification, BertModel
 
 from transformers_prune import TranskimmerForQuestionAnswering, TranskimmerForSequenceClassification
 from transformers_prune.bench import main as bench_main
@@ -28,35 +27,19 @@ from transformers_prune.benchmark.squad import best_answers, f1_score, normalize
 from transformers_prune.cli import main as cli_main
 from transformers_prune.resources import bundled_file
 
-from conftest import TINY_CONFIG_KWARGS, make_tiny_config, randomise_predictors
+from conftest import (
+    TINY_CONFIG_KWARGS,
+    WORDS,
+    make_tiny_config,
+    randomise_predictors,
+    save_checkpoint,
+    write_sst2_csv,
+    write_tokenizer,
+)
 
-WORDS = "good bad movie film great awful the a is was not very fun dull plot acting and what who where it".split()
 BATCH_SIZES = ("1", "2")
 MAX_LENGTH = "32"  # the tiny configs have 64 positions
 FAST = ["--batch-sizes", *BATCH_SIZES, "--warmup-batches", "1", "--max-length", MAX_LENGTH, "--threads", "1"]
-
-
-def write_tokenizer(folder) -> BertTokenizerFast:
-    vocab = folder / "vocab.txt"
-    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n", encoding="utf-8")
-    return BertTokenizerFast(vocab=str(vocab))
-
-
-def save_checkpoint(model, tokenizer, folder) -> str:
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return str(folder)
-
-
-def write_sst2_csv(path, rows: int = 12, seed: int = 0) -> str:
-    """Sentences of 1 to 20 words (so batches carry padding), labels 0/1."""
-    generator = random.Random(seed)
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["sentence", "label"])
-        for _ in range(rows):
-            writer.writerow([" ".join(generator.choices(WORDS, k=generator.randint(1, 20))), generator.randint(0, 1)])
-    return str(path)
 
 
 @pytest.fixture(scope="module")

@@ -32,6 +32,7 @@ from transformers_prune import (
 
 from conftest import (
     TINY_CONFIG_KWARGS,
+    DictDataset,
     bert_twin,
     make_batch,
     make_tiny_config,
@@ -564,17 +565,6 @@ def test_attention_mask_defaults_to_all_ones(eval_model):
 
 
 # ----------------------------------------------------------------------------------------------- Trainer contract
-
-
-class DictDataset(torch.utils.data.Dataset):
-    def __init__(self, input_ids, attention_mask, labels):
-        self.input_ids, self.attention_mask, self.labels = input_ids, attention_mask, labels
-
-    def __len__(self):
-        return len(self.labels)
-
-    def __getitem__(self, i):
-        return {"input_ids": self.input_ids[i], "attention_mask": self.attention_mask[i], "labels": self.labels[i]}
 
 
 def test_trainer_contract_attributes():

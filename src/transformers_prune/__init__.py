@@ -12,7 +12,14 @@ from transformers import (
     AutoModelForTokenClassification,
 )
 
+from .models.configuration_ltp import LTPConfig
 from .models.configuration_transkimmer import TranskimmerConfig
+from .models.modeling_ltp import (
+    LTPForQuestionAnswering,
+    LTPForSequenceClassification,
+    LTPForTokenClassification,
+    LTPModel,
+)
 from .models.modeling_transkimmer import (
     TranskimmerForQuestionAnswering,
     TranskimmerForSequenceClassification,
@@ -35,6 +42,15 @@ MODEL_TYPES = {
             AutoModelForTokenClassification: TranskimmerForTokenClassification,
         },
     ),
+    LTPConfig.model_type: (
+        LTPConfig,
+        {
+            AutoModel: LTPModel,
+            AutoModelForSequenceClassification: LTPForSequenceClassification,
+            AutoModelForQuestionAnswering: LTPForQuestionAnswering,
+            AutoModelForTokenClassification: LTPForTokenClassification,
+        },
+    ),
 }
 
 
@@ -51,6 +67,11 @@ install_keep_ratio_callback()
 __all__ = [
     "MODEL_TYPES",
     "KeepRatioCallback",
+    "LTPConfig",
+    "LTPForQuestionAnswering",
+    "LTPForSequenceClassification",
+    "LTPForTokenClassification",
+    "LTPModel",
     "PackedBatch",
     "TranskimmerConfig",
     "TranskimmerForQuestionAnswering",

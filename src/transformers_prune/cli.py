@@ -1,4 +1,4 @@
-"""`transformers-prune`: convert checkpoints, run stock HF scripts with our models, run the demo, benchmark."""
+"""`transformers-prune`: convert checkpoints, fine-tune, run stock HF scripts with our models, run the demo, benchmark."""
 
 from __future__ import annotations
 
@@ -43,6 +43,12 @@ def _demo(args: argparse.Namespace) -> None:
     run(args)
 
 
+def _finetune(args: argparse.Namespace) -> None:
+    from .finetune import run
+
+    run(args)
+
+
 def _bench(args: argparse.Namespace) -> None:
     from .bench import run
 
@@ -53,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .bench import __doc__ as bench_description
     from .bench import add_arguments as add_bench_arguments
     from .demo import add_arguments
+    from .finetune import __doc__ as finetune_description
+    from .finetune import add_arguments as add_finetune_arguments
 
     parser = argparse.ArgumentParser(prog="transformers-prune", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -72,6 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="fine-tune MiniLM dense and Transkimmer on SST-2, then time inference")
     add_arguments(demo)
     demo.set_defaults(handler=_demo)
+
+    finetune = commands.add_parser(
+        "finetune", help="train a checkpoint on a text classification file with the stock Trainer",
+        description=finetune_description, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_finetune_arguments(finetune)
+    finetune.set_defaults(handler=_finetune)
 
     bench = commands.add_parser(
         "bench", help="quality, FLOPs, tokens and latency of checkpoints against their baselines",

@@ -16,72 +16,29 @@ import json
 import os
 
 import torch
-from datasets import load_dataset
-from transformers import (
-    AutoModelForSequenceClassification,
-    AutoTokenizer,
-    DataCollatorWithPadding,
-    Trainer,
-    TrainingArguments,
-)
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from .benchmark.data import ClassificationData
 from .benchmark.inputs import ClassificationInputs
 from .benchmark.latency import environment, measure_latency
 from .benchmark.runner import DeviceBatches, evaluate
 from .convert import convert_bert_checkpoint
+from .finetune import TrainingSettings, read_text_classification, tokenize_for_training, train
 from .models.configuration_transkimmer import TranskimmerConfig
 from .models.modeling_transkimmer import TranskimmerForSequenceClassification
 from .resources import bundled_file, default_model_dir
 
 
-def finetune(model, tokenizer, train_dataset, output_dir: str, args: argparse.Namespace) -> None:
-    training_args = TrainingArguments(
-        output_dir=output_dir,
-        per_device_train_batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        num_train_epochs=args.epochs,
-        weight_decay=0.0,
-        logging_steps=args.logging_steps,
-        save_strategy="no",
-        report_to="none",
-        seed=args.seed,
-        use_cpu=not torch.cuda.is_available(),
-    )
-    trainer = Trainer(
-        model=model,
-        args=training_args,
-        train_dataset=train_dataset,
-        data_collator=DataCollatorWithPadding(tokenizer),
-        processing_class=tokenizer,
-    )
-    trainer.train()
-    trainer.save_model(output_dir)
-    with open(os.path.join(output_dir, "log_history.json"), "w", encoding="utf-8") as f:
-        json.dump(trainer.state.log_history, f, indent=1)
-
-
 def run(args: argparse.Namespace) -> dict:
     model_dir = args.model or default_model_dir()
-    for path in (args.train_file, args.validation_file):
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"data file {path} does not exist")
+    train_data = read_text_classification(args.train_file, "sentence", "label", args.max_train_samples)
+    validation = read_text_classification(args.validation_file, "sentence", "label", args.max_eval_samples)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    data = load_dataset("csv", data_files={"train": args.train_file, "validation": args.validation_file})
-    for split in ("train", "validation"):
-        missing = {"sentence", "label"} - set(data[split].column_names)
-        if missing:
-            raise ValueError(f"{split} file lacks columns {sorted(missing)}; SST-2 CSVs have sentence,label")
-    if args.max_train_samples:
-        data["train"] = data["train"].select(range(min(args.max_train_samples, len(data["train"]))))
-    train = data["train"].map(lambda rows: tokenizer(rows["sentence"], truncation=True, max_length=128), batched=True)
-    train = train.remove_columns(["sentence"]).rename_column("label", "labels")
-    if args.max_eval_samples:
-        data["validation"] = data["validation"].select(range(min(args.max_eval_samples, len(data["validation"]))))
-    validation = data["validation"]
+    train_dataset = tokenize_for_training(train_data, tokenizer, "sentence", "label", max_length=128)
     dev = ClassificationData(
         list(validation["sentence"]), list(validation["label"]), args.validation_file, f"{len(validation)} rows"
     )
+    settings = TrainingSettings(args.epochs, args.batch_size, args.learning_rate, 0.0, args.logging_steps, args.seed)
 
     dense_dir = os.path.join(args.output_dir, "dense")
     skim_dir = os.path.join(args.output_dir, "transkimmer")
@@ -91,13 +48,13 @@ def run(args: argparse.Namespace) -> dict:
                 raise FileNotFoundError(f"--skip-training needs a trained model in {path}; run once without it")
     else:
         torch.manual_seed(args.seed)
-        finetune(AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=2), tokenizer, train, dense_dir, args)
+        train(AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=2), tokenizer, train_dataset, dense_dir, settings)
         converted = convert_bert_checkpoint(
             model_dir, "transkimmer-bert", os.path.join(args.output_dir, "transkimmer-init"),
             skim_coefficient=args.skim_coefficient,
         )
         torch.manual_seed(args.seed)
-        finetune(AutoModelForSequenceClassification.from_pretrained(converted, num_labels=2), tokenizer, train, skim_dir, args)
+        train(AutoModelForSequenceClassification.from_pretrained(converted, num_labels=2), tokenizer, train_dataset, skim_dir, settings)
 
     models = {
         "hf_dense_dynamic_padding": AutoModelForSequenceClassification.from_pretrained(dense_dir, attn_implementation="sdpa"),
@@ -107,7 +64,7 @@ def run(args: argparse.Namespace) -> dict:
         "transkimmer_packed": AutoModelForSequenceClassification.from_pretrained(skim_dir),
     }
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    report = {"environment": environment(device), "train_examples": len(train), "dev_examples": len(dev.labels), "models": {}}
+    report = {"environment": environment(device), "train_examples": len(train_dataset), "dev_examples": len(dev.labels), "models": {}}
     dev_batches = DeviceBatches(ClassificationInputs(tokenizer, dev, max_length=128), device)
     for name, model in models.items():
         model.to(device)

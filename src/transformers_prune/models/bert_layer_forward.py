@@ -10,24 +10,38 @@ import torch
 import torch.nn.functional as F
 from transformers.models.bert.modeling_bert import BertLayer
 
-from .token_engine import PackedBatch, packed_attention
+from .token_engine import PackedBatch, packed_attention, packed_attention_with_received
 
 
-def _feed_forward(layer: BertLayer, context: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+def feed_forward(layer: BertLayer, context: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+    """The rest of the layer after attention: output projection + residual + LayerNorm, then the FFN."""
     attention_output = layer.attention.output(context, hidden)
     return layer.output(layer.intermediate(attention_output), attention_output)
 
 
-def packed_layer_forward(layer: BertLayer, batch: PackedBatch, attention_backend: str) -> torch.Tensor:
-    """One BERT layer on the live tokens of `batch`: `[N, H]` -> `[N, H]`. Only attention sees examples."""
-    hidden = batch.hidden
+def _packed_qkv(layer: BertLayer, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     self_attention = layer.attention.self
     head_shape = (hidden.shape[0], self_attention.num_attention_heads, self_attention.attention_head_size)
-    query = self_attention.query(hidden).view(head_shape)  # (N, nh, d)
-    key = self_attention.key(hidden).view(head_shape)
-    value = self_attention.value(hidden).view(head_shape)
-    context = packed_attention(query, key, value, batch, self_attention.scaling, attention_backend)
-    return _feed_forward(layer, context.reshape(hidden.shape[0], -1), hidden)
+    return tuple(projection(hidden).view(head_shape) for projection in (self_attention.query, self_attention.key, self_attention.value))
+
+
+def packed_layer_forward(layer: BertLayer, batch: PackedBatch, attention_backend: str) -> torch.Tensor:
+    """One BERT layer on the live tokens of `batch`: `[N, H]` -> `[N, H]`. Only attention sees examples."""
+    query, key, value = _packed_qkv(layer, batch.hidden)  # (N, nh, d)
+    context = packed_attention(query, key, value, batch, layer.attention.self.scaling, attention_backend)
+    return feed_forward(layer, context.flatten(1), batch.hidden)
+
+
+def packed_attention_and_received(
+    layer: BertLayer, batch: PackedBatch, attention_backend: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A layer's attention context `[N, H]` and the attention each token receives `[N]` (summed over heads and
+    live queries), for selectors that decide inside the layer, before its `feed_forward`."""
+    query, key, value = _packed_qkv(layer, batch.hidden)
+    context, received = packed_attention_with_received(
+        query, key, value, batch, layer.attention.self.scaling, attention_backend
+    )
+    return context.flatten(1), received
 
 
 def masked_layer_forward(
@@ -65,7 +79,7 @@ def masked_layer_forward(
         probs = probs / probs.sum(dim=-1, keepdim=True).clamp_min(torch.finfo(probs.dtype).tiny)
     dropped = F.dropout(probs, p=self_attention.dropout.p, training=self_attention.training)
     context = torch.matmul(dropped, value).transpose(1, 2).reshape(batch_size, seq_len, -1)
-    return _feed_forward(layer, context, hidden), probs
+    return feed_forward(layer, context, hidden), probs
 
 
-__all__ = ["masked_layer_forward", "packed_layer_forward"]
+__all__ = ["feed_forward", "masked_layer_forward", "packed_attention_and_received", "packed_layer_forward"]

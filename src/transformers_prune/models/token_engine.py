@@ -193,19 +193,53 @@ def _attention_per_example(query, key, value, batch: PackedBatch, scale: float) 
     return out
 
 
-def _attention_padded(query, key, value, batch: PackedBatch, scale: float) -> torch.Tensor:
-    batch_size, max_len = batch.batch_size, batch.max_seqlen
+def _padded_layout(batch: PackedBatch) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each live token's row in a re-padded `[B * S_max]` block, and the block's `[B, S_max]` live mask."""
     example = batch.example_ids()
-    slot = torch.arange(batch.num_tokens, device=query.device) - batch.cu_seqlens.long()[example]
-    flat_slot = example * max_len + slot  # row of each live token in the re-padded [B * S_max] block
+    slot = torch.arange(batch.num_tokens, device=batch.hidden.device) - batch.cu_seqlens.long()[example]
+    live = torch.arange(batch.max_seqlen, device=batch.hidden.device)[None, :] < batch.seqlens()[:, None]
+    return example * batch.max_seqlen + slot, live
 
-    def repad(t: torch.Tensor) -> torch.Tensor:
-        block = t.new_zeros(batch_size * max_len, *t.shape[1:]).index_copy(0, flat_slot, t)
-        return block.view(batch_size, max_len, *t.shape[1:]).transpose(1, 2)  # (B, nh, S_max, d)
 
-    key_mask = torch.arange(max_len, device=query.device)[None, :] < batch.seqlens()[:, None]
-    out = F.scaled_dot_product_attention(repad(query), repad(key), repad(value), attn_mask=key_mask[:, None, None, :], scale=scale)
-    return out.transpose(1, 2).reshape(batch_size * max_len, *query.shape[1:])[flat_slot]
+def _repad(t: torch.Tensor, batch: PackedBatch, flat_slot: torch.Tensor) -> torch.Tensor:
+    """`[N, nh, d]` -> `(B, nh, S_max, d)`, zeros on padding."""
+    block = t.new_zeros(batch.batch_size * batch.max_seqlen, *t.shape[1:]).index_copy(0, flat_slot, t)
+    return block.view(batch.batch_size, batch.max_seqlen, *t.shape[1:]).transpose(1, 2)
+
+
+def _attention_padded(query, key, value, batch: PackedBatch, scale: float) -> torch.Tensor:
+    flat_slot, live = _padded_layout(batch)
+    q, k, v = (_repad(t, batch, flat_slot) for t in (query, key, value))
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=live[:, None, None, :], scale=scale)
+    return out.transpose(1, 2).reshape(-1, *query.shape[1:])[flat_slot]
+
+
+def packed_attention_with_received(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, batch: PackedBatch, scale: float, backend: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attention as `packed_attention`, plus the attention each token receives: `[N]`, summed over heads and
+    over the live queries of its example (what attention-based selectors score tokens by).
+
+    The probabilities are formed explicitly (fused kernels never return them): one example at a time on CPU,
+    as "sdpa_per_example" does, else on the re-padded block with padding queries' rows zeroed.
+    """
+    if backend == "sdpa_per_example":
+        out, received = torch.empty_like(query), query.new_empty(batch.num_tokens)
+        for start, end in zip(batch.offsets[:-1], batch.offsets[1:]):
+            q, k, v = (t[start:end].transpose(0, 1) for t in (query, key, value))  # (nh, L, d)
+            probs = (torch.matmul(q, k.transpose(1, 2)) * scale).softmax(dim=-1)
+            out[start:end] = torch.matmul(probs, v).transpose(0, 1)
+            received[start:end] = probs.sum(dim=(0, 1))
+        return out, received
+    if backend not in ATTENTION_BACKENDS:
+        raise ValueError(f"unknown attention backend {backend!r}; expected one of {ATTENTION_BACKENDS}")
+    flat_slot, live = _padded_layout(batch)
+    q, k, v = (_repad(t, batch, flat_slot) for t in (query, key, value))
+    scores = torch.matmul(q, k.transpose(-1, -2)) * scale
+    probs = scores.masked_fill(~live[:, None, None, :], torch.finfo(scores.dtype).min).softmax(dim=-1)
+    probs = probs * live[:, None, :, None]
+    out = torch.matmul(probs, v).transpose(1, 2).reshape(-1, *query.shape[1:])[flat_slot]
+    return out, probs.sum(dim=(1, 2)).flatten()[flat_slot]
 
 
 __all__ = [
@@ -216,5 +250,6 @@ __all__ = [
     "drop_tokens",
     "pack",
     "packed_attention",
+    "packed_attention_with_received",
     "unpack",
 ]
