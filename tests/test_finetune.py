@@ -35,7 +35,7 @@ def test_ltp_recipe_through_the_cli(stage0, tmp_path):
     results = finetune(stage0["bert"], tmp_path / "stage0", stage0)
     assert results["train_examples"] == 16 and 0 <= results["eval"]["accuracy"] <= 1
 
-    main(["convert", str(tmp_path / "stage0"), "ltp", str(tmp_path / "soft-init"), "--set", "masking_mode=soft",
+    main(["convert", "--to", "ltp", str(tmp_path / "stage0"), str(tmp_path / "soft-init"), "--set", "masking_mode=soft",
           "--set", "final_token_threshold=0.3", "--set", "lambda_threshold=0.5"])
     results = finetune(str(tmp_path / "soft-init"), tmp_path / "soft", stage0, "--learning-rate", "1e-3")
     learned = load_file(tmp_path / "soft" / "model.safetensors")[OFFSETS]
@@ -44,7 +44,7 @@ def test_ltp_recipe_through_the_cli(stage0, tmp_path):
     history = json.loads((tmp_path / "soft" / "log_history.json").read_text())
     assert any("kept_fraction_layer_2" in row for row in history)
 
-    main(["convert", str(tmp_path / "soft"), "ltp", str(tmp_path / "hard-init"), "--set", "masking_mode=hard"])
+    main(["convert", "--to", "ltp", str(tmp_path / "soft"), str(tmp_path / "hard-init"), "--set", "masking_mode=hard"])
     assert torch.equal(load_file(tmp_path / "hard-init" / "model.safetensors")[OFFSETS], learned)
     finetune(str(tmp_path / "hard-init"), tmp_path / "hard", stage0, "--learning-rate", "1e-3")
     hard = load_file(tmp_path / "hard" / "model.safetensors")

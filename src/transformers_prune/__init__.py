@@ -55,10 +55,13 @@ MODEL_TYPES = {
 
 
 def _register() -> None:
+    # `register_for_auto_class` makes HF copy the code into every folder these classes save to.
     for model_type, (config_class, models) in MODEL_TYPES.items():
         AutoConfig.register(model_type, config_class, exist_ok=True)
+        config_class.register_for_auto_class()
         for auto_class, model_class in models.items():
             auto_class.register(config_class, model_class, exist_ok=True)
+            model_class.register_for_auto_class(auto_class.__name__)
 
 
 _register()

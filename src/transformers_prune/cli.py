@@ -66,9 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     convert = commands.add_parser("convert", help="turn a BERT checkpoint folder into one of our model types")
-    convert.add_argument("source", help="BERT checkpoint folder (config.json + weights + tokenizer)")
-    convert.add_argument("model_type", help="target model type, e.g. transkimmer-bert")
+    convert.add_argument("source", help="BERT checkpoint folder (config.json + weights + tokenizer), any head")
     convert.add_argument("output_dir")
+    convert.add_argument("--to", required=True, dest="model_type", help="target model type, e.g. transkimmer-bert or ltp")
     convert.add_argument("--set", action="append", metavar="KEY=VALUE", help="config field to set (JSON value)")
     convert.set_defaults(handler=_convert)
 

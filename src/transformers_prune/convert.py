@@ -8,6 +8,7 @@ this package is not installed; tokenizer files come along.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import os
@@ -15,7 +16,10 @@ import shutil
 
 import torch
 from safetensors.torch import save_file
+from transformers import AutoModel, BertConfig
 from transformers.dynamic_module_utils import get_relative_import_files
+
+from .models.checkpoint_files import write_model_card
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
 TOKENIZER_FILES = (
@@ -63,11 +67,36 @@ def _copy_weights(source: str, output_dir: str) -> None:
     save_file({k: v.contiguous() for k, v in state_dict.items()}, os.path.join(output_dir, "model.safetensors"))
 
 
+def _target_architectures(source_architectures, model_type: str) -> list[str] | None:
+    """Our class for each source class with the same head (`BertForQuestionAnswering` -> `LTPForQuestionAnswering`)."""
+    from . import MODEL_TYPES
+
+    ours = [model_class.__name__ for model_class in MODEL_TYPES[model_type][1].values()]
+    prefix = MODEL_TYPES[model_type][1][AutoModel].__name__.removesuffix("Model")
+    mapped = []
+    for name in source_architectures or []:
+        head = name.split("For", 1)[1] if "For" in name else ""
+        candidate = f"{prefix}For{head}" if head else f"{prefix}Model"
+        if candidate in ours:
+            mapped.append(candidate)
+    return mapped or None
+
+
+def check_overrides(config_class, overrides: dict) -> None:
+    """Refuse keys the config class does not have (a typo must not become a silently ignored attribute)."""
+    allowed = {field.name for field in dataclasses.fields(config_class)} | {"num_labels"}
+    unknown = sorted(set(overrides) - allowed)
+    if unknown:
+        method_keys = sorted(allowed - {field.name for field in dataclasses.fields(BertConfig)} - {"num_labels"})
+        raise ValueError(f"{config_class.model_type} has no config key(s) {unknown}; its own keys are {method_keys}")
+
+
 def convert_bert_checkpoint(source: str, model_type: str, output_dir: str, **config_overrides) -> str:
     """Write `output_dir`: the BERT checkpoint at `source` as `model_type`, with `config_overrides` applied.
 
-    Returns `output_dir`. Raises ValueError for an unknown model type or a bad config value, and
-    FileNotFoundError when `source` is not a checkpoint folder; nothing is written in either case.
+    `source` is a plain BERT folder (any head) or already a `model_type` folder (a config edit between training
+    stages). Returns `output_dir`. Raises ValueError for an unknown model type, an unknown config key or a bad
+    value, and FileNotFoundError when `source` is not a checkpoint folder; nothing is written in those cases.
     """
     from . import MODEL_TYPES
 
@@ -77,13 +106,16 @@ def convert_bert_checkpoint(source: str, model_type: str, output_dir: str, **con
     if not os.path.isfile(config_file):
         raise FileNotFoundError(f"{source} is not a checkpoint folder: {config_file} does not exist")
     with open(config_file, encoding="utf-8") as f:
-        source_type = json.load(f).get("model_type")
-    if source_type not in ("bert", model_type):
-        raise ValueError(f"{source} holds a {source_type!r} checkpoint; convert needs a 'bert' (or {model_type!r}) one")
-
-    config_class, _ = MODEL_TYPES[model_type]
-    config = config_class.from_pretrained(source, **config_overrides)  # validates every field before writing
+        source_config = json.load(f)
+    if source_config.get("model_type") not in ("bert", model_type):
+        raise ValueError(
+            f"{source} holds a {source_config.get('model_type')!r} checkpoint; convert needs a 'bert' (or {model_type!r}) one"
+        )
+    config_class, models = MODEL_TYPES[model_type]
+    check_overrides(config_class, config_overrides)
+    config = config_class.from_pretrained(source, **config_overrides)  # validates every value before writing
     config.auto_map = auto_map_for(model_type)
+    config.architectures = _target_architectures(source_config.get("architectures"), model_type)
 
     os.makedirs(output_dir, exist_ok=True)
     config.save_pretrained(output_dir)
@@ -93,7 +125,11 @@ def convert_bert_checkpoint(source: str, model_type: str, output_dir: str, **con
     for name in TOKENIZER_FILES:
         if os.path.isfile(os.path.join(source, name)):
             shutil.copy2(os.path.join(source, name), output_dir)
+    card_class = next(
+        (model_class for model_class in models.values() if [model_class.__name__] == config.architectures), models[AutoModel]
+    )
+    write_model_card(output_dir, config, card_class)
     return output_dir
 
 
-__all__ = ["auto_map_for", "code_files_for", "convert_bert_checkpoint"]
+__all__ = ["auto_map_for", "check_overrides", "code_files_for", "convert_bert_checkpoint"]

@@ -50,7 +50,7 @@ def latency_table(report: dict) -> str:
             cells = [
                 name, batch_size, f"{latency['p50_ms']:.2f}", f"{latency['p90_ms']:.2f}", f"{latency['examples_per_s']:.1f}",
                 f"{latency['speedup_vs_hf_dynamic']:.2f}x", f"{latency['speedup_vs_dense_packed']:.2f}x",
-                f"{latency['efficiency']:.2f}",
+                f"{latency['efficiency']:.2f}" if "efficiency" in latency else "-",
             ]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -88,7 +88,7 @@ def markdown_report(report: dict) -> str:
         f"on the evaluation pass at batch size {settings['eval_batch_size']}; latency per batch after "
         f"{settings['warmup_batches']} warm-up batches. An input is {report['input_unit']}. Speed-up = throughput / "
         "the same checkpoint's baseline throughput at the same batch size; efficiency = speed-up against dense-packed "
-        "/ FLOP reduction against dense-packed. HF rows compute every padded position (tokens / layer counts them).",
+        "/ FLOP reduction against dense-packed, for models that drop tokens. HF rows compute every padded position (tokens / layer counts them).",
     ]
     return "\n\n".join(part for part in parts if part is not None) + "\n"
 

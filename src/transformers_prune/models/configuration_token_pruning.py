@@ -1,5 +1,7 @@
 """Settings shared by every token-pruning model type: how inference runs, independent of the method."""
 
+import dataclasses
+
 from huggingface_hub.dataclasses import strict
 from transformers import BertConfig
 
@@ -43,6 +45,14 @@ class TokenPruningConfig(BertConfig):
                     if name.startswith("validate_"):
                         check(self)
         super().__post_init__(**kwargs)
+
+    @classmethod
+    def from_dict(cls, config_dict, **kwargs):
+        # `from_pretrained(path, key=value)` would set overrides after construction, where the strict dataclass's
+        # re-validation wraps our ValueError; passing them to the constructor keeps the plain message.
+        field_names = {field.name for field in dataclasses.fields(cls)}
+        overrides = {key: kwargs.pop(key) for key in list(kwargs) if key in field_names}
+        return super().from_dict({**config_dict, **overrides}, **kwargs)
 
     def validate_token_pruning(self):
         require(isinstance(self.prune_at_inference, bool), "prune_at_inference", self.prune_at_inference, "True or False")

@@ -22,6 +22,7 @@ from transformers.modeling_outputs import ModelOutput
 from transformers.models.bert.modeling_bert import BertEmbeddings, BertPooler, BertPreTrainedModel
 from transformers.utils import can_return_tuple
 
+from .checkpoint_files import complete_auto_map, write_model_card
 from .token_engine import check_attention_mask, default_attention_backend, pack, unpack
 
 
@@ -98,6 +99,15 @@ class TokenPruningPreTrainedModel(BertPreTrainedModel):
     def pop_token_stats(self) -> dict[str, float]:
         """Mean kept fraction per layer over the training batches since the last call (see `KeepRatioCallback`)."""
         return self.base_model.pop_token_stats()
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """HF's `save_pretrained` (also behind `Trainer.save_model` and `push_to_hub`), plus what lets the folder
+        load where this package is not installed: every Auto class of the model type in `auto_map` (HF copies
+        the code files) and a model card, `README.md`, unless the folder has one."""
+        self.config.auto_map = complete_auto_map(self)
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if kwargs.get("is_main_process", True):
+            write_model_card(save_directory, self.config, type(self))
 
 
 class TokenPruningModel(TokenPruningPreTrainedModel):
