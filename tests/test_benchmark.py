@@ -181,6 +181,24 @@ def test_sweep_reruns_the_checkpoint_at_each_value(report):
     assert set(pruned["latency"]) == set(BATCH_SIZES) and "efficiency" in pruned["latency"]["1"]
 
 
+def test_baselines_first_measures_them_once_and_compares_later_checkpoints_to_them(workspace, report, tmp_path):
+    bench_main([
+        workspace["bert"], workspace["skimmer"], "--task", "sst2", "--data-file", workspace["data"],
+        "--eval-batch-size", "1", "--baselines", "first", "--output-dir", str(tmp_path), *FAST,
+    ])
+    shared = json.loads((tmp_path / "bench.json").read_text())
+    assert set(shared["models"]) == {"bert/hf_padded", "bert/hf_dynamic", "bert/dense_packed", "skimmer/transkimmer-bert"}
+    assert shared["checkpoints"]["skimmer"]["baselines_from"] == "bert"
+    skimmer, bert_dense = shared["models"]["skimmer/transkimmer-bert"], shared["models"]["bert/dense_packed"]
+    # Same shapes and tokenizer: the shared dense-packed FLOPs are the skimmer's own, so the reduction is unchanged.
+    assert bert_dense["flops_per_example"] == report["models"]["skimmer/dense_packed"]["flops_per_example"]
+    assert skimmer["flop_reduction"] == pytest.approx(bert_dense["flops_per_example"] / skimmer["flops_per_example"])
+    for batch_size, latency in skimmer["latency"].items():
+        expected = latency["examples_per_s"] / bert_dense["latency"][batch_size]["examples_per_s"]
+        assert latency["speedup_vs_dense_packed"] == pytest.approx(expected)
+    assert "--baselines first" in (tmp_path / "bench.md").read_text()
+
+
 # -------------------------------------------------------------------------------------------------------- outputs
 
 

@@ -48,6 +48,7 @@ def settings_from(args: argparse.Namespace, max_length: int) -> BenchmarkSetting
         seed=args.seed,
         threads=args.threads,
         sweep=parse_sweep(args.sweep) if args.sweep else None,
+        baselines=args.baselines,
     )
 
 
@@ -106,6 +107,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval-batch-size", type=int, default=32, help="batch size of the pass that counts quality and FLOPs")
     parser.add_argument("--warmup-batches", type=int, default=2, help="untimed batches before each latency run")
     parser.add_argument("--sweep", metavar="KEY=V1,V2,...", help="re-run token-pruning models with a config field at each value")
+    parser.add_argument(
+        "--baselines", choices=("each", "first"), default="each",
+        help="each: every checkpoint's own weights run as the baselines; first: measure them once per encoder shape "
+        "and tokenizer and compare later token-pruning checkpoints to those rows (same cost, half the run time)",
+    )
     parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads before timing (default: torch's choice)")
     parser.add_argument("--output-dir", default="runs/bench")

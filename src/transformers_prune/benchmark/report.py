@@ -89,8 +89,20 @@ def markdown_report(report: dict) -> str:
         f"{settings['warmup_batches']} warm-up batches. An input is {report['input_unit']}. Speed-up = throughput / "
         "the same checkpoint's baseline throughput at the same batch size; efficiency = speed-up against dense-packed "
         "/ FLOP reduction against dense-packed, for models that drop tokens. HF rows compute every padded position (tokens / layer counts them).",
+        _shared_baselines_note(report),
     ]
     return "\n\n".join(part for part in parts if part is not None) + "\n"
+
+
+def _shared_baselines_note(report: dict) -> str | None:
+    shared = {label: facts["baselines_from"] for label, facts in report["checkpoints"].items() if facts["baselines_from"] != label}
+    if not shared:
+        return None
+    pairs = ", ".join(f"{label} against {source}" for label, source in shared.items())
+    return (
+        f"Baselines measured once per encoder shape and tokenizer (`--baselines first`): {pairs}. Their speed and "
+        "FLOPs are the same for the same shapes; accuracy figures of a baseline row belong to its own checkpoint."
+    )
 
 
 def _new_figure(width: float, height: float) -> Figure:

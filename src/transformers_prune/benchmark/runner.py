@@ -29,6 +29,9 @@ from .latency import measure_latency
 from .sweep import Sweep, config_value
 
 
+BASELINE_MODES = ("each", "first")
+
+
 @dataclass(frozen=True)
 class BenchmarkSettings:
     batch_sizes: tuple[int, ...]
@@ -40,6 +43,7 @@ class BenchmarkSettings:
     seed: int
     threads: int | None = None
     sweep: Sweep | None = None
+    baselines: str = "each"
 
     def __post_init__(self):
         for name in ("eval_batch_size", "max_length", "doc_stride"):
@@ -51,6 +55,8 @@ class BenchmarkSettings:
             raise ValueError(f"warmup_batches must be >= 0, got {self.warmup_batches}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be at least 1, got {self.threads}")
+        if self.baselines not in BASELINE_MODES:
+            raise ValueError(f"baselines must be one of {BASELINE_MODES}, got {self.baselines!r}")
 
     def to_dict(self) -> dict:
         return {
@@ -63,6 +69,7 @@ class BenchmarkSettings:
             "seed": self.seed,
             "threads": self.threads,
             "sweep": None if self.sweep is None else {"key": self.sweep.key, "values": list(self.sweep.values)},
+            "baselines": self.baselines,
         }
 
 
@@ -151,15 +158,28 @@ def add_ratios(row: dict, hf_dynamic: dict, dense_packed: dict) -> None:
             latency["efficiency"] = latency["speedup_vs_dense_packed"] / row["flop_reduction"]
 
 
-def rows_per_checkpoint(checkpoint: Checkpoint, settings: BenchmarkSettings) -> int:
+def cost_signature(checkpoint: Checkpoint) -> tuple:
+    """What a baseline's speed and FLOPs depend on: encoder shape and tokenizer (so the same tokens)."""
+    config, tokenizer = checkpoint.config, checkpoint.tokenizer
+    shape = (config.hidden_size, config.num_hidden_layers, config.num_attention_heads, config.intermediate_size)
+    return shape, type(tokenizer).__name__, len(tokenizer)
+
+
+def rows_per_checkpoint(checkpoint: Checkpoint, settings: BenchmarkSettings, shares_baselines: bool = False) -> int:
     """How many rows `benchmark_checkpoint` measures (for the progress bar)."""
     if not checkpoint.is_token_pruning:
         return 3
-    return 4 + (len(settings.sweep.values) if settings.sweep else 0)
+    return (1 if shares_baselines else 4) + (len(settings.sweep.values) if settings.sweep else 0)
 
 
-def benchmark_checkpoint(checkpoint: Checkpoint, task: TaskSpec, data, settings: BenchmarkSettings, progress) -> dict:
-    """Every row of one checkpoint: `{"checkpoint": facts, "rows": {variant: row}}` (a sweep sits in its row)."""
+def benchmark_checkpoint(
+    checkpoint: Checkpoint, task: TaskSpec, data, settings: BenchmarkSettings, progress, baselines: dict | None = None
+) -> dict:
+    """Every row of one checkpoint: `{"checkpoint": facts, "rows": {variant: row}}` (a sweep sits in its row).
+
+    `baselines`: rows `{hf_padded, hf_dynamic, dense_packed}` already measured on a checkpoint of the same cost
+    signature (`--baselines first`); then only the checkpoint's own pruning rows are measured and compared to them.
+    """
     loaded = load_checkpoint(checkpoint, task, settings.device, settings.seed)
     inputs = task_inputs(task, data, checkpoint.tokenizer, settings.max_length, settings.doc_stride)
     dynamic = DeviceBatches(inputs, settings.device)
@@ -171,11 +191,15 @@ def benchmark_checkpoint(checkpoint: Checkpoint, task: TaskSpec, data, settings:
         progress.update()
         return row
 
-    rows = {
-        HF_PADDED: measure_row(loaded.hf, HF_PADDED, DeviceBatches(inputs, settings.device, pad_to_max_length=True)),
-        HF_DYNAMIC: measure_row(loaded.hf, HF_DYNAMIC),
-        DENSE_PACKED: measure_row(loaded.dense_packed, DENSE_PACKED),
-    }
+    if baselines is None:
+        rows = {
+            HF_PADDED: measure_row(loaded.hf, HF_PADDED, DeviceBatches(inputs, settings.device, pad_to_max_length=True)),
+            HF_DYNAMIC: measure_row(loaded.hf, HF_DYNAMIC),
+            DENSE_PACKED: measure_row(loaded.dense_packed, DENSE_PACKED),
+        }
+        baselines = rows
+    else:
+        rows = {}
     if loaded.pruned is not None:
         rows[checkpoint.model_type] = measure_row(loaded.pruned, checkpoint.model_type)
         if settings.sweep is not None:
@@ -187,13 +211,14 @@ def benchmark_checkpoint(checkpoint: Checkpoint, task: TaskSpec, data, settings:
             rows[checkpoint.model_type]["sweep"] = {"key": settings.sweep.key, "points": points}
     for row in rows.values():
         for measured in (row, *row.get("sweep", {}).get("points", ())):
-            add_ratios(measured, rows[HF_DYNAMIC], rows[DENSE_PACKED])
+            add_ratios(measured, baselines[HF_DYNAMIC], baselines[DENSE_PACKED])
     facts = {
         "path": os.path.abspath(checkpoint.path),
         "model_type": checkpoint.model_type,
         "num_inputs": inputs.num_inputs,
         "fresh_head_parameters": loaded.new_head_keys,
         "ignored_by_hf_baselines": loaded.ignored_by_hf,
+        "baselines_from": baselines[DENSE_PACKED]["checkpoint"],
     }
     return {"checkpoint": facts, "rows": rows}
 
@@ -201,10 +226,21 @@ def benchmark_checkpoint(checkpoint: Checkpoint, task: TaskSpec, data, settings:
 def run_benchmark(task: TaskSpec, data, checkpoints: list[Checkpoint], settings: BenchmarkSettings) -> dict:
     """`{"checkpoints": {label: facts}, "models": {"<label>/<variant>": row}}` for every checkpoint."""
     result = {"checkpoints": {}, "models": {}}
-    total = sum(rows_per_checkpoint(checkpoint, settings) for checkpoint in checkpoints)
+    signatures = [cost_signature(checkpoint) for checkpoint in checkpoints]
+    # With --baselines first, a token-pruning checkpoint reuses the baselines of the first checkpoint of its cost
+    # signature; a plain BERT checkpoint is nothing but its baselines, so it always gets its own.
+    shares = [
+        settings.baselines == "first" and checkpoint.is_token_pruning and signature in signatures[:i]
+        for i, (checkpoint, signature) in enumerate(zip(checkpoints, signatures))
+    ]
+    baselines_by_signature: dict[tuple, dict] = {}
+    total = sum(rows_per_checkpoint(checkpoint, settings, share) for checkpoint, share in zip(checkpoints, shares))
     with logging_redirect_tqdm(), tqdm(total=total, desc=f"bench {task.name}", unit="row") as progress:
-        for checkpoint in checkpoints:
-            measured = benchmark_checkpoint(checkpoint, task, data, settings, progress)
+        for checkpoint, signature, share in zip(checkpoints, signatures, shares):
+            baselines = baselines_by_signature[signature] if share else None
+            measured = benchmark_checkpoint(checkpoint, task, data, settings, progress, baselines)
+            if not share:
+                baselines_by_signature.setdefault(signature, measured["rows"])
             result["checkpoints"][checkpoint.label] = measured["checkpoint"]
             for variant, row in measured["rows"].items():
                 result["models"][f"{checkpoint.label}/{variant}"] = row
