@@ -24,6 +24,7 @@ from conftest import TINY_CONFIG_KWARGS, DictDataset, make_batch, save_checkpoin
 PRUNING_SETTINGS = {
     "transkimmer-bert": {"skim_init_bias": -0.5},
     "ltp": {"final_token_threshold": 0.3},
+    "adapler-bert": {"eta_init": 0.999},  # fresh predictors give near-uniform shares: eta just under 1 drops some
 }
 AUTO_CLASS_NAMES = ("AutoConfig", "AutoModel", "AutoModelForSequenceClassification", "AutoModelForQuestionAnswering")
 

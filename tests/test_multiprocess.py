@@ -31,6 +31,7 @@ VARIANTS = {
     "transkimmer-bert": ("transkimmer-bert", {"skim_init_bias": -0.5}),
     "ltp-soft": ("ltp", {"masking_mode": "soft", "final_token_threshold": 0.3}),
     "ltp-hard": ("ltp", {"masking_mode": "hard", "final_token_threshold": 0.3}),
+    "adapler-bert": ("adapler-bert", {"eta_init": 0.999, "phi": 0.01}),
 }
 TRAIN_STEPS = 4
 
@@ -96,6 +97,9 @@ TRAIN_SCRIPT = textwrap.dedent(
             }
             with open(f"{spec['output_dir']}/{name}/report.json", "w") as f:
                 json.dump(report, f)
+    # Tear the gloo group down before exit: left to interpreter shutdown, a rank sometimes aborted here
+    # ("terminate called without an active exception") after everything had been trained and saved.
+    torch.distributed.destroy_process_group()
     """
 )
 

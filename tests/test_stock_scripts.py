@@ -59,6 +59,7 @@ needs_data = pytest.mark.skipif(
 PRUNING_SETTINGS = {
     "transkimmer-bert": {"skim_init_bias": -0.5},
     "ltp": {"final_token_threshold": 0.3},
+    "adapler-bert": {"eta_init": 0.999},  # fresh predictors give near-uniform shares: eta just under 1 drops some
 }
 MODEL_TYPE_CASES = [*sorted(MODEL_TYPES), "bert"]  # plain BERT is the control: what the scripts were written for
 

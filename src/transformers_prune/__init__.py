@@ -12,8 +12,15 @@ from transformers import (
     AutoModelForTokenClassification,
 )
 
+from .models.configuration_adapler import AdapLeRConfig
 from .models.configuration_ltp import LTPConfig
 from .models.configuration_transkimmer import TranskimmerConfig
+from .models.modeling_adapler import (
+    AdapLeRForQuestionAnswering,
+    AdapLeRForSequenceClassification,
+    AdapLeRForTokenClassification,
+    AdapLeRModel,
+)
 from .models.modeling_ltp import (
     LTPForQuestionAnswering,
     LTPForSequenceClassification,
@@ -27,7 +34,7 @@ from .models.modeling_transkimmer import (
     TranskimmerModel,
 )
 from .models.token_engine import PackedBatch, drop_tokens, pack, unpack
-from .training.callbacks import KeepRatioCallback, install_keep_ratio_callback
+from .training.callbacks import KeepRatioCallback, TrainingProgressCallback, install_keep_ratio_callback
 
 __version__ = "0.1.0"
 
@@ -51,6 +58,15 @@ MODEL_TYPES = {
             AutoModelForTokenClassification: LTPForTokenClassification,
         },
     ),
+    AdapLeRConfig.model_type: (
+        AdapLeRConfig,
+        {
+            AutoModel: AdapLeRModel,
+            AutoModelForSequenceClassification: AdapLeRForSequenceClassification,
+            AutoModelForQuestionAnswering: AdapLeRForQuestionAnswering,
+            AutoModelForTokenClassification: AdapLeRForTokenClassification,
+        },
+    ),
 }
 
 
@@ -69,7 +85,13 @@ install_keep_ratio_callback()
 
 __all__ = [
     "MODEL_TYPES",
+    "AdapLeRConfig",
+    "AdapLeRForQuestionAnswering",
+    "AdapLeRForSequenceClassification",
+    "AdapLeRForTokenClassification",
+    "AdapLeRModel",
     "KeepRatioCallback",
+    "TrainingProgressCallback",
     "LTPConfig",
     "LTPForQuestionAnswering",
     "LTPForSequenceClassification",

@@ -49,6 +49,12 @@ def _finetune(args: argparse.Namespace) -> None:
     run(args)
 
 
+def _saliency(args: argparse.Namespace) -> None:
+    from .saliency import run
+
+    run(args)
+
+
 def _bench(args: argparse.Namespace) -> None:
     from .bench import run
 
@@ -61,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .demo import add_arguments
     from .finetune import __doc__ as finetune_description
     from .finetune import add_arguments as add_finetune_arguments
+    from .saliency import __doc__ as saliency_description
+    from .saliency import add_arguments as add_saliency_arguments
 
     parser = argparse.ArgumentParser(prog="transformers-prune", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -87,6 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_finetune_arguments(finetune)
     finetune.set_defaults(handler=_finetune)
+
+    saliency = commands.add_parser(
+        "saliency", help="gradient-x-input saliency targets for adapler-bert from fine-tuned classifiers",
+        description=saliency_description, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_saliency_arguments(saliency)
+    saliency.set_defaults(handler=_saliency)
 
     bench = commands.add_parser(
         "bench", help="quality, FLOPs, tokens and latency of checkpoints against their baselines",

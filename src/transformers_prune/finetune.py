@@ -77,9 +77,14 @@ def train(model, tokenizer, train_dataset, output_dir: str, settings: TrainingSe
     return trainer.state.log_history
 
 
+# Columns a model reads besides the tokenizer's (AdapLeR's saliency targets, see `transformers-prune saliency`).
+MODEL_INPUT_COLUMNS = ("saliency",)
+
+
 def tokenize_for_training(data, tokenizer, text_column: str, label_column: str, max_length: int):
     tokenized = data.map(lambda rows: tokenizer(rows[text_column], truncation=True, max_length=max_length), batched=True)
-    return tokenized.remove_columns([c for c in data.column_names if c != label_column]).rename_column(label_column, "labels")
+    kept = (label_column, *MODEL_INPUT_COLUMNS)
+    return tokenized.remove_columns([c for c in data.column_names if c not in kept]).rename_column(label_column, "labels")
 
 
 def score(model, tokenizer, data, text_column: str, label_column: str, max_length: int, source: str) -> dict:

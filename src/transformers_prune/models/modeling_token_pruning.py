@@ -100,6 +100,13 @@ class TokenPruningPreTrainedModel(BertPreTrainedModel):
         """Mean kept fraction per layer over the training batches since the last call (see `KeepRatioCallback`)."""
         return self.base_model.pop_token_stats()
 
+    def set_training_progress(self, fraction: float) -> None:
+        """Tell a method with a training schedule (AdapLeR's soft-mask sharpness) how far training is, 0 to 1;
+        the callback `import transformers_prune` installs calls it before every `Trainer` step."""
+        set_progress = getattr(self.base_model.encoder, "set_training_progress", None)
+        if set_progress is not None:
+            set_progress(fraction)
+
     def save_pretrained(self, save_directory, *args, **kwargs):
         """HF's `save_pretrained` (also behind `Trainer.save_model` and `push_to_hub`), plus what lets the folder
         load where this package is not installed: every Auto class of the model type in `auto_map` (HF copies
@@ -114,6 +121,8 @@ class TokenPruningModel(TokenPruningPreTrainedModel):
     """BERT embeddings and pooler around a method's encoder; dispatches to the masked or packed forward."""
 
     encoder_class: type[nn.Module]
+    # Extra inputs a method's training forward reads (e.g. AdapLeR's `saliency`), passed from the heads' kwargs.
+    method_input_names: tuple[str, ...] = ()
 
     def __init__(self, config, add_pooling_layer: bool = True):
         super().__init__(config)
@@ -161,7 +170,10 @@ class TokenPruningModel(TokenPruningPreTrainedModel):
         )
         if self.training or self.config.inference_engine == "masked":
             prune = self.training or self.config.prune_at_inference
-            result = self.encoder.forward_masked(hidden, attention_mask.bool(), prune, output_hidden_states, output_attentions)
+            method_inputs = {name: kwargs[name] for name in self.method_input_names if kwargs.get(name) is not None}
+            result = self.encoder.forward_masked(
+                hidden, attention_mask.bool(), prune, output_hidden_states, output_attentions, **method_inputs
+            )
         else:
             if output_attentions:
                 raise ValueError("output_attentions needs inference_engine='masked'; the packed engine never forms attention maps")

@@ -1,4 +1,4 @@
-"""Log the kept-token fraction per layer while a stock `Trainer` trains a token-pruning model."""
+"""Callbacks every stock `Trainer` gets from `import transformers_prune`: kept-token logging, training progress."""
 
 from transformers import TrainerCallback
 from transformers import trainer as trainer_module
@@ -21,7 +21,19 @@ class KeepRatioCallback(TrainerCallback):
             state.log_history[-1].update(stats)
 
 
+class TrainingProgressCallback(TrainerCallback):
+    """Before every step, tells the model how far training is (`global_step / max_steps`), for methods whose
+    training follows a schedule (AdapLeR anneals its soft mask to hard); models without one are left alone."""
+
+    def on_step_begin(self, args, state, control, model=None, **kwargs):
+        set_progress = getattr(model, "set_training_progress", None)
+        if set_progress is not None and state.max_steps > 0:
+            set_progress(state.global_step / state.max_steps)
+
+
 def install_keep_ratio_callback() -> None:
-    """Make every `Trainer` built after this (stock scripts included) carry `KeepRatioCallback`."""
-    if KeepRatioCallback not in trainer_module.DEFAULT_CALLBACKS:
-        trainer_module.DEFAULT_CALLBACKS.append(KeepRatioCallback)
+    """Make every `Trainer` built after this (stock scripts included) carry `KeepRatioCallback` and
+    `TrainingProgressCallback`."""
+    for callback in (KeepRatioCallback, TrainingProgressCallback):
+        if callback not in trainer_module.DEFAULT_CALLBACKS:
+            trainer_module.DEFAULT_CALLBACKS.append(callback)

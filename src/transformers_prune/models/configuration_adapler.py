@@ -1,0 +1,72 @@
+"""Configuration of `adapler-bert` (AdapLeR, Modarressi et al., ACL 2022)."""
+
+import math
+
+from huggingface_hub.dataclasses import strict
+
+from .configuration_token_pruning import TokenPruningConfig, require
+
+
+@strict
+class AdapLeRConfig(TokenPruningConfig):
+    """BERT plus a contribution predictor before every layer that drops tokens with a small predicted share.
+
+    Args:
+        cp_hidden_size: width of each contribution predictor (Linear(hidden, width) -> GELU -> Linear(width, 1)).
+        eta_init, eta_min, eta_max: the per-layer eta starts at `eta_init` and stays within [eta_min, eta_max];
+            a token is dropped before layer l when its predicted share is below eta_l / n (n = live tokens).
+        eta_lr_scale: eta_l = eta_min + (eta_max - eta_min) * sigmoid(eta_lr_scale * eta_logits[l]). Adam moves
+            every parameter by about the learning rate per step, so near its start eta moves about
+            0.18 x `eta_lr_scale` x lr per step: with 100 and lr 3e-5, the original's separate 5e-4. This lets the
+            stock `Trainer`'s single optimizer train eta at its own speed, within its bounds.
+        gamma: weight of the depth-weighted KL divergence between the saliency target and each predictor's
+            distribution (layer l weighs L - l: early layers count more).
+        phi: weight of the soft length (tokens processed per layer, summed over layers, mean over the batch); its
+            gradient reaches eta only, as the original's separate "speed-up" objective.
+        soft_removal_beta: the small slope of the soft mask above the threshold (0.1 in the original).
+        sharpness_start, sharpness_end: lambda of the soft mask, annealed geometrically over training (by the
+            training-progress callback `import transformers_prune` installs in every `Trainer`), so training ends
+            close to the hard removal used at inference. The original steps 10, 100, ..., 1e5 over 5 epochs.
+        eta_scale: inference-time multiplier on eta: above 1 drops more tokens, below 1 fewer, without retraining
+            (`transformers-prune bench --sweep eta_scale=...`).
+
+    Example:
+
+    ```python
+    >>> from transformers import AutoConfig
+    >>> import transformers_prune
+    >>> config = AutoConfig.for_model("adapler-bert", gamma=0.005, phi=0.0005)
+    ```
+    """
+
+    model_type = "adapler-bert"
+
+    cp_hidden_size: int = 32
+    eta_init: float | int = 0.25
+    eta_min: float | int = 0.01
+    eta_max: float | int = 1.0
+    eta_lr_scale: float | int = 100.0
+    gamma: float | int = 0.005
+    phi: float | int = 0.0005
+    soft_removal_beta: float | int = 0.1
+    sharpness_start: float | int = 10.0
+    sharpness_end: float | int = 1e5
+    eta_scale: float | int = 1.0
+
+    def validate_adapler(self):
+        require(self.cp_hidden_size > 0, "cp_hidden_size", self.cp_hidden_size, "an integer > 0")
+        require(0 < self.eta_min < self.eta_max, "eta_min", self.eta_min, f"0 < eta_min < eta_max (= {self.eta_max})")
+        require(self.eta_min < self.eta_init < self.eta_max, "eta_init", self.eta_init, "strictly between eta_min and eta_max")
+        require(self.eta_lr_scale > 0, "eta_lr_scale", self.eta_lr_scale, "a number > 0")
+        require(self.gamma >= 0, "gamma", self.gamma, "a number >= 0")
+        require(self.phi >= 0, "phi", self.phi, "a number >= 0")
+        require(self.soft_removal_beta >= 0, "soft_removal_beta", self.soft_removal_beta, "a number >= 0")
+        require(self.sharpness_start > 0, "sharpness_start", self.sharpness_start, "a number > 0")
+        require(
+            self.sharpness_end >= self.sharpness_start and math.isfinite(self.sharpness_end),
+            "sharpness_end", self.sharpness_end, f"a finite number >= sharpness_start (= {self.sharpness_start})",
+        )
+        require(self.eta_scale > 0, "eta_scale", self.eta_scale, "a number > 0")
+
+
+__all__ = ["AdapLeRConfig"]

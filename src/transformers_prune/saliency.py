@@ -1,0 +1,97 @@
+"""`transformers-prune saliency`: per-token saliency targets for AdapLeR's contribution predictors.
+
+For each example of a text classification file, the saliency of token t is the L2 norm over the hidden size of
+(d z_y / d e_t) * e_t: gradient x input at the embedding layer's output e, for the gold label's logit z_y, from a
+fine-tuned classifier in eval mode (the original's `store_saliencies.py`). With several checkpoints (the original
+uses its three best fine-tuning epochs) the saliencies are averaged. The output is the input file as JSON lines
+with a `saliency` column (one value per token position, zero-padded to `--max-length`), which
+`transformers-prune finetune` (or any `Trainer` whose dataset keeps the column) feeds to `adapler-bert`.
+
+    transformers-prune saliency runs/stage0 --data-file train.csv --output-file runs/train_saliency.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+import torch
+from tqdm.auto import tqdm
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from .finetune import read_text_classification
+
+
+def token_saliency(model, inputs: dict, labels: torch.Tensor) -> torch.Tensor:
+    """`[B, S]` gradient-x-input L2 saliency at the embedding output for each example's gold-label logit; 0 on
+    padding. Examples do not interact in BERT, so one backward pass of the summed gold logits serves the batch."""
+    captured = {}
+
+    def keep_output(module, args, output):
+        captured["embeddings"] = output
+
+    handle = model.base_model.embeddings.register_forward_hook(keep_output)
+    try:
+        logits = model(**inputs).logits
+    finally:
+        handle.remove()
+    gold_logits = logits.gather(1, labels[:, None]).sum()
+    (gradient,) = torch.autograd.grad(gold_logits, captured["embeddings"])
+    return (gradient * captured["embeddings"]).norm(dim=-1).detach() * inputs["attention_mask"]
+
+
+def compute_saliencies(checkpoints: list[str], texts: list[str], labels: list[int], max_length: int, batch_size: int) -> torch.Tensor:
+    """`[num_examples, max_length]` saliencies averaged over `checkpoints` (all with the first one's tokenizer)."""
+    tokenizer = AutoTokenizer.from_pretrained(checkpoints[0])
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    total = torch.zeros(len(texts), max_length)
+    for checkpoint in checkpoints:
+        model = AutoModelForSequenceClassification.from_pretrained(checkpoint).to(device).eval()
+        if max(labels) >= model.config.num_labels:
+            raise ValueError(f"{checkpoint} has {model.config.num_labels} labels but the data has label {max(labels)}")
+        for start in tqdm(range(0, len(texts), batch_size), desc=f"saliency {os.path.basename(checkpoint)}"):
+            inputs = tokenizer(
+                texts[start : start + batch_size], truncation=True, max_length=max_length, padding=True, return_tensors="pt"
+            ).to(device)
+            batch_labels = torch.tensor(labels[start : start + batch_size], device=device)
+            saliency = token_saliency(model, dict(inputs), batch_labels).cpu()
+            total[start : start + len(saliency), : saliency.shape[1]] += saliency
+    return total / len(checkpoints)
+
+
+def run(args: argparse.Namespace) -> str:
+    for checkpoint in args.checkpoints:
+        if not os.path.isfile(os.path.join(checkpoint, "config.json")):
+            raise FileNotFoundError(f"{checkpoint} is not a checkpoint folder: it has no config.json")
+    data = read_text_classification(args.data_file, args.text_column, args.label_column, args.max_samples)
+    labels = list(data[args.label_column])
+    if not all(isinstance(label, int) for label in labels):
+        raise ValueError(f"saliency needs integer class labels in {args.label_column!r} (gradient of the gold logit)")
+    started = time.perf_counter()
+    saliencies = compute_saliencies(args.checkpoints, list(data[args.text_column]), labels, args.max_length, args.batch_size)
+    seconds = time.perf_counter() - started
+    os.makedirs(os.path.dirname(os.path.abspath(args.output_file)), exist_ok=True)
+    with open(args.output_file, "w", encoding="utf-8") as f:
+        for row, saliency in zip(data, saliencies.tolist()):
+            f.write(json.dumps({**row, "saliency": [round(value, 6) for value in saliency]}) + "\n")
+    print(
+        f"{args.output_file}: saliencies of {len(labels)} examples from {len(args.checkpoints)} checkpoint(s) "
+        f"in {seconds:.0f} s ({1000 * seconds / len(labels) / len(args.checkpoints):.1f} ms per example and checkpoint)"
+    )
+    return args.output_file
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoints", nargs="+", help="fine-tuned classifier folder(s); saliencies are averaged over them")
+    parser.add_argument("--data-file", required=True, help="CSV or JSON lines with the text and label columns")
+    parser.add_argument("--output-file", required=True, help="JSON lines: the input rows plus a `saliency` column")
+    parser.add_argument("--text-column", default="sentence")
+    parser.add_argument("--label-column", default="label")
+    parser.add_argument("--max-length", type=int, default=128, help="the truncation length training will use")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-samples", type=int, default=None)
+
+
+__all__ = ["add_arguments", "compute_saliencies", "run", "token_saliency"]

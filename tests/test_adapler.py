@@ -1,0 +1,316 @@
+"""`adapler-bert`: equality with BERT, packed vs masked hard removal, the soft mask's limit, eta's bounds and
+learning speed, which loss reaches which parameters, the sharpness schedule, the saliency command against a
+direct autograd computation, the saliency -> finetune path, save/load and config validation."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification, BertConfig, BertForSequenceClassification, Trainer, TrainingArguments
+
+from transformers_prune import AdapLeRConfig, AdapLeRForQuestionAnswering, AdapLeRForSequenceClassification, AdapLeRModel
+from transformers_prune.cli import main
+from transformers_prune.models.modeling_adapler import soft_removal_log_mask
+from transformers_prune.saliency import token_saliency
+
+from conftest import (
+    TINY_CONFIG_KWARGS,
+    DictDataset,
+    bert_twin,
+    make_batch,
+    real_token_max_diff,
+    save_checkpoint,
+    write_sst2_csv,
+    write_tokenizer,
+)
+
+CPU_BACKENDS = ("sdpa_per_example", "sdpa_padded")
+LENGTHS = (1, 12, 5, 9, 3, 11)
+LABELS = torch.tensor([0, 1, 0, 1, 1, 0])
+
+
+def make_config(**overrides) -> AdapLeRConfig:
+    return AdapLeRConfig(**{**TINY_CONFIG_KWARGS, **overrides})
+
+
+@torch.no_grad()
+def randomise_predictors(model, std: float = 0.3) -> None:
+    """Large random predictor weights: uneven shares, so eta / n really drops some tokens."""
+    for predictor in model.base_model.encoder.contribution_predictors:
+        predictor.dense.weight.normal_(0.0, std)
+        predictor.output.weight.normal_(0.0, std)
+
+
+def lengths_of(attention_mask):
+    return attention_mask.sum(dim=1)
+
+
+def run(model, input_ids, attention_mask, engine="packed", **kwargs):
+    model.config.inference_engine = engine
+    with torch.no_grad():
+        return model(input_ids, attention_mask=attention_mask, **kwargs)
+
+
+def dropping_model(cls=AdapLeRModel, **overrides):
+    model = cls(make_config(**{"eta_init": 0.6, **overrides})).eval()
+    randomise_predictors(model)
+    return model
+
+
+# ----------------------------------------------------------------------------------------------- inference
+
+
+@pytest.mark.parametrize("engine", ["packed", "masked"])
+def test_prune_at_inference_false_equals_bert(engine):
+    model = dropping_model()
+    input_ids, attention_mask = make_batch(LENGTHS)
+    assert (run(model, input_ids, attention_mask, engine).tokens_per_layer < lengths_of(attention_mask)[:, None]).any()
+
+    model.config.prune_at_inference = False
+    ours = run(model, input_ids, attention_mask, engine)
+    with torch.no_grad():
+        reference = bert_twin(model, method_keys="encoder.")(input_ids, attention_mask=attention_mask)
+    assert real_token_max_diff(ours.last_hidden_state, reference.last_hidden_state, attention_mask) <= 1e-4
+    torch.testing.assert_close(ours.pooler_output, reference.pooler_output, rtol=0, atol=1e-4)
+    assert torch.equal(ours.tokens_per_layer, lengths_of(attention_mask)[:, None].expand(-1, 3))
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_packed_matches_masked_with_drops(backend):
+    model = dropping_model(packed_attention_backend=backend)
+    input_ids, attention_mask = make_batch(LENGTHS)
+    packed = run(model, input_ids, attention_mask, "packed", output_hidden_states=True)
+    masked = run(model, input_ids, attention_mask, "masked", output_hidden_states=True)
+
+    tokens, real = packed.tokens_per_layer, lengths_of(attention_mask)
+    assert (tokens[:, 0] < real).any() and (tokens[:, -1] > 1).any()  # drops before layer 0 already, not all
+    assert (tokens[:, 1:] <= tokens[:, :-1]).all()
+    assert torch.equal(packed.tokens_per_layer, masked.tokens_per_layer)
+    for packed_state, masked_state in zip(packed.hidden_states, masked.hidden_states):
+        assert real_token_max_diff(packed_state, masked_state, attention_mask) <= 1e-5
+    torch.testing.assert_close(packed.pooler_output, masked.pooler_output, rtol=0, atol=1e-5)
+
+
+def test_cls_is_never_dropped_and_eta_scale_trades_tokens():
+    model = dropping_model(eta_init=0.99)
+    input_ids, attention_mask = make_batch(LENGTHS)
+    kept = {}
+    for scale in (0.5, 1.0, 1000.0):
+        model.config.eta_scale = scale
+        kept[scale] = run(model, input_ids, attention_mask).tokens_per_layer
+    assert (kept[0.5] >= kept[1.0]).all() and (kept[1.0] > kept[1000.0]).any()
+    assert torch.equal(kept[1000.0][:, -1], torch.ones(len(LENGTHS), dtype=torch.long))  # only [CLS] is left
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_question_answering_head_full_length_with_drops(backend):
+    model = dropping_model(AdapLeRForQuestionAnswering, packed_attention_backend=backend)
+    input_ids, attention_mask = make_batch(LENGTHS)
+    packed = run(model, input_ids, attention_mask, "packed")
+    masked = run(model, input_ids, attention_mask, "masked")
+    assert packed.start_logits.shape == input_ids.shape
+    assert (packed.tokens_per_layer[:, -1] < lengths_of(attention_mask)).any()
+    real = attention_mask.bool()
+    torch.testing.assert_close(packed.start_logits[real], masked.start_logits[real], rtol=0, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------------------------- training
+
+
+def test_soft_mask_tends_to_the_hard_mask_as_sharpness_grows():
+    generator = torch.Generator().manual_seed(0)
+    shares = torch.rand(4, 20, generator=generator) / 10
+    thresholds = torch.full((4, 1), 0.05)
+    hard = (shares >= thresholds).float()
+    clear = (shares - thresholds).abs() > 1e-3  # away from the kink
+    errors = [(torch.exp(soft_removal_log_mask(shares, thresholds, s, 0.1)) - hard)[clear].abs().max().item() for s in (10, 1e3, 1e6)]
+    assert errors[0] > errors[1] > errors[2] and errors[2] < 1e-6
+    assert (soft_removal_log_mask(shares, thresholds, 10, 0.1) <= 0).all()
+
+
+def test_soft_training_forward_matches_hard_removal_at_extreme_sharpness():
+    model = dropping_model(AdapLeRForSequenceClassification)
+    input_ids, attention_mask = make_batch(LENGTHS)
+    hard = run(model, input_ids, attention_mask, "masked")
+    model.train()
+    model.base_model.encoder.sharpness = 1e9
+    soft = model(input_ids, attention_mask=attention_mask)
+    assert torch.equal(soft.tokens_per_layer, hard.tokens_per_layer)
+
+
+def test_losses_reach_the_parameters_they_should():
+    input_ids, attention_mask = make_batch(LENGTHS)
+    saliency = torch.rand(len(LENGTHS), 16)  # stored longer than the batch: the model reads the first S positions
+    encoder_of = lambda model: model.base_model.encoder  # noqa: E731
+
+    # The length term (phi) trains eta only.
+    model = dropping_model(AdapLeRForSequenceClassification, gamma=0.0, phi=1.0).train()
+    model(input_ids, attention_mask=attention_mask, saliency=saliency).pruning_loss.backward()
+    assert (encoder_of(model).eta_logits.grad != 0).all()
+    assert all(p.grad is None or (p.grad == 0).all() for p in encoder_of(model).contribution_predictors.parameters())
+
+    # The KL term (gamma) trains the predictors (and BERT beneath them). Its only way to eta is through the hidden
+    # states of later layers, so the last layer's eta, which no later layer's KL sees, gets nothing.
+    model = dropping_model(AdapLeRForSequenceClassification, gamma=1.0, phi=0.0).train()
+    model(input_ids, attention_mask=attention_mask, saliency=saliency).pruning_loss.backward()
+    assert encoder_of(model).eta_logits.grad[-1] == 0
+    assert encoder_of(model).contribution_predictors[0].output.weight.grad.abs().sum() > 0
+
+    # The task loss reaches the predictors through the soft mask, and eta.
+    model = dropping_model(AdapLeRForSequenceClassification, gamma=0.0, phi=0.0).train()
+    out = model(input_ids, attention_mask=attention_mask, labels=LABELS)
+    out.loss.backward()
+    assert encoder_of(model).contribution_predictors[1].output.weight.grad.abs().sum() > 0
+    assert encoder_of(model).eta_logits.grad.abs().sum() > 0
+
+
+def test_saliency_must_cover_the_inputs():
+    model = dropping_model(AdapLeRForSequenceClassification).train()
+    input_ids, attention_mask = make_batch(LENGTHS)
+    with pytest.raises(ValueError, match="saliency covers 4 positions, the inputs have 12"):
+        model(input_ids, attention_mask=attention_mask, saliency=torch.rand(len(LENGTHS), 4))
+
+
+def test_eta_stays_in_bounds_and_learns_at_its_scaled_rate():
+    model = AdapLeRModel(make_config(eta_init=0.25, eta_min=0.01, eta_max=1.0, eta_lr_scale=100.0))
+    encoder = model.encoder
+    torch.testing.assert_close(encoder.etas(), torch.full((3,), 0.25))
+    optimizer = torch.optim.AdamW([encoder.eta_logits], lr=1e-5, weight_decay=0.0)
+    before = encoder.etas().detach()
+    encoder.etas().sum().backward()
+    optimizer.step()
+    moved = before - encoder.etas().detach()  # the step lowers the sum of etas
+    # d eta / d logit = 0.99 * sigmoid' * 100 at eta 0.25 (sigmoid = 0.2424): about 0.18 x 100 x lr.
+    expected = 0.99 * 0.2424 * (1 - 0.2424) * 100 * 1e-5
+    torch.testing.assert_close(moved, torch.full((3,), expected), rtol=2e-2, atol=0)
+    with torch.no_grad():
+        encoder.eta_logits.fill_(1e6)
+    assert encoder.etas().max() <= 1.0
+
+
+def test_trainer_anneals_sharpness_and_trains_eta(tmp_path):
+    model = dropping_model(AdapLeRForSequenceClassification, sharpness_start=10.0, sharpness_end=1e4, phi=1.0).train()
+    input_ids, attention_mask = make_batch((1, 12, 5, 9, 3, 11, 7, 2), seq_len=12)
+    dataset = DictDataset(input_ids, attention_mask, torch.randint(0, 2, (8,)))
+    args = TrainingArguments(
+        output_dir=str(tmp_path), use_cpu=True, report_to="none", max_steps=4, per_device_train_batch_size=2,
+        save_strategy="no", disable_tqdm=True, learning_rate=1e-3,
+    )
+    before = model.base_model.encoder.etas().detach().clone()
+    Trainer(model=model, args=args, train_dataset=dataset).train()
+    # Set before each step from global_step / max_steps: the last step ran at 3/4 of the way.
+    assert model.base_model.encoder.sharpness == pytest.approx(10.0 * 1000 ** 0.75)
+    assert (model.base_model.encoder.etas().detach() > before).all()  # the length term pushes eta up
+
+
+# ----------------------------------------------------------------------------------------------- saliency
+
+
+def direct_saliency(model, input_ids, label) -> torch.Tensor:
+    """Gradient x input through an additive zero perturbation of the embedding output (no hooks), one example."""
+    embeddings = model.bert.embeddings
+    original_forward = embeddings.forward
+    perturbation = {}
+
+    def perturbed_forward(*args, **kwargs):
+        output = original_forward(*args, **kwargs)
+        perturbation["delta"] = torch.zeros_like(output, requires_grad=True)
+        perturbation["output"] = output.detach()
+        return output + perturbation["delta"]
+
+    embeddings.forward = perturbed_forward
+    try:
+        logit = model(input_ids[None]).logits[0, label]
+    finally:
+        embeddings.forward = original_forward
+    (gradient,) = torch.autograd.grad(logit, perturbation["delta"])
+    return (gradient * perturbation["output"]).norm(dim=-1)[0]
+
+
+def test_saliency_matches_direct_autograd_per_example():
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(BertConfig(**TINY_CONFIG_KWARGS, num_labels=3)).eval()
+    input_ids, attention_mask = make_batch(LENGTHS)
+    labels = torch.tensor([0, 2, 1, 0, 2, 1])
+    batched = token_saliency(model, {"input_ids": input_ids, "attention_mask": attention_mask}, labels)
+    assert (batched[attention_mask == 0] == 0).all()
+    for row, length in enumerate(LENGTHS):
+        expected = direct_saliency(model, input_ids[row, :length], labels[row])
+        torch.testing.assert_close(batched[row, :length], expected, rtol=1e-4, atol=1e-6)
+
+
+def test_saliency_command_feeds_finetune(tmp_path):
+    torch.manual_seed(0)
+    tokenizer = write_tokenizer(tmp_path)
+    first = save_checkpoint(BertForSequenceClassification(BertConfig(**TINY_CONFIG_KWARGS)), tokenizer, tmp_path / "first")
+    second = save_checkpoint(BertForSequenceClassification(BertConfig(**TINY_CONFIG_KWARGS)), tokenizer, tmp_path / "second")
+    train = write_sst2_csv(tmp_path / "train.csv", rows=8)
+    output = tmp_path / "train_saliency.jsonl"
+    main(["saliency", first, second, "--data-file", train, "--output-file", str(output), "--max-length", "32", "--batch-size", "3"])
+    rows = [json.loads(line) for line in output.read_text().splitlines()]
+    assert len(rows) == 8 and all(len(row["saliency"]) == 32 and set(row) == {"sentence", "label", "saliency"} for row in rows)
+
+    # The average of the two checkpoints' saliencies.
+    encoded = tokenizer(rows[0]["sentence"], return_tensors="pt")
+    single = [
+        token_saliency(AutoModelForSequenceClassification.from_pretrained(path).eval(), dict(encoded), torch.tensor([rows[0]["label"]]))[0]
+        for path in (first, second)
+    ]
+    length = encoded["input_ids"].shape[1]
+    torch.testing.assert_close(torch.tensor(rows[0]["saliency"][:length]), (single[0] + single[1]) / 2, rtol=1e-4, atol=1e-5)
+    assert all(value == 0 for value in rows[0]["saliency"][length:])
+
+    main(["convert", "--to", "adapler-bert", first, str(tmp_path / "adapler-init"), "--set", "gamma=1.0"])
+    main([
+        "finetune", str(tmp_path / "adapler-init"), "--output-dir", str(tmp_path / "adapler"), "--train-file", str(output),
+        "--validation-file", train, "--max-length", "32", "--batch-size", "4", "--logging-steps", "1",
+    ])
+    history = json.loads((tmp_path / "adapler" / "log_history.json").read_text())
+    assert any("kept_fraction" in row for row in history)
+    assert json.loads((tmp_path / "adapler" / "eval_results.json").read_text())["eval"]["kept_fraction"] <= 1.0
+
+
+def test_saliency_command_rejects_bad_input(tmp_path):
+    with pytest.raises(SystemExit, match="is not a checkpoint folder"):
+        main(["saliency", str(tmp_path / "nowhere"), "--data-file", "x.csv", "--output-file", str(tmp_path / "o.jsonl")])
+
+
+# ----------------------------------------------------------------------------------------------- I/O and config
+
+
+def test_save_and_load_keeps_learned_eta(tmp_path):
+    model = AdapLeRForSequenceClassification(make_config()).eval()
+    with torch.no_grad():
+        model.bert.encoder.eta_logits.copy_(torch.tensor([0.01, -0.02, 0.03]))
+    model.save_pretrained(tmp_path)
+    loaded = AutoModelForSequenceClassification.from_pretrained(tmp_path)
+    assert isinstance(loaded, AdapLeRForSequenceClassification)
+    torch.testing.assert_close(loaded.bert.encoder.etas(), model.bert.encoder.etas())
+
+
+def test_bert_checkpoint_loads_with_eta_at_its_initial_value(tmp_path):
+    BertForSequenceClassification(BertConfig(**TINY_CONFIG_KWARGS)).save_pretrained(tmp_path)
+    model = AutoModelForSequenceClassification.from_pretrained(tmp_path, config=AdapLeRConfig.from_pretrained(tmp_path, eta_init=0.4))
+    assert isinstance(model, AdapLeRForSequenceClassification)
+    torch.testing.assert_close(model.bert.encoder.etas(), torch.full((3,), 0.4))
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("cp_hidden_size", 0),
+        ("eta_min", 0.0),
+        ("eta_init", 1.0),
+        ("eta_lr_scale", 0),
+        ("gamma", -1.0),
+        ("phi", -0.1),
+        ("sharpness_start", 0.0),
+        ("sharpness_end", 1.0),
+        ("eta_scale", 0.0),
+    ],
+)
+def test_bad_config_value_raises(key, value):
+    with pytest.raises(ValueError, match=key):
+        make_config(**{key: value})
