@@ -33,7 +33,7 @@ from transformers import initialization as init
 from transformers.models.bert.modeling_bert import BertLayer
 from transformers.utils import logging
 
-from .bert_layer_forward import masked_layer_forward, packed_layer_forward
+from .bert_layer_forward import masked_layer_forward
 from .configuration_adapler import AdapLeRConfig
 from .modeling_token_pruning import (
     EncoderResult,
@@ -42,8 +42,9 @@ from .modeling_token_pruning import (
     TokenPruningForTokenClassification,
     TokenPruningModel,
     TokenPruningPreTrainedModel,
+    packed_layers_with_selector,
 )
-from .token_engine import PackedBatch, drop_tokens, unpack
+from .token_engine import PackedBatch
 
 logger = logging.get_logger(__name__)
 
@@ -203,21 +204,12 @@ class AdapLeREncoder(nn.Module):
         """Packed form: each predictor's shares are a softmax over each example's live tokens; tokens below
         eta_l / n are removed before layer l and the restore buffer forwards them to the output."""
         etas = self.etas().detach() * self.config.eta_scale
-        kept_counts, all_hidden = [], [unpack(batch)] if output_hidden_states else None
-        for index, (layer, predictor) in enumerate(zip(self.layer, self.contribution_predictors)):
-            if prune:
-                shares = self._packed_shares(predictor(batch.hidden), batch)
-                live = batch.seqlens()[batch.example_ids()]
-                batch = drop_tokens(batch, (shares >= etas[index] / live) | batch.first_token_mask())
-            kept_counts.append(batch.seqlens())
-            batch = batch.with_hidden(packed_layer_forward(layer, batch, attention_backend))
-            if output_hidden_states:
-                all_hidden.append(unpack(batch))
-        return batch, EncoderResult(
-            last_hidden_state=None,
-            tokens_per_layer=torch.stack(kept_counts, dim=1),
-            hidden_states=tuple(all_hidden) if output_hidden_states else None,
-        )
+
+        def keep(index: int, batch: PackedBatch) -> torch.Tensor:
+            shares = self._packed_shares(self.contribution_predictors[index](batch.hidden), batch)
+            return (shares >= etas[index] / batch.seqlens()[batch.example_ids()]) | batch.first_token_mask()
+
+        return packed_layers_with_selector(self.layer, batch, attention_backend, keep if prune else None, output_hidden_states)
 
     @staticmethod
     def _packed_shares(logits: torch.Tensor, batch: PackedBatch) -> torch.Tensor:

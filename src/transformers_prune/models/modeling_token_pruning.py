@@ -13,6 +13,7 @@ pooling, heads and their losses, kept-token statistics for the training callback
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -23,7 +24,8 @@ from transformers.models.bert.modeling_bert import BertEmbeddings, BertPooler, B
 from transformers.utils import can_return_tuple
 
 from .checkpoint_files import complete_auto_map, write_model_card
-from .token_engine import check_attention_mask, default_attention_backend, pack, unpack
+from .bert_layer_forward import packed_layer_forward
+from .token_engine import PackedBatch, check_attention_mask, default_attention_backend, drop_tokens, pack, unpack
 
 
 @dataclass
@@ -35,6 +37,31 @@ class EncoderResult:
     pruning_loss: torch.Tensor | None = None
     hidden_states: tuple[torch.Tensor, ...] | None = None
     attentions: tuple[torch.Tensor, ...] | None = None
+
+
+def packed_layers_with_selector(
+    layers: nn.ModuleList,
+    batch: PackedBatch,
+    attention_backend: str,
+    keep_before_layer: Callable[[int, PackedBatch], torch.Tensor] | None,
+    output_hidden_states: bool,
+) -> tuple[PackedBatch, EncoderResult]:
+    """Run `layers` on the packed engine for methods that decide before each layer: `keep_before_layer(index,
+    batch)` returns the `[N]` bool keep mask over the live tokens ([CLS] included) and dropped tokens go to the
+    restore buffer; None runs every token. `tokens_per_layer` counts the tokens entering each layer."""
+    kept_counts, all_hidden = [], [unpack(batch)] if output_hidden_states else None
+    for index, layer in enumerate(layers):
+        if keep_before_layer is not None:
+            batch = drop_tokens(batch, keep_before_layer(index, batch))
+        kept_counts.append(batch.seqlens())
+        batch = batch.with_hidden(packed_layer_forward(layer, batch, attention_backend))
+        if output_hidden_states:
+            all_hidden.append(unpack(batch))
+    return batch, EncoderResult(
+        last_hidden_state=None,
+        tokens_per_layer=torch.stack(kept_counts, dim=1),
+        hidden_states=tuple(all_hidden) if output_hidden_states else None,
+    )
 
 
 @dataclass
@@ -366,6 +393,7 @@ class TokenPruningForTokenClassification(TokenPruningPreTrainedModel):
 
 __all__ = [
     "EncoderResult",
+    "packed_layers_with_selector",
     "TokenPruningForQuestionAnswering",
     "TokenPruningForSequenceClassification",
     "TokenPruningForTokenClassification",

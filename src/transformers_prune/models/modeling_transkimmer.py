@@ -23,7 +23,7 @@ from torch import nn
 from transformers import initialization as init
 from transformers.models.bert.modeling_bert import BertLayer
 
-from .bert_layer_forward import masked_layer_forward, packed_layer_forward
+from .bert_layer_forward import masked_layer_forward
 from .configuration_transkimmer import TranskimmerConfig
 from .modeling_token_pruning import (
     EncoderResult,
@@ -32,8 +32,9 @@ from .modeling_token_pruning import (
     TokenPruningForTokenClassification,
     TokenPruningModel,
     TokenPruningPreTrainedModel,
+    packed_layers_with_selector,
 )
-from .token_engine import PackedBatch, drop_tokens, unpack
+from .token_engine import PackedBatch
 
 KEEP, SKIM = 1, 0  # predictor output channels, as in the official code
 
@@ -109,22 +110,14 @@ class TranskimmerEncoder(nn.Module):
     ) -> tuple[PackedBatch, EncoderResult]:
         """Packed form: skimmed tokens are removed; the engine's restore buffer forwards them to the output."""
         real_tokens = batch.num_tokens
-        kept_counts, all_hidden = [], [unpack(batch)] if output_hidden_states else None
-        for layer, predictor in zip(self.layer, self.skim_predictors):
-            if prune:
-                logits = predictor(batch.hidden)  # [N, 2]
-                batch = drop_tokens(batch, (logits[:, KEEP] > logits[:, SKIM]) | batch.first_token_mask())
-            kept_counts.append(batch.seqlens())
-            batch = batch.with_hidden(packed_layer_forward(layer, batch, attention_backend))
-            if output_hidden_states:
-                all_hidden.append(unpack(batch))
-        tokens_per_layer = torch.stack(kept_counts, dim=1)
-        return batch, EncoderResult(
-            last_hidden_state=None,
-            tokens_per_layer=tokens_per_layer,
-            pruning_loss=self.skim_loss(tokens_per_layer.float(), real_tokens),
-            hidden_states=tuple(all_hidden) if output_hidden_states else None,
-        )
+
+        def keep(index: int, batch: PackedBatch) -> torch.Tensor:
+            logits = self.skim_predictors[index](batch.hidden)  # [N, 2]
+            return (logits[:, KEEP] > logits[:, SKIM]) | batch.first_token_mask()
+
+        batch, result = packed_layers_with_selector(self.layer, batch, attention_backend, keep if prune else None, output_hidden_states)
+        result.pruning_loss = self.skim_loss(result.tokens_per_layer.float(), real_tokens)
+        return batch, result
 
 
 class TranskimmerPreTrainedModel(TokenPruningPreTrainedModel):
