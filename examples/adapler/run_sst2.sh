@@ -17,12 +17,12 @@ transformers-prune finetune "$MODEL" --output-dir "$OUT/bert" --train-file "$DAT
 transformers-prune saliency "$OUT/bert" --data-file "$DATA/glue/sst2/train.csv" --max-samples "$SAMPLES" \
   --max-length 128 --output-file "$OUT/train_saliency.jsonl"
 
-# 3. AdapLeR from the fine-tuned BERT with gamma and phi of the original's SST-2 command; 1 epoch at lr 1e-4 (the
-#    original runs 5 epochs at 3e-5: fresh predictors need the larger rate in 500 steps). The soft mask's
-#    sharpness is annealed from 10 to 1e5 over the run.
+# 3. AdapLeR from the fine-tuned BERT with gamma and phi of the original's SST-2 command; 3 epochs at lr 1e-4 (the
+#    original runs 5 epochs of all 67k sentences at 3e-5; after 1 epoch here the fresh predictors still kept
+#    98.8% of the tokens). The soft mask's sharpness is annealed from 10 to 1e5 over the run.
 transformers-prune convert --to adapler-bert "$OUT/bert" "$OUT/init" --set gamma=0.005 --set phi=0.0005
 transformers-prune finetune "$OUT/init" --output-dir "$OUT/adapler" --train-file "$OUT/train_saliency.jsonl" \
-  --validation-file "$DATA/glue/sst2/dev.csv" --learning-rate 1e-4
+  --validation-file "$DATA/glue/sst2/dev.csv" --learning-rate 1e-4 --epochs 3
 
 # 4. Benchmark against the dense baselines, with an inference-time sweep of eta's scale.
 transformers-prune bench "$OUT/bert" "$OUT/adapler" --task sst2 --data-dir "$DATA" --batch-sizes 1 8 32 \
