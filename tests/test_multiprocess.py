@@ -38,6 +38,7 @@ TRAIN_STEPS = 4
 TRAIN_SCRIPT = textwrap.dedent(
     """
     import json
+    import os
     import sys
 
     import torch
@@ -97,9 +98,13 @@ TRAIN_SCRIPT = textwrap.dedent(
             }
             with open(f"{spec['output_dir']}/{name}/report.json", "w") as f:
                 json.dump(report, f)
-    # Tear the gloo group down before exit: left to interpreter shutdown, a rank sometimes aborted here
-    # ("terminate called without an active exception") after everything had been trained and saved.
-    torch.distributed.destroy_process_group()
+    # Leave without interpreter teardown: on CPU (gloo) a rank aborts there now and then ("terminate called without
+    # an active exception") after everything was trained and saved. It happens with plain BertForSequenceClassification
+    # as well (torch 2.13, accelerate 1.15): a teardown race outside this package, which must not fail the test.
+    torch.distributed.barrier()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
     """
 )
 
