@@ -13,6 +13,7 @@ from transformers import (
 )
 
 from .models.configuration_adapler import AdapLeRConfig
+from .models.configuration_compressed_bert import CompressedBertConfig
 from .models.configuration_ltp import LTPConfig
 from .models.configuration_transkimmer import TranskimmerConfig
 from .models.modeling_adapler import (
@@ -20,6 +21,12 @@ from .models.modeling_adapler import (
     AdapLeRForSequenceClassification,
     AdapLeRForTokenClassification,
     AdapLeRModel,
+)
+from .models.modeling_compressed_bert import (
+    CompressedBertForQuestionAnswering,
+    CompressedBertForSequenceClassification,
+    CompressedBertForTokenClassification,
+    CompressedBertModel,
 )
 from .models.modeling_ltp import (
     LTPForQuestionAnswering,
@@ -38,7 +45,8 @@ from .training.callbacks import KeepRatioCallback, TrainingProgressCallback, ins
 
 __version__ = "0.1.0"
 
-# model_type -> (config, {Auto class: model class}); also the source of the auto_map written by `convert`.
+# Token-pruning model types: model_type -> (config, {Auto class: model class}); also the source of the auto_map
+# written by `convert`.
 MODEL_TYPES = {
     TranskimmerConfig.model_type: (
         TranskimmerConfig,
@@ -69,10 +77,23 @@ MODEL_TYPES = {
     ),
 }
 
+# Weight-compressed model types: HF's BERT forward with compressed modules, written by `transformers-prune compress`.
+COMPRESSED_MODEL_TYPES = {
+    CompressedBertConfig.model_type: (
+        CompressedBertConfig,
+        {
+            AutoModel: CompressedBertModel,
+            AutoModelForSequenceClassification: CompressedBertForSequenceClassification,
+            AutoModelForQuestionAnswering: CompressedBertForQuestionAnswering,
+            AutoModelForTokenClassification: CompressedBertForTokenClassification,
+        },
+    ),
+}
+
 
 def _register() -> None:
     # `register_for_auto_class` makes HF copy the code into every folder these classes save to.
-    for model_type, (config_class, models) in MODEL_TYPES.items():
+    for model_type, (config_class, models) in {**MODEL_TYPES, **COMPRESSED_MODEL_TYPES}.items():
         AutoConfig.register(model_type, config_class, exist_ok=True)
         config_class.register_for_auto_class()
         for auto_class, model_class in models.items():
@@ -84,12 +105,18 @@ _register()
 install_keep_ratio_callback()
 
 __all__ = [
+    "COMPRESSED_MODEL_TYPES",
     "MODEL_TYPES",
     "AdapLeRConfig",
     "AdapLeRForQuestionAnswering",
     "AdapLeRForSequenceClassification",
     "AdapLeRForTokenClassification",
     "AdapLeRModel",
+    "CompressedBertConfig",
+    "CompressedBertForQuestionAnswering",
+    "CompressedBertForSequenceClassification",
+    "CompressedBertForTokenClassification",
+    "CompressedBertModel",
     "KeepRatioCallback",
     "TrainingProgressCallback",
     "LTPConfig",

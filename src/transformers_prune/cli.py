@@ -55,6 +55,12 @@ def _saliency(args: argparse.Namespace) -> None:
     run(args)
 
 
+def _compress(args: argparse.Namespace) -> None:
+    from .compress import run
+
+    run(args)
+
+
 def _bench(args: argparse.Namespace) -> None:
     from .bench import run
 
@@ -67,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .demo import add_arguments
     from .finetune import __doc__ as finetune_description
     from .finetune import add_arguments as add_finetune_arguments
+    from .compress import __doc__ as compress_description
+    from .compress import add_arguments as add_compress_arguments
     from .saliency import __doc__ as saliency_description
     from .saliency import add_arguments as add_saliency_arguments
 
@@ -102,6 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_saliency_arguments(saliency)
     saliency.set_defaults(handler=_saliency)
+
+    compress = commands.add_parser(
+        "compress", help="compress a trained BERT's weights offline into a compressed-bert checkpoint",
+        description=compress_description, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_compress_arguments(compress)
+    compress.set_defaults(handler=_compress)
 
     bench = commands.add_parser(
         "bench", help="quality, FLOPs, tokens and latency of checkpoints against their baselines",

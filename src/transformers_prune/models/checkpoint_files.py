@@ -85,4 +85,16 @@ def write_model_card(save_directory: str, config, model_class: type) -> None:
             f.write(model_card(config, model_class.__name__, method))
 
 
-__all__ = ["complete_auto_map", "method_settings", "model_card", "write_model_card"]
+class HubCheckpointMixin:
+    """`save_pretrained` (also behind `Trainer.save_model` and `push_to_hub`) plus what lets the folder load where
+    this package is not installed: every Auto class of the model type in `auto_map` (HF copies the code files)
+    and a model card, `README.md`, unless the folder has one."""
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        self.config.auto_map = complete_auto_map(self)
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if kwargs.get("is_main_process", True):
+            write_model_card(save_directory, self.config, type(self))
+
+
+__all__ = ["HubCheckpointMixin", "complete_auto_map", "method_settings", "model_card", "write_model_card"]

@@ -23,7 +23,7 @@ from transformers.modeling_outputs import ModelOutput
 from transformers.models.bert.modeling_bert import BertEmbeddings, BertPooler, BertPreTrainedModel
 from transformers.utils import can_return_tuple
 
-from .checkpoint_files import complete_auto_map, write_model_card
+from .checkpoint_files import HubCheckpointMixin
 from .bert_layer_forward import packed_layer_forward
 from .token_engine import PackedBatch, check_attention_mask, default_attention_backend, drop_tokens, pack, unpack
 
@@ -115,7 +115,7 @@ class TokenPruningTokenClassifierOutput(ModelOutput):
     pruning_loss: torch.FloatTensor | None = None
 
 
-class TokenPruningPreTrainedModel(BertPreTrainedModel):
+class TokenPruningPreTrainedModel(HubCheckpointMixin, BertPreTrainedModel):
     """BERT's weight layout and init, with the `Trainer` contract our auxiliary losses need."""
 
     # The loss is a per-batch mean plus an auxiliary term; Trainer must divide it by the accumulation steps.
@@ -133,15 +133,6 @@ class TokenPruningPreTrainedModel(BertPreTrainedModel):
         set_progress = getattr(self.base_model.encoder, "set_training_progress", None)
         if set_progress is not None:
             set_progress(fraction)
-
-    def save_pretrained(self, save_directory, *args, **kwargs):
-        """HF's `save_pretrained` (also behind `Trainer.save_model` and `push_to_hub`), plus what lets the folder
-        load where this package is not installed: every Auto class of the model type in `auto_map` (HF copies
-        the code files) and a model card, `README.md`, unless the folder has one."""
-        self.config.auto_map = complete_auto_map(self)
-        super().save_pretrained(save_directory, *args, **kwargs)
-        if kwargs.get("is_main_process", True):
-            write_model_card(save_directory, self.config, type(self))
 
 
 class TokenPruningModel(TokenPruningPreTrainedModel):
