@@ -23,7 +23,7 @@ from transformers import (
 
 from transformers_prune.cli import main
 from transformers_prune.compress import rank_for_ratio
-from transformers_prune.models.modeling_compressed_bert import LowRankEmbedding, LowRankLinear, PrunedLinear
+from transformers_prune.models.modeling_compressed_bert import LowRankEmbedding, LowRankLinear, PrunedEmbedding, PrunedLinear
 
 from conftest import TINY_CONFIG_KWARGS, DictDataset, make_batch, save_checkpoint, write_sst2_csv, write_tokenizer
 from test_checkpoints import load_without_package
@@ -87,10 +87,10 @@ def test_ranks_and_parameter_counts_follow_the_ratio(sources, tmp_path):
 
 
 def test_pruning_keeps_the_largest_weights_and_they_stay_pruned_in_training(sources, tmp_path):
-    report = compress(sources["classifier"], tmp_path / "pruned", "--method", "pruning", "--targets", "output", "--ratio", "4")
+    report = compress(sources["classifier"], tmp_path / "pruned", "--method", "pruning", "--targets", "output", "word_embeddings", "--ratio", "4")
     model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "pruned")
     dense = model.bert.encoder.layer[0].output.dense
-    assert isinstance(dense, PrunedLinear)
+    assert isinstance(dense, PrunedLinear) and isinstance(model.bert.embeddings.word_embeddings, PrunedEmbedding)
     assert int(dense.mask.sum()) == report["modules"]["encoder.layer.0.output.dense"]["params_after"] == 37 * 32 // 4
     original = BertForSequenceClassification.from_pretrained(sources["classifier"]).bert.encoder.layer[0].output.dense.weight
     assert original.abs()[dense.mask].min() >= original.abs()[~dense.mask].max()

@@ -57,10 +57,23 @@ class PrunedLinear(nn.Linear):
         return F.linear(hidden, self.weight * self.mask, self.bias)
 
 
+class PrunedEmbedding(nn.Embedding):
+    """An embedding table whose pruned entries stay zero, kept positions in a bool `mask` buffer."""
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None):
+        super().__init__(num_embeddings, embedding_dim, padding_idx=padding_idx)
+        self.register_buffer("mask", torch.ones(num_embeddings, embedding_dim, dtype=torch.bool))
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return F.embedding(input_ids, self.weight * self.mask, self.padding_idx)
+
+
 def compressed_module(original: nn.Module, spec: dict) -> nn.Module:
     """The compressed replacement of `original` described by `spec` (see `CompressedBertConfig`), uninitialised."""
-    if isinstance(original, nn.Embedding) and spec["kind"] == "low_rank":
-        return LowRankEmbedding(original.num_embeddings, original.embedding_dim, spec["rank"], original.padding_idx)
+    if isinstance(original, nn.Embedding):
+        if spec["kind"] == "low_rank":
+            return LowRankEmbedding(original.num_embeddings, original.embedding_dim, spec["rank"], original.padding_idx)
+        return PrunedEmbedding(original.num_embeddings, original.embedding_dim, original.padding_idx)
     if isinstance(original, nn.Linear):
         bias = original.bias is not None
         if spec["kind"] == "low_rank":
@@ -115,5 +128,6 @@ __all__ = [
     "CompressedBertModel",
     "LowRankEmbedding",
     "LowRankLinear",
+    "PrunedEmbedding",
     "PrunedLinear",
 ]
