@@ -129,6 +129,18 @@ def randomise_predictors(model, weight_std: float = 1.0, keep_bias: float = 0.0,
         predictor.classifier.bias.copy_(torch.tensor([skim_bias, keep_bias]))
 
 
+def lengths_of(attention_mask: torch.Tensor) -> torch.Tensor:
+    """`[B]` real tokens of each example."""
+    return attention_mask.sum(dim=1)
+
+
+def run(model, input_ids, attention_mask, engine: str = "packed", **kwargs):
+    """An inference forward on `engine` ("packed" or "masked"), without gradients."""
+    model.config.inference_engine = engine
+    with torch.no_grad():
+        return model(input_ids, attention_mask=attention_mask, **kwargs)
+
+
 def real_token_max_diff(a: torch.Tensor, b: torch.Tensor, attention_mask: torch.Tensor) -> float:
     """Max abs difference of `[B, S, H]` states over real (non-padding) positions only."""
     real = attention_mask.bool()

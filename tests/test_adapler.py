@@ -20,7 +20,9 @@ from conftest import (
     DictDataset,
     bert_twin,
     make_batch,
+    lengths_of,
     real_token_max_diff,
+    run,
     save_checkpoint,
     write_sst2_csv,
     write_tokenizer,
@@ -41,16 +43,6 @@ def randomise_predictors(model, std: float = 0.3) -> None:
     for predictor in model.base_model.encoder.contribution_predictors:
         predictor.dense.weight.normal_(0.0, std)
         predictor.output.weight.normal_(0.0, std)
-
-
-def lengths_of(attention_mask):
-    return attention_mask.sum(dim=1)
-
-
-def run(model, input_ids, attention_mask, engine="packed", **kwargs):
-    model.config.inference_engine = engine
-    with torch.no_grad():
-        return model(input_ids, attention_mask=attention_mask, **kwargs)
 
 
 def dropping_model(cls=AdapLeRModel, **overrides):

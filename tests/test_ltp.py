@@ -12,7 +12,7 @@ from transformers import AutoConfig, AutoModelForQuestionAnswering, AutoModelFor
 from transformers_prune import LTPConfig, LTPForQuestionAnswering, LTPForSequenceClassification, LTPModel
 from transformers_prune.models.modeling_ltp import topk_schedule
 
-from conftest import TINY_CONFIG_KWARGS, DictDataset, bert_twin, make_batch, real_token_max_diff
+from conftest import TINY_CONFIG_KWARGS, DictDataset, bert_twin, lengths_of, make_batch, real_token_max_diff, run
 
 CPU_BACKENDS = ("sdpa_per_example", "sdpa_padded")
 LENGTHS = (1, 12, 5, 9, 3, 11)
@@ -28,16 +28,6 @@ def sharpen_attention(model, std: float = 0.6) -> None:
     for layer in model.base_model.encoder.layer:
         layer.attention.self.query.weight.normal_(0.0, std)
         layer.attention.self.key.weight.normal_(0.0, std)
-
-
-def lengths_of(attention_mask):
-    return attention_mask.sum(dim=1)
-
-
-def run(model, input_ids, attention_mask, engine="packed", **kwargs):
-    model.config.inference_engine = engine
-    with torch.no_grad():
-        return model(input_ids, attention_mask=attention_mask, **kwargs)
 
 
 # ----------------------------------------------------------------------------------------------- equality with BERT

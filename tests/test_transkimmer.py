@@ -33,6 +33,7 @@ from transformers_prune import (
 from conftest import (
     TINY_CONFIG_KWARGS,
     DictDataset,
+    lengths_of,
     bert_twin,
     make_batch,
     make_tiny_config,
@@ -43,10 +44,6 @@ from conftest import (
 
 CPU_BACKENDS = ("sdpa_per_example", "sdpa_padded")
 KEEP, SKIM = 1, 0
-
-
-def lengths_of(attention_mask):
-    return attention_mask.sum(dim=1)
 
 
 # ----------------------------------------------------------------------------------------------- equality with BERT

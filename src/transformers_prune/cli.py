@@ -1,8 +1,10 @@
-"""`transformers-prune`: convert checkpoints, fine-tune, run stock HF scripts with our models, run the demo, benchmark."""
+"""`transformers-prune`: convert checkpoints, fine-tune, compute saliencies, compress, run stock HF scripts with our
+models, run the demo, benchmark."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import runpy
 import sys
@@ -37,47 +39,17 @@ def _run_script(args: argparse.Namespace) -> None:
     runpy.run_path(args.script, run_name="__main__")
 
 
-def _demo(args: argparse.Namespace) -> None:
-    from .demo import run
-
-    run(args)
-
-
-def _finetune(args: argparse.Namespace) -> None:
-    from .finetune import run
-
-    run(args)
-
-
-def _saliency(args: argparse.Namespace) -> None:
-    from .saliency import run
-
-    run(args)
-
-
-def _compress(args: argparse.Namespace) -> None:
-    from .compress import run
-
-    run(args)
-
-
-def _bench(args: argparse.Namespace) -> None:
-    from .bench import run
-
-    run(args)
+# Commands whose module provides `__doc__` (the description), `add_arguments(parser)` and `run(args)`.
+MODULE_COMMANDS = {
+    "demo": "fine-tune MiniLM dense and Transkimmer on SST-2, then time inference",
+    "finetune": "train a checkpoint on a text classification file with the stock Trainer",
+    "saliency": "gradient-x-input saliency targets for adapler-bert from fine-tuned classifiers",
+    "compress": "compress a trained BERT's weights offline into a compressed-bert checkpoint",
+    "bench": "quality, FLOPs, tokens and latency of checkpoints against their baselines",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .bench import __doc__ as bench_description
-    from .bench import add_arguments as add_bench_arguments
-    from .demo import add_arguments
-    from .finetune import __doc__ as finetune_description
-    from .finetune import add_arguments as add_finetune_arguments
-    from .compress import __doc__ as compress_description
-    from .compress import add_arguments as add_compress_arguments
-    from .saliency import __doc__ as saliency_description
-    from .saliency import add_arguments as add_saliency_arguments
-
     parser = argparse.ArgumentParser(prog="transformers-prune", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -93,37 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("script_args", nargs=argparse.REMAINDER)
     run.set_defaults(handler=_run_script)
 
-    demo = commands.add_parser("demo", help="fine-tune MiniLM dense and Transkimmer on SST-2, then time inference")
-    add_arguments(demo)
-    demo.set_defaults(handler=_demo)
-
-    finetune = commands.add_parser(
-        "finetune", help="train a checkpoint on a text classification file with the stock Trainer",
-        description=finetune_description, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_finetune_arguments(finetune)
-    finetune.set_defaults(handler=_finetune)
-
-    saliency = commands.add_parser(
-        "saliency", help="gradient-x-input saliency targets for adapler-bert from fine-tuned classifiers",
-        description=saliency_description, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_saliency_arguments(saliency)
-    saliency.set_defaults(handler=_saliency)
-
-    compress = commands.add_parser(
-        "compress", help="compress a trained BERT's weights offline into a compressed-bert checkpoint",
-        description=compress_description, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_compress_arguments(compress)
-    compress.set_defaults(handler=_compress)
-
-    bench = commands.add_parser(
-        "bench", help="quality, FLOPs, tokens and latency of checkpoints against their baselines",
-        description=bench_description, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_bench_arguments(bench)
-    bench.set_defaults(handler=_bench)
+    for name, summary in MODULE_COMMANDS.items():
+        module = importlib.import_module(f".{name}", __package__)
+        command = commands.add_parser(
+            name, help=summary, description=module.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
+        module.add_arguments(command)
+        command.set_defaults(handler=module.run)
     return parser
 
 

@@ -17,7 +17,6 @@ import argparse
 import json
 import math
 import os
-import shutil
 
 import torch
 from transformers import (
@@ -29,7 +28,7 @@ from transformers import (
     BertModel,
 )
 
-from .convert import TOKENIZER_FILES
+from .convert import copy_tokenizer_files
 from .models.configuration_compressed_bert import CompressedBertConfig
 from .models.modeling_compressed_bert import (
     CompressedBertForQuestionAnswering,
@@ -186,9 +185,7 @@ def compress_checkpoint(
     report = _report(model, compressed, modules_report, method)
     os.makedirs(output_dir, exist_ok=True)
     compressed.save_pretrained(output_dir)
-    for name in TOKENIZER_FILES:
-        if os.path.isfile(os.path.join(source, name)):
-            shutil.copy2(os.path.join(source, name), output_dir)
+    copy_tokenizer_files(source, output_dir)
     with open(os.path.join(output_dir, REPORT_FILE), "w", encoding="utf-8") as f:
         json.dump(report, f, indent=1)
     return report

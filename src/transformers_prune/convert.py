@@ -54,6 +54,12 @@ def code_files_for(model_type: str) -> list[str]:
     return sorted(files)
 
 
+def copy_tokenizer_files(source: str, output_dir: str) -> None:
+    for name in TOKENIZER_FILES:
+        if os.path.isfile(os.path.join(source, name)):
+            shutil.copy2(os.path.join(source, name), output_dir)
+
+
 def _copy_weights(source: str, output_dir: str) -> None:
     present = [name for name in os.listdir(source) if name in WEIGHT_FILES or name.startswith("model-")]
     if present:
@@ -122,9 +128,7 @@ def convert_bert_checkpoint(source: str, model_type: str, output_dir: str, **con
     _copy_weights(source, output_dir)
     for path in code_files_for(model_type):
         shutil.copy2(path, output_dir)
-    for name in TOKENIZER_FILES:
-        if os.path.isfile(os.path.join(source, name)):
-            shutil.copy2(os.path.join(source, name), output_dir)
+    copy_tokenizer_files(source, output_dir)
     card_class = next(
         (model_class for model_class in models.values() if [model_class.__name__] == config.architectures), models[AutoModel]
     )
@@ -132,4 +136,4 @@ def convert_bert_checkpoint(source: str, model_type: str, output_dir: str, **con
     return output_dir
 
 
-__all__ = ["auto_map_for", "check_overrides", "code_files_for", "convert_bert_checkpoint"]
+__all__ = ["auto_map_for", "check_overrides", "code_files_for", "convert_bert_checkpoint", "copy_tokenizer_files"]

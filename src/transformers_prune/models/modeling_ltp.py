@@ -40,8 +40,9 @@ from .modeling_token_pruning import (
     TokenPruningForTokenClassification,
     TokenPruningModel,
     TokenPruningPreTrainedModel,
+    run_packed_layers,
 )
-from .token_engine import PackedBatch, drop_tokens, unpack
+from .token_engine import PackedBatch, drop_tokens
 
 
 def topk_schedule(num_layers: int, token_keep_rate: float) -> list[float]:
@@ -90,12 +91,14 @@ class LTPEncoder(nn.Module):
         length = live_queries if self.config.scoring_mode == "mean_norm" else self.config.score_normalization_length
         return received / (self.config.num_attention_heads * length)
 
-    def _keep(self, scores: torch.Tensor, live: torch.Tensor, layer: int, lengths: torch.Tensor) -> torch.Tensor:
-        """`[B, S]` bool: the live tokens layer `layer` keeps, [CLS] included."""
+    def _keep(
+        self, scores: torch.Tensor, live: torch.Tensor, layer: int, lengths: torch.Tensor, thresholds: torch.Tensor
+    ) -> torch.Tensor:
+        """`[B, S]` bool: the live tokens layer `layer` keeps, [CLS] included (`thresholds`: `[L]`, detached)."""
         if self.config.prune_mode == "topk":
             rate = topk_schedule(self.config.num_hidden_layers, self.config.token_keep_rate)[layer]
             return keep_top_scores(scores, live, (lengths * rate).round().clamp_min(1))
-        keep = scores >= self.thresholds()[layer].detach()
+        keep = scores >= thresholds[layer]
         keep[:, 0] = True
         return keep & live
 
@@ -108,6 +111,7 @@ class LTPEncoder(nn.Module):
         soft = prune and self.training and self.config.masking_mode == "soft"
         hard = prune and not soft
         lengths = padding_mask.sum(dim=1)
+        thresholds = self.thresholds()  # differentiable: the soft mask trains the offsets
         live = padding_mask  # [B, S] tokens still in the encoder (hard form)
         entering = lengths.to(hidden.dtype)  # tokens entering the next layer; soft: the expected count
         soft_mask_means, kept_counts, all_hidden, all_attentions = [], [], [hidden], []
@@ -118,13 +122,13 @@ class LTPEncoder(nn.Module):
                 received = (probs * live[:, None, :, None]).sum(dim=(1, 2))  # rows of pruned queries zeroed
                 scores = self._normalise(received, live.sum(dim=1, keepdim=True))
                 if soft:
-                    mask = torch.sigmoid((scores - self.thresholds()[index]) / self.config.temperature)
+                    mask = torch.sigmoid((scores - thresholds[index]) / self.config.temperature)
                     mask = torch.cat([torch.ones_like(mask[:, :1]), mask[:, 1:]], dim=1) * padding_mask
                     output = output * mask[..., None]
                     entering = mask.sum(dim=1)
                     soft_mask_means.append(mask.sum() / lengths.sum())
                 else:
-                    live = self._keep(scores, live, index, lengths)
+                    live = self._keep(scores, live, index, lengths, thresholds.detach())
                     output = torch.where(live[..., None], output, hidden)  # pruned tokens keep their entering state
             hidden = output
             all_hidden.append(hidden)
@@ -143,27 +147,21 @@ class LTPEncoder(nn.Module):
     ) -> tuple[PackedBatch, EncoderResult]:
         """Packed form, always hard: a pruning layer scores its live tokens after attention and runs its FFN on
         the kept ones only; the engine's restore buffer forwards the pruned ones to the output."""
-        lengths = batch.seqlens()
-        kept_counts, all_hidden = [], [unpack(batch)] if output_hidden_states else None
-        for index, (layer, decides) in enumerate(zip(self.layer, self.pruning_layers())):
-            kept_counts.append(batch.seqlens())
-            if prune and decides:
-                context, received = packed_attention_and_received(layer, batch, attention_backend)
-                scores = self._normalise(received, batch.seqlens()[batch.example_ids()])
-                keep = self._keep(*self._to_grid(batch, scores), index, lengths).flatten()[batch.indices]
-                kept = drop_tokens(batch, keep)
-                if kept is not batch:
-                    context = context[keep]
-                batch = kept.with_hidden(feed_forward(layer, context, kept.hidden))
-            else:
-                batch = batch.with_hidden(packed_layer_forward(layer, batch, attention_backend))
-            if output_hidden_states:
-                all_hidden.append(unpack(batch))
-        return batch, EncoderResult(
-            last_hidden_state=None,
-            tokens_per_layer=torch.stack(kept_counts, dim=1),
-            hidden_states=tuple(all_hidden) if output_hidden_states else None,
-        )
+        lengths, thresholds, decides = batch.seqlens(), self.thresholds().detach(), self.pruning_layers()
+
+        def layer_step(index: int, batch: PackedBatch) -> tuple[torch.Tensor, PackedBatch]:
+            layer, entering = self.layer[index], batch.seqlens()
+            if not (prune and decides[index]):
+                return entering, batch.with_hidden(packed_layer_forward(layer, batch, attention_backend))
+            context, received = packed_attention_and_received(layer, batch, attention_backend)
+            scores = self._normalise(received, entering[batch.example_ids()])
+            keep = self._keep(*self._to_grid(batch, scores), index, lengths, thresholds).flatten()[batch.indices]
+            kept = drop_tokens(batch, keep)
+            if kept is not batch:
+                context = context[keep]
+            return entering, kept.with_hidden(feed_forward(layer, context, kept.hidden))
+
+        return run_packed_layers(batch, len(self.layer), layer_step, output_hidden_states)
 
     @staticmethod
     def _to_grid(batch: PackedBatch, scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -39,22 +39,18 @@ class EncoderResult:
     attentions: tuple[torch.Tensor, ...] | None = None
 
 
-def packed_layers_with_selector(
-    layers: nn.ModuleList,
+def run_packed_layers(
     batch: PackedBatch,
-    attention_backend: str,
-    keep_before_layer: Callable[[int, PackedBatch], torch.Tensor] | None,
+    num_layers: int,
+    layer_step: Callable[[int, PackedBatch], tuple[torch.Tensor, PackedBatch]],
     output_hidden_states: bool,
 ) -> tuple[PackedBatch, EncoderResult]:
-    """Run `layers` on the packed engine for methods that decide before each layer: `keep_before_layer(index,
-    batch)` returns the `[N]` bool keep mask over the live tokens ([CLS] included) and dropped tokens go to the
-    restore buffer; None runs every token. `tokens_per_layer` counts the tokens entering each layer."""
+    """The packed encoder loop every method shares. `layer_step(index, batch)` runs layer `index`, dropping what
+    the method drops, and returns the `[B]` token counts entering that layer and the batch after it."""
     kept_counts, all_hidden = [], [unpack(batch)] if output_hidden_states else None
-    for index, layer in enumerate(layers):
-        if keep_before_layer is not None:
-            batch = drop_tokens(batch, keep_before_layer(index, batch))
-        kept_counts.append(batch.seqlens())
-        batch = batch.with_hidden(packed_layer_forward(layer, batch, attention_backend))
+    for index in range(num_layers):
+        entering, batch = layer_step(index, batch)
+        kept_counts.append(entering)
         if output_hidden_states:
             all_hidden.append(unpack(batch))
     return batch, EncoderResult(
@@ -62,6 +58,25 @@ def packed_layers_with_selector(
         tokens_per_layer=torch.stack(kept_counts, dim=1),
         hidden_states=tuple(all_hidden) if output_hidden_states else None,
     )
+
+
+def packed_layers_with_selector(
+    layers: nn.ModuleList,
+    batch: PackedBatch,
+    attention_backend: str,
+    keep_before_layer: Callable[[int, PackedBatch], torch.Tensor] | None,
+    output_hidden_states: bool,
+) -> tuple[PackedBatch, EncoderResult]:
+    """`run_packed_layers` for methods that decide before each layer: `keep_before_layer(index, batch)` returns the
+    `[N]` bool keep mask over the live tokens ([CLS] included) and dropped tokens go to the restore buffer; None
+    runs every token."""
+
+    def layer_step(index: int, batch: PackedBatch) -> tuple[torch.Tensor, PackedBatch]:
+        if keep_before_layer is not None:
+            batch = drop_tokens(batch, keep_before_layer(index, batch))
+        return batch.seqlens(), batch.with_hidden(packed_layer_forward(layers[index], batch, attention_backend))
+
+    return run_packed_layers(batch, len(layers), layer_step, output_hidden_states)
 
 
 @dataclass
@@ -385,6 +400,7 @@ class TokenPruningForTokenClassification(TokenPruningPreTrainedModel):
 __all__ = [
     "EncoderResult",
     "packed_layers_with_selector",
+    "run_packed_layers",
     "TokenPruningForQuestionAnswering",
     "TokenPruningForSequenceClassification",
     "TokenPruningForTokenClassification",
