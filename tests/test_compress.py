@@ -1,5 +1,6 @@
-"""`compressed-bert` and `transformers-prune compress` (svd, fwsvd, pruning): exactness at full rank, sizes and
-parameter counts, the report, save/reload, loading without the package, training with `Trainer`, bad input."""
+"""`compressed-bert` and `transformers-prune compress` (svd, fwsvd, pruning, ae, kronecker, tucker): exactness at
+full rank, sizes and parameter counts, the report, rebuilding from the config alone, save/reload, the shared
+autoencoder decoder, the eval-mode weight cache, loading without the package, training with `Trainer`, bad input."""
 
 from __future__ import annotations
 
@@ -21,9 +22,21 @@ from transformers import (
     TrainingArguments,
 )
 
+from transformers_prune import CompressedBertConfig
 from transformers_prune.cli import main
-from transformers_prune.compress import rank_for_ratio
-from transformers_prune.models.modeling_compressed_bert import LowRankEmbedding, LowRankLinear, PrunedEmbedding, PrunedLinear
+from transformers_prune.compress import decoder_parameter_count, rank_for_ratio
+from transformers_prune.models.modeling_compressed_bert import (
+    AutoencoderWeight,
+    CompressedBertForSequenceClassification,
+    FactoredEmbedding,
+    FactoredLinear,
+    KroneckerSumWeight,
+    LowRankEmbedding,
+    LowRankLinear,
+    PrunedEmbedding,
+    PrunedLinear,
+    TuckerWeight,
+)
 
 from conftest import TINY_CONFIG_KWARGS, DictDataset, make_batch, save_checkpoint, write_sst2_csv, write_tokenizer
 from test_checkpoints import load_without_package
@@ -33,6 +46,15 @@ HEADS = {
     "qa": (BertForQuestionAnswering, AutoModelForQuestionAnswering),
     "encoder": (BertModel, AutoModel),
 }
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """The autoencoder trains tiny MLPs on tiny batches: one thread avoids thread hand-off costs on a busy CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -129,15 +151,229 @@ def test_compressed_checkpoint_loads_without_the_package(sources, tmp_path):
 @pytest.mark.parametrize(
     "options, message",
     [
-        (["--method", "ae", "--targets", "key", "--ratio", "3"], "unknown method 'ae'; available"),
+        (["--method", "quantization", "--targets", "key", "--ratio", "3"], "unknown method 'quantization'; available"),
         (["--method", "svd", "--targets", "keys", "--ratio", "3"], r"unknown targets \['keys'\]"),
         (["--method", "svd", "--targets", "key", "--ratio", "0.5"], "ratio must be > 1"),
         (["--method", "svd", "--targets", "key"], "give exactly one of --ratio and --rank"),
         (["--method", "svd", "--targets", "key", "--ratio", "3", "--layers", "7"], r"layers \[7\] do not exist"),
         (["--method", "fwsvd", "--targets", "key", "--ratio", "3"], "fwsvd needs --data-file"),
+        (["--method", "tucker", "--targets", "key", "--rank", "3"], "exactly one of --ratio and --tucker-ranks"),
+        (["--method", "tucker", "--targets", "key", "--tucker-ranks", "5", "8", "32"], r"--tucker-ranks \[5, 8, 32\] exceed the mode sizes \[4, 8, 32\]"),
+        (["--method", "svd", "--targets", "key", "--tucker-ranks", "1", "1", "1"], "--tucker-ranks is for --method tucker"),
+        (["--method", "kronecker", "--targets", "key", "--rank", "37"], "at most 36 terms"),
+        (["--method", "kronecker", "--targets", "key", "--ratio", "1000"], "too high for a Kronecker sum"),
+        (["--method", "ae", "--targets", "key", "--ratio", "30"], "too high for an autoencoder on 96 x 32"),
+        (["--method", "ae", "--targets", "key", "--ratio", "3", "--epochs", "0"], "--epochs and --batch-size must be >= 1"),
+        (["--method", "kronecker", "--targets", "key", "--ratio", "3", "--data-file", "x.csv"], "used by fwsvd and ae only"),
     ],
 )
 def test_bad_input_fails_before_anything_is_written(options, message, sources, tmp_path):
     with pytest.raises(SystemExit, match=message):
         main(["compress", sources["classifier"], str(tmp_path / "out"), *options])
     assert not (tmp_path / "out").exists()
+
+
+# --- ae, kronecker, tucker -------------------------------------------------------------------------------------
+
+NEW_METHODS = {
+    "ae": ["--method", "ae", "--epochs", "2"],
+    "ae-separated": ["--method", "ae", "--epochs", "2", "--ae-grouping", "separated"],
+    "kronecker": ["--method", "kronecker", "--refine-steps", "3"],
+    "tucker": ["--method", "tucker", "--refine-steps", "3"],
+}
+NEW_TARGETS = ["--targets", "key", "output", "word_embeddings"]
+
+
+@pytest.fixture(scope="module")
+def compressed(sources, tmp_path_factory):
+    """Method -> (folder, report): the tiny classifier's keys, FFN outputs and word embeddings at ratio 3."""
+    folder = tmp_path_factory.mktemp("compressed")
+    with torch.random.fork_rng():
+        torch.set_num_threads(1)
+        return {name: (folder / name, compress(sources["classifier"], folder / name, *options, *NEW_TARGETS, "--ratio", "3"))
+                for name, options in NEW_METHODS.items()}
+
+
+def expected_stored(module: dict) -> int:
+    """What the layout recorded for a module stores, from the formulas (decoders excluded: stored once apiece)."""
+    rows, cols = module["shape"]
+    if module["kind"] == "autoencoder":
+        return rows * module["latent_size"] + rows  # codes + row norms
+    if module["kind"] == "kronecker":
+        p, q = module["factor_shape"]
+        return 2 * module["terms"] * p * q
+    blocks = math.ceil(rows / module["block_rows"])
+    return math.prod(module["ranks"]) + sum(d * r for d, r in zip((blocks, module["block_rows"], cols), module["ranks"]))
+
+
+@pytest.mark.parametrize("method", sorted(NEW_METHODS))
+def test_new_methods_rebuild_from_the_config_alone_and_reload_identically(method, compressed, tmp_path):
+    folder, report = compressed[method]
+    # The config alone gives every tensor of the checkpoint its shape: nothing is re-solved at load.
+    config = CompressedBertConfig.from_pretrained(folder)
+    rebuilt = {key: tuple(value.shape) for key, value in CompressedBertForSequenceClassification(config).state_dict().items()}
+    stored = {key: tuple(value.shape) for key, value in load_file(folder / "model.safetensors").items()}
+    assert rebuilt == stored
+
+    model = AutoModelForSequenceClassification.from_pretrained(folder)
+    factors_class = {"ae": AutoencoderWeight, "kronecker": KroneckerSumWeight, "tucker": TuckerWeight}[method.split("-")[0]]
+    assert isinstance(model.bert.embeddings.word_embeddings, FactoredEmbedding)
+    for layer in model.bert.encoder.layer:
+        for module in (layer.attention.self.key, layer.output.dense):
+            assert isinstance(module, FactoredLinear) and isinstance(module.factors, factors_class)
+    assert model.bert.encoder.layer[0].output.dense.factors().shape == (32, 37)
+
+    for path, module in report["modules"].items():
+        assert module["params_after"] == expected_stored(module) and module["params_before"] == math.prod(module["shape"])
+        assert module["ratio"] >= 3 and module["relative_error"] > 0
+    for decoder in report["decoders"].values():
+        spec = config.compressed_decoders[report["modules"][decoder["modules"][0]]["decoder"]]
+        assert decoder["params"] == decoder_parameter_count(spec["latent_size"], spec["hidden_sizes"], spec["output_size"])
+    for target, figures in report["targets"].items():
+        assert figures["ratio"] >= 3, target
+    compressed_params = sum(module["params_after"] for module in report["modules"].values())
+    assert report["compressed_modules"]["params_after"] == compressed_params + sum(d["params"] for d in report["decoders"].values())
+    assert report["model"]["params_after"] == sum(p.numel() for p in model.parameters()) + sum(
+        b.numel() for name, b in model.named_buffers() if name.endswith("row_norms")
+    )
+
+    input_ids, attention_mask = make_batch((1, 12, 5, 9), vocab_size=26)
+    expected = outputs(model, input_ids, attention_mask)
+    model.save_pretrained(tmp_path / "again")
+    reloaded = AutoModelForSequenceClassification.from_pretrained(tmp_path / "again")
+    assert torch.equal(outputs(reloaded, input_ids, attention_mask), expected)
+
+
+def test_autoencoder_stores_each_shared_decoder_once_with_each_layers_own_norms(compressed, sources):
+    folder, report = compressed["ae"]
+    assert set(report["decoders"]) == {"key", "output", "word_embeddings"}
+    assert report["decoders"]["key"]["modules"] == [f"encoder.layer.{l}.attention.self.key" for l in range(3)]
+    stored = load_file(folder / "model.safetensors")
+    decoder_keys = sorted(key for key in stored if "decoder" in key)
+    # One decoder per module type: 3 Linear layers (weight + bias) each, under compressed_decoders only.
+    assert len(decoder_keys) == 3 * 3 * 2 and all(key.startswith("bert.compressed_decoders.") for key in decoder_keys)
+
+    model = AutoModelForSequenceClassification.from_pretrained(folder)
+    assert sorted(key for key in model.state_dict() if key.endswith("layers.0.weight")) == [
+        f"bert.compressed_decoders.{name}.layers.0.weight" for name in ("key", "output", "word_embeddings")
+    ]
+    keys = [layer.attention.self.key.factors for layer in model.bert.encoder.layer]
+    assert all(factors.decoder is model.bert.compressed_decoders["key"] for factors in keys)
+    # Each layer rescales its rows to its own original norms (the official code used layer 0's in every layer).
+    original = BertForSequenceClassification.from_pretrained(sources["classifier"])
+    for layer, factors in enumerate(keys):
+        norms = original.bert.encoder.layer[layer].attention.self.key.weight.norm(dim=1)
+        torch.testing.assert_close(factors.row_norms, norms)
+        torch.testing.assert_close(factors().detach().norm(dim=1), norms, rtol=1e-5, atol=1e-6)
+
+    separated = compressed["ae-separated"][1]
+    assert len(separated["decoders"]) == 3 + 3 + 1
+    assert separated["modules"]["encoder.layer.0.attention.self.key"]["latent_size"] < report["modules"]["encoder.layer.0.attention.self.key"]["latent_size"]
+
+
+@pytest.mark.parametrize("method", ["ae", "kronecker", "tucker"])
+def test_eval_cache_equals_the_training_forward_and_follows_weight_changes(method, compressed):
+    model = AutoModelForSequenceClassification.from_pretrained(compressed[method][0])
+    input_ids, attention_mask = make_batch((1, 12, 5, 9), vocab_size=26)
+    key = model.bert.encoder.layer[1].attention.self.key
+    embeddings = model.bert.embeddings.word_embeddings
+
+    def training_forward():  # dropout is 0 in the tiny config: train mode differs only in rebuilding the weights
+        with torch.no_grad():
+            return model.train()(input_ids, attention_mask=attention_mask).logits
+
+    reference = training_forward()
+    assert key._cached_weight is None
+    cached = outputs(model, input_ids, attention_mask)
+    assert key._cached_weight is not None and embeddings._cached_weight is not None
+    assert (cached - reference).abs().max() <= 1e-5
+    stale = key._cached_weight
+    with torch.inference_mode():  # the cache is reused, also under inference_mode
+        assert torch.equal(model(input_ids, attention_mask=attention_mask).logits, cached)
+    assert key._cached_weight is stale
+
+    with torch.no_grad():  # an in-place change (an optimizer step, load_state_dict) invalidates the cache
+        next(key.factors.parameters()).mul_(1.5)
+    changed = outputs(model, input_ids, attention_mask)
+    assert key._cached_weight is not stale and not torch.equal(changed, cached)
+    assert (changed - training_forward()).abs().max() <= 1e-5
+    model.load_state_dict(AutoModelForSequenceClassification.from_pretrained(compressed[method][0]).state_dict())
+    assert (outputs(model, input_ids, attention_mask) - cached).abs().max() <= 1e-6
+    model.train()
+    assert key._cached_weight is None and embeddings._cached_weight is None
+
+
+@pytest.mark.parametrize("method, options, full", [
+    ("kronecker", ["--rank", "36"], "36 terms of 6 x 6 factors"),
+    ("tucker", ["--tucker-ranks", "4", "8", "32"], "ranks equal to the mode sizes"),
+])
+def test_full_size_kronecker_and_tucker_reproduce_the_original(method, options, full, sources, tmp_path):
+    report = compress(sources["classifier"], tmp_path / method, "--method", method, "--targets", "key", *options)
+    assert all(module["relative_error"] < 1e-5 for module in report["modules"].values()), full
+    input_ids, attention_mask = make_batch((1, 12, 5, 9), vocab_size=26)
+    original = outputs(BertForSequenceClassification.from_pretrained(sources["classifier"]), input_ids, attention_mask)
+    model = AutoModelForSequenceClassification.from_pretrained(tmp_path / method)
+    assert (outputs(model, input_ids, attention_mask) - original).abs().max() <= 1e-4
+
+
+def test_autoencoder_training_is_seeded_and_lowers_the_loss(sources, tmp_path):
+    options = ["--method", "ae", "--targets", "key", "--ratio", "2", "--batch-size", "8"]
+    short, same = (compress(sources["classifier"], tmp_path / name, *options, "--epochs", "1") for name in ("a", "b"))
+    longer = compress(sources["classifier"], tmp_path / "c", *options, "--epochs", "30")
+    assert short["modules"] == same["modules"]
+    error = lambda report: sum(m["mean_cosine_distance"] for m in report["modules"].values())  # noqa: E731
+    assert error(longer) < error(short)
+
+
+@pytest.mark.parametrize("method", ["ae", "kronecker", "tucker"])
+def test_new_methods_train_with_trainer(method, compressed, tmp_path):
+    model = AutoModelForSequenceClassification.from_pretrained(compressed[method][0])
+    before = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    input_ids, attention_mask = make_batch((1, 12, 5, 9, 3, 11, 7, 2), seq_len=12, vocab_size=26)
+    args = TrainingArguments(output_dir=str(tmp_path / "train"), use_cpu=True, report_to="none", max_steps=2,
+                             per_device_train_batch_size=4, save_strategy="no", disable_tqdm=True, learning_rate=1e-2)
+    trainer = Trainer(model=model, args=args, train_dataset=DictDataset(input_ids, attention_mask, torch.randint(0, 2, (8,))))
+    assert math.isfinite(trainer.train().training_loss)
+    after = model.state_dict()
+    changed = {name for name in before if not torch.equal(before[name], after[name])}
+    assert any(".key.factors." in name for name in changed) and any("word_embeddings.factors." in name for name in changed)
+    if method == "ae":
+        assert any(name.startswith("bert.compressed_decoders.key.") for name in changed)
+        assert not any(name.endswith("row_norms") for name in changed)  # norms are buffers: stored, not trained
+
+
+def test_autoencoder_checkpoint_loads_without_the_package(compressed, tmp_path):
+    folder = compressed["ae"][0]
+    input_ids, attention_mask = make_batch((1, 12, 5, 9), vocab_size=26)
+    expected = outputs(AutoModelForSequenceClassification.from_pretrained(folder), input_ids, attention_mask)
+    (remote,) = load_without_package([[str(folder), "AutoModelForSequenceClassification"]], input_ids, attention_mask, tmp_path / "modules")
+    torch.testing.assert_close(torch.tensor(remote[0]), expected, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "modules, decoders, message",
+    [
+        ({"p": {"kind": "sparse"}}, None, r"kind must be one of \('low_rank', 'pruned', 'autoencoder', 'kronecker', 'tucker'\)"),
+        ({"p": {"kind": "tucker", "block_rows": 8, "ranks": [1, 2]}}, None, r"\['ranks'\]=\[1, 2\] is invalid; ranks must be three integers > 0"),
+        ({"p": {"kind": "kronecker", "terms": 0, "factor_shape": [6, 6]}}, None, r"\['terms'\]=0 is invalid; terms must be an integer > 0"),
+        ({"p": {"kind": "kronecker", "terms": 2, "factor_shape": [6, 6], "rank": 3}}, None, r"unknown keys \['rank'\]; allowed: \['terms', 'factor_shape'\]"),
+        ({"p": {"kind": "autoencoder", "decoder": "key", "latent_size": 3}}, None, r"\['decoder'\]='key'; allowed: the keys of compressed_decoders \[\]"),
+        ({"p": {"kind": "autoencoder", "decoder": "key", "latent_size": 3}}, {"key": {"latent_size": 4, "hidden_sizes": [8], "output_size": 32}},
+         "differs from its decoder's latent_size 4"),
+        ({}, {"key": {"latent_size": 4, "hidden_sizes": [8, -1], "output_size": 32}}, r"\['hidden_sizes'\]=\[8, -1\] is invalid"),
+        ({}, {"a.b": {"latent_size": 4, "hidden_sizes": [8], "output_size": 32}}, "must be a Python identifier"),
+    ],
+)
+def test_bad_layouts_fail_in_the_config(modules, decoders, message):
+    with pytest.raises(ValueError, match=message):
+        CompressedBertConfig(**TINY_CONFIG_KWARGS, compressed_modules=modules, compressed_decoders=decoders)
+
+
+def test_layouts_that_do_not_fit_the_matrix_fail_at_build():
+    path = "encoder.layer.0.attention.self.key"
+    for spec, message in [
+        ({"kind": "kronecker", "terms": 2, "factor_shape": [5, 6]}, "Kronecker factors 5 x 6 cannot cover a 32 x 32 matrix"),
+        ({"kind": "tucker", "block_rows": 8, "ranks": [5, 8, 8]}, r"Tucker ranks \[5, 8, 8\] exceed the tensor's mode sizes \[4, 8, 32\]"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            CompressedBertForSequenceClassification(CompressedBertConfig(**TINY_CONFIG_KWARGS, compressed_modules={path: spec}))

@@ -3,7 +3,41 @@
 from huggingface_hub.dataclasses import strict
 from transformers import BertConfig
 
-MODULE_KINDS = ("low_rank", "pruned")
+# Kind -> the layout keys its entry in `compressed_modules` must carry (besides "kind").
+MODULE_LAYOUT_KEYS = {
+    "low_rank": ("rank",),
+    "pruned": (),
+    "autoencoder": ("decoder", "latent_size"),
+    "kronecker": ("terms", "factor_shape"),
+    "tucker": ("block_rows", "ranks"),
+}
+MODULE_KINDS = tuple(MODULE_LAYOUT_KEYS)
+DECODER_LAYOUT_KEYS = ("latent_size", "hidden_sizes", "output_size")
+
+
+def _is_positive_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _is_positive_int_list(value, length: int | None = None) -> bool:
+    return (
+        isinstance(value, (list, tuple)) and all(_is_positive_int(v) for v in value)
+        and (length is None or len(value) == length)
+    )
+
+
+# Layout key -> (check, what the check allows), shared by every kind that uses the key.
+LAYOUT_CHECKS = {
+    "rank": (_is_positive_int, "an integer > 0"),
+    "latent_size": (_is_positive_int, "an integer > 0"),
+    "decoder": (lambda v: isinstance(v, str), "the name of an entry of compressed_decoders"),
+    "terms": (_is_positive_int, "an integer > 0"),
+    "factor_shape": (lambda v: _is_positive_int_list(v, 2), "two integers > 0 [rows, cols] of each Kronecker factor"),
+    "block_rows": (_is_positive_int, "an integer > 0"),
+    "ranks": (lambda v: _is_positive_int_list(v, 3), "three integers > 0 [blocks, block rows, columns]"),
+    "hidden_sizes": (_is_positive_int_list, "a list of integers > 0"),
+    "output_size": (_is_positive_int, "an integer > 0"),
+}
 
 
 @strict
@@ -11,27 +45,63 @@ class CompressedBertConfig(BertConfig):
     """BERT plus the resolved layout of every compressed module, so `from_pretrained` rebuilds them as saved.
 
     Args:
-        compression_method: the method that produced the weights ("svd", "fwsvd", "pruning"); informative.
+        compression_method: the method that produced the weights ("svd", "fwsvd", "pruning", "ae", "kronecker",
+            "tucker"); informative.
         compressed_modules: module path inside the base model (e.g. "encoder.layer.3.attention.self.key",
-            "embeddings.word_embeddings") -> {"kind": "low_rank", "rank": k} (a linear or embedding stored as two
-            factors) or {"kind": "pruned"} (a linear whose zeroed weights are fixed by a mask in the weights).
+            "embeddings.word_embeddings") -> its layout:
+            - {"kind": "low_rank", "rank": k}: two factors (SVD, FWSVD);
+            - {"kind": "pruned"}: a dense weight with a fixed bool mask (magnitude pruning);
+            - {"kind": "autoencoder", "decoder": name, "latent_size": k}: one k-dim code per row decoded by the MLP
+              `compressed_decoders[name]`, rows rescaled to stored norms (Banaei et al., 2023);
+            - {"kind": "kronecker", "terms": r, "factor_shape": [p, q]}: a sum of r Kronecker products A_j (x) B_j,
+              each factor p x q, cropped to the matrix;
+            - {"kind": "tucker", "block_rows": b, "ranks": [r1, r2, r3]}: the matrix cut into blocks of b rows (the
+              heads of an attention projection), that [blocks, b, columns] tensor Tucker-factored at those ranks.
+        compressed_decoders: name -> {"latent_size": k, "hidden_sizes": [h1, ...], "output_size": m}, the decoder
+            MLPs of autoencoder modules; several modules (one module type across layers) may share one.
     """
 
     model_type = "compressed-bert"
 
     compression_method: str | None = None
     compressed_modules: dict | None = None
+    compressed_decoders: dict | None = None
 
     def __post_init__(self, **kwargs):
         self.validate_compression()  # a plain ValueError before the strict dataclass wraps it
         super().__post_init__(**kwargs)
 
     def validate_compression(self):
+        decoders = self.compressed_decoders or {}
+        for name, spec in decoders.items():
+            self._validate_layout(f"compressed_decoders[{name!r}]", spec, DECODER_LAYOUT_KEYS)
+            if not name.isidentifier():
+                raise ValueError(f"compressed_decoders key {name!r} must be a Python identifier (it names a submodule)")
         for path, spec in (self.compressed_modules or {}).items():
+            where = f"compressed_modules[{path!r}]"
             if not isinstance(spec, dict) or spec.get("kind") not in MODULE_KINDS:
-                raise ValueError(f"compressed_modules[{path!r}]={spec!r} is invalid; kind must be one of {MODULE_KINDS}")
-            if spec["kind"] == "low_rank" and not (isinstance(spec.get("rank"), int) and spec["rank"] > 0):
-                raise ValueError(f"compressed_modules[{path!r}] needs an integer rank > 0, got {spec.get('rank')!r}")
+                raise ValueError(f"{where}={spec!r} is invalid; kind must be one of {MODULE_KINDS}")
+            self._validate_layout(where, {k: v for k, v in spec.items() if k != "kind"}, MODULE_LAYOUT_KEYS[spec["kind"]])
+            if spec["kind"] == "autoencoder":
+                decoder = decoders.get(spec["decoder"])
+                if decoder is None:
+                    raise ValueError(f"{where}['decoder']={spec['decoder']!r}; allowed: the keys of compressed_decoders {sorted(decoders)}")
+                if decoder["latent_size"] != spec["latent_size"]:
+                    raise ValueError(
+                        f"{where}['latent_size']={spec['latent_size']} differs from its decoder's latent_size {decoder['latent_size']}"
+                    )
+
+    @staticmethod
+    def _validate_layout(where: str, layout, keys: tuple[str, ...]) -> None:
+        if not isinstance(layout, dict):
+            raise ValueError(f"{where}={layout!r} is invalid; it must be a dict with keys {list(keys)}")
+        unknown = sorted(set(layout) - set(keys))
+        if unknown:
+            raise ValueError(f"{where} has unknown keys {unknown}; allowed: {list(keys)}")
+        for key in keys:
+            check, allowed = LAYOUT_CHECKS[key]
+            if not check(layout.get(key)):
+                raise ValueError(f"{where}[{key!r}]={layout.get(key)!r} is invalid; {key} must be {allowed}")
 
 
 __all__ = ["CompressedBertConfig"]

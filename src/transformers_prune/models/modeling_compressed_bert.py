@@ -2,11 +2,16 @@
 
 The model is HF's BERT with some modules swapped for their compressed form, as recorded in
 `config.compressed_modules`: a linear layer or the word embeddings stored as two low-rank factors (SVD,
-Fisher-weighted SVD), or a linear layer with a fixed pruning mask. `transformers-prune compress` writes such
-checkpoints; `from_pretrained` rebuilds the same modules from the config and never re-runs compression.
+Fisher-weighted SVD), with a fixed pruning mask, as per-row codes decoded by an autoencoder's decoder (the paper's
+method; one decoder may serve a module type across layers), as a sum of Kronecker products, or Tucker-factored.
+`transformers-prune compress` writes such checkpoints; `from_pretrained` rebuilds the same modules from the config
+and never re-runs compression. The last three rebuild their dense weight once in eval mode and cache it (see
+`MaterializedWeightMixin`).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -68,25 +73,249 @@ class PrunedEmbedding(nn.Embedding):
         return F.embedding(input_ids, self.weight * self.mask, self.padding_idx)
 
 
-def compressed_module(original: nn.Module, spec: dict) -> nn.Module:
+class RowDecoder(nn.Module):
+    """The autoencoder's decoder (Banaei et al., 2023): a latent code -> one weight row, as LeakyReLU MLP ending in
+    Tanh, Linear(k, h1), LeakyReLU, ..., Linear(h_last, m), Tanh. The Tanh output is a direction; the row's length
+    comes from its stored norm."""
+
+    def __init__(self, latent_size: int, hidden_sizes: list[int], output_size: int):
+        super().__init__()
+        widths = [latent_size, *hidden_sizes, output_size]
+        layers = []
+        for width_in, width_out in zip(widths[:-1], widths[1:]):
+            layers += [nn.Linear(width_in, width_out), nn.LeakyReLU()]
+        layers[-1] = nn.Tanh()
+        self.layers = nn.Sequential(*layers)
+        self.output_size = output_size
+
+    def forward(self, codes: torch.Tensor) -> torch.Tensor:
+        return self.layers(codes)
+
+
+def decode_rows(decoder: nn.Module, codes: torch.Tensor, row_norms: torch.Tensor) -> torch.Tensor:
+    """Rows decoded from `codes` ([..., k]) and rescaled to `row_norms` ([...]): [..., m]. A zero-norm row stays zero."""
+    rows = decoder(codes)
+    return rows * (row_norms / torch.linalg.vector_norm(rows, dim=-1).clamp_min(1e-12)).unsqueeze(-1)
+
+
+class AutoencoderWeight(nn.Module):
+    """A weight matrix [rows, cols] as one latent code per row (`codes`, a parameter) decoded by a decoder MLP, each
+    decoded row rescaled to its original L2 norm (`row_norms`, a buffer saved with the weights).
+
+    The decoder is not a submodule: it lives once in the base model's `compressed_decoders`, under `decoder_name`,
+    so all the layers that share it (the paper's "concatenated" setting) store it once in the state dict. This
+    module keeps a plain reference to that `ModuleDict`, so it follows `.to()` and `deepcopy` of the model, but not
+    `torch.nn.DataParallel` replication (which would keep the first GPU's decoder): use DDP for several GPUs.
+
+    Fixes of the official code: each module holds its own rows' norms (the original indexes the shared norm vector
+    with layer-local ids, so at GLUE time every layer used layer 0's norms), and the norms are a saved buffer (the
+    original recomputes them from the uncompressed weights at load).
+    """
+
+    def __init__(self, rows: int, cols: int, latent_size: int, decoder_name: str, decoders: nn.ModuleDict):
+        super().__init__()
+        if decoders[decoder_name].output_size != cols:
+            raise ValueError(f"decoder {decoder_name!r} outputs rows of {decoders[decoder_name].output_size}, the matrix has {cols} columns")
+        self.shape = (rows, cols)
+        self.decoder_name = decoder_name
+        self.codes = nn.Parameter(torch.zeros(rows, latent_size))
+        self.register_buffer("row_norms", torch.ones(rows))
+        self.__dict__["_shared_decoders"] = decoders  # bypasses nn.Module registration on purpose (see docstring)
+
+    @property
+    def decoder(self) -> RowDecoder:
+        return self._shared_decoders[self.decoder_name]
+
+    def stored_tensors(self) -> list[torch.Tensor]:
+        return [self.codes, self.row_norms, *self.decoder.parameters()]
+
+    def rows_for(self, ids: torch.Tensor, padding_idx: int | None = None) -> torch.Tensor:
+        """The decoded rows `ids` ([...] long) only: [..., cols]; the training path of an embedding, where the
+        padding row's code gets no gradient, as in `nn.Embedding`."""
+        return decode_rows(self.decoder, F.embedding(ids, self.codes, padding_idx), self.row_norms[ids])
+
+    def forward(self) -> torch.Tensor:
+        return decode_rows(self.decoder, self.codes, self.row_norms)
+
+
+class KroneckerSumWeight(nn.Module):
+    """A weight matrix [rows, cols] as sum_j A_j (x) B_j, j = 1..terms, every factor [p, q] = `factor_shape` (the
+    paper's baseline uses p = ceil(sqrt(rows)), q = ceil(sqrt(cols))); the [p^2, q^2] sum is cropped to the matrix.
+
+    Stored as `first_factors` [p q, terms] (column j = A_j flattened) and `second_factors` [terms, p q] (row j = B_j
+    flattened): their product is the Van Loan-Pitsianis rearrangement of the matrix, entry ((i1, j1), (i2, j2)) =
+    W[i1 p + i2, j1 q + j2], so a truncated SVD of the rearranged matrix gives the best sum in Frobenius norm.
+    """
+
+    def __init__(self, rows: int, cols: int, terms: int, factor_shape: list[int]):
+        super().__init__()
+        p, q = factor_shape
+        if p * p < rows or q * q < cols:
+            raise ValueError(f"Kronecker factors {p} x {q} cannot cover a {rows} x {cols} matrix ({p * p} x {q * q} < it)")
+        self.shape, self.factor_shape = (rows, cols), (p, q)
+        self.first_factors = nn.Parameter(torch.zeros(p * q, terms))
+        self.second_factors = nn.Parameter(torch.zeros(terms, p * q))
+
+    def stored_tensors(self) -> list[torch.Tensor]:
+        return [self.first_factors, self.second_factors]
+
+    def forward(self) -> torch.Tensor:
+        (p, q), (rows, cols) = self.factor_shape, self.shape
+        rearranged = (self.first_factors @ self.second_factors).view(p, q, p, q)  # [i1, j1, i2, j2]
+        return rearranged.permute(0, 2, 1, 3).reshape(p * p, q * q)[:rows, :cols]  # [i1 p + i2, j1 q + j2]
+
+
+class TuckerWeight(nn.Module):
+    """A weight matrix [rows, cols] cut into blocks of `block_rows` rows (zero-padded at the end), the tensor
+    [blocks, block_rows, cols] stored in Tucker form: `core` [r1, r2, r3] and one factor per mode, `block_factor`
+    [blocks, r1], `row_factor` [block_rows, r2], `column_factor` [cols, r3].
+
+    With block_rows = head size, an attention projection's blocks are its heads, the paper's layout for Q/K/V.
+    """
+
+    def __init__(self, rows: int, cols: int, block_rows: int, ranks: list[int]):
+        super().__init__()
+        dims = (math.ceil(rows / block_rows), block_rows, cols)
+        if any(rank > dim for rank, dim in zip(ranks, dims)):
+            raise ValueError(f"Tucker ranks {list(ranks)} exceed the tensor's mode sizes {list(dims)}")
+        self.shape = (rows, cols)
+        self.core = nn.Parameter(torch.zeros(*ranks))
+        self.block_factor = nn.Parameter(torch.zeros(dims[0], ranks[0]))
+        self.row_factor = nn.Parameter(torch.zeros(dims[1], ranks[1]))
+        self.column_factor = nn.Parameter(torch.zeros(dims[2], ranks[2]))
+
+    def stored_tensors(self) -> list[torch.Tensor]:
+        return [self.core, self.block_factor, self.row_factor, self.column_factor]
+
+    def forward(self) -> torch.Tensor:
+        tensor = torch.einsum("abc,kc->abk", self.core, self.column_factor)  # [r1, r2, cols]
+        tensor = torch.einsum("abk,jb->ajk", tensor, self.row_factor)  # [r1, block_rows, cols]
+        tensor = torch.einsum("ajk,ia->ijk", tensor, self.block_factor)  # [blocks, block_rows, cols]
+        return tensor.reshape(-1, tensor.shape[-1])[: self.shape[0]]
+
+
+class MaterializedWeightMixin:
+    """Rebuilds the dense weight from `self.factors` (an `AutoencoderWeight`, `KroneckerSumWeight` or `TuckerWeight`).
+
+    In training, and whenever gradients may reach the factors, it is rebuilt on every forward. In eval mode with no
+    gradient to the factors (`torch.no_grad()`, `torch.inference_mode()`, or frozen factors) it is rebuilt once and
+    cached, so inference pays the decoder or the factor product once instead of on every call. The cache costs the
+    dense weight's memory (rows x cols floats, e.g. 30522 x 768 x 4 bytes = 94 MB for BERT-base word embeddings):
+    the parameter count stays compressed, the running footprint is the dense model's. It is rebuilt when any stored
+    tensor changes (an optimizer step or `load_state_dict` bumps the tensor's version; `.to()` replaces it) and
+    dropped on `train()`.
+    """
+
+    _cached_weight: torch.Tensor | None = None
+    _cache_key: tuple | None = None
+
+    def _weight_state(self) -> tuple:
+        return tuple((id(t), t.data_ptr(), t._version, t.device, t.dtype) for t in self.factors.stored_tensors())
+
+    def rebuilds_every_forward(self) -> bool:
+        """True in training or when gradients may reach the stored tensors: then the cache must not be used."""
+        return self.training or (torch.is_grad_enabled() and any(t.requires_grad for t in self.factors.stored_tensors()))
+
+    def dense_weight(self) -> torch.Tensor:
+        """The dense weight [rows, cols], from the cache when the module may use it."""
+        if self.rebuilds_every_forward():
+            return self.factors()
+        state = self._weight_state()
+        if self._cached_weight is None or self._cache_key != state:
+            # Built as an ordinary tensor even under inference_mode, so later no_grad calls can use it too.
+            with torch.inference_mode(False), torch.no_grad():
+                self._cached_weight, self._cache_key = self.factors(), state
+        return self._cached_weight
+
+    def train(self, mode: bool = True):
+        self._cached_weight = self._cache_key = None
+        return super().train(mode)
+
+
+class FactoredLinear(MaterializedWeightMixin, nn.Module):
+    """A linear layer whose weight is rebuilt from `factors` (see `MaterializedWeightMixin` for the eval cache)."""
+
+    def __init__(self, factors: nn.Module, bias: bool = True):
+        super().__init__()
+        self.factors = factors
+        self.bias = nn.Parameter(torch.zeros(factors.shape[0])) if bias else None
+
+    @property
+    def in_features(self) -> int:
+        return self.factors.shape[1]
+
+    @property
+    def out_features(self) -> int:
+        return self.factors.shape[0]
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return F.linear(hidden, self.dense_weight(), self.bias)
+
+
+class FactoredEmbedding(MaterializedWeightMixin, nn.Module):
+    """An embedding table rebuilt from `factors` (see `MaterializedWeightMixin`). An autoencoder table decodes only
+    the looked-up rows when it cannot use the cache, not the whole vocabulary."""
+
+    def __init__(self, factors: nn.Module, padding_idx: int | None = None):
+        super().__init__()
+        self.factors = factors
+        self.padding_idx = padding_idx
+
+    @property
+    def num_embeddings(self) -> int:
+        return self.factors.shape[0]
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.factors.shape[1]
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.factors, AutoencoderWeight) and self.rebuilds_every_forward():
+            return self.factors.rows_for(input_ids, self.padding_idx)
+        return F.embedding(input_ids, self.dense_weight(), self.padding_idx)
+
+
+def factored_weight(rows: int, cols: int, spec: dict, decoders: nn.ModuleDict | None) -> nn.Module:
+    """The factors of a [rows, cols] weight stored as `spec` says (an autoencoder, Kronecker or Tucker kind)."""
+    if spec["kind"] == "autoencoder":
+        return AutoencoderWeight(rows, cols, spec["latent_size"], spec["decoder"], decoders)
+    if spec["kind"] == "kronecker":
+        return KroneckerSumWeight(rows, cols, spec["terms"], spec["factor_shape"])
+    return TuckerWeight(rows, cols, spec["block_rows"], spec["ranks"])
+
+
+def compressed_module(original: nn.Module, spec: dict, decoders: nn.ModuleDict | None = None) -> nn.Module:
     """The compressed replacement of `original` described by `spec` (see `CompressedBertConfig`), uninitialised."""
+    kind = spec["kind"]
     if isinstance(original, nn.Embedding):
-        if spec["kind"] == "low_rank":
+        if kind == "low_rank":
             return LowRankEmbedding(original.num_embeddings, original.embedding_dim, spec["rank"], original.padding_idx)
-        return PrunedEmbedding(original.num_embeddings, original.embedding_dim, original.padding_idx)
+        if kind == "pruned":
+            return PrunedEmbedding(original.num_embeddings, original.embedding_dim, original.padding_idx)
+        factors = factored_weight(original.num_embeddings, original.embedding_dim, spec, decoders)
+        return FactoredEmbedding(factors, original.padding_idx)
     if isinstance(original, nn.Linear):
         bias = original.bias is not None
-        if spec["kind"] == "low_rank":
+        if kind == "low_rank":
             return LowRankLinear(original.in_features, original.out_features, spec["rank"], bias)
-        return PrunedLinear(original.in_features, original.out_features, bias)
-    raise ValueError(f"cannot compress a {type(original).__name__} as {spec['kind']!r}")
+        if kind == "pruned":
+            return PrunedLinear(original.in_features, original.out_features, bias)
+        return FactoredLinear(factored_weight(original.out_features, original.in_features, spec, decoders), bias)
+    raise ValueError(f"cannot compress a {type(original).__name__} as {kind!r}")
 
 
 def swap_compressed_modules(bert: BertModel, config: CompressedBertConfig) -> None:
+    """Replace the modules named in `config.compressed_modules` by their compressed form; autoencoder decoders go
+    once into `bert.compressed_decoders` (state-dict keys `compressed_decoders.<name>.layers.<i>.*`)."""
+    if config.compressed_decoders:
+        bert.compressed_decoders = nn.ModuleDict(
+            {name: RowDecoder(**spec) for name, spec in config.compressed_decoders.items()}
+        )
+    decoders = getattr(bert, "compressed_decoders", None)
     for path, spec in (config.compressed_modules or {}).items():
         parent_path, _, name = path.rpartition(".")
         parent = bert.get_submodule(parent_path)
-        setattr(parent, name, compressed_module(getattr(parent, name), spec))
+        setattr(parent, name, compressed_module(getattr(parent, name), spec, decoders))
 
 
 class CompressedBertModel(HubCheckpointMixin, BertModel):
@@ -122,12 +351,18 @@ class CompressedBertForTokenClassification(HubCheckpointMixin, BertForTokenClass
 
 
 __all__ = [
+    "AutoencoderWeight",
     "CompressedBertForQuestionAnswering",
     "CompressedBertForSequenceClassification",
     "CompressedBertForTokenClassification",
     "CompressedBertModel",
+    "FactoredEmbedding",
+    "FactoredLinear",
+    "KroneckerSumWeight",
     "LowRankEmbedding",
     "LowRankLinear",
     "PrunedEmbedding",
     "PrunedLinear",
+    "RowDecoder",
+    "TuckerWeight",
 ]
