@@ -25,6 +25,7 @@ PRUNING_SETTINGS = {
     "transkimmer-bert": {"skim_init_bias": -0.5},
     "ltp": {"final_token_threshold": 0.3},
     "adapler-bert": {"eta_init": 0.999},  # fresh predictors give near-uniform shares: eta just under 1 drops some
+    "autobert": {"keep_threshold": 0.5, "rl_num_samples": 2},  # fresh selectors give p ~ 0.5: about half dropped
 }
 AUTO_CLASS_NAMES = ("AutoConfig", "AutoModel", "AutoModelForSequenceClassification", "AutoModelForQuestionAnswering")
 

@@ -32,6 +32,8 @@ VARIANTS = {
     "ltp-soft": ("ltp", {"masking_mode": "soft", "final_token_threshold": 0.3}),
     "ltp-hard": ("ltp", {"masking_mode": "hard", "final_token_threshold": 0.3}),
     "adapler-bert": ("adapler-bert", {"eta_init": 0.999, "phi": 0.01}),
+    "autobert-rl": ("autobert", {"training_stage": "train_rl", "rl_num_samples": 2}),
+    "autobert-both": ("autobert", {"training_stage": "train_both", "rl_num_samples": 2}),
 }
 TRAIN_STEPS = 4
 

@@ -13,6 +13,7 @@ from transformers import (
 )
 
 from .models.configuration_adapler import AdapLeRConfig
+from .models.configuration_autobert import AutoBertConfig
 from .models.configuration_compressed_bert import CompressedBertConfig
 from .models.configuration_ltp import LTPConfig
 from .models.configuration_transkimmer import TranskimmerConfig
@@ -21,6 +22,12 @@ from .models.modeling_adapler import (
     AdapLeRForSequenceClassification,
     AdapLeRForTokenClassification,
     AdapLeRModel,
+)
+from .models.modeling_autobert import (
+    AutoBertForQuestionAnswering,
+    AutoBertForSequenceClassification,
+    AutoBertForTokenClassification,
+    AutoBertModel,
 )
 from .models.modeling_compressed_bert import (
     CompressedBertForQuestionAnswering,
@@ -75,6 +82,15 @@ MODEL_TYPES = {
             AutoModelForTokenClassification: AdapLeRForTokenClassification,
         },
     ),
+    AutoBertConfig.model_type: (
+        AutoBertConfig,
+        {
+            AutoModel: AutoBertModel,
+            AutoModelForSequenceClassification: AutoBertForSequenceClassification,
+            AutoModelForQuestionAnswering: AutoBertForQuestionAnswering,
+            AutoModelForTokenClassification: AutoBertForTokenClassification,
+        },
+    ),
 }
 
 # Weight-compressed model types: HF's BERT forward with compressed modules, written by `transformers-prune compress`.
@@ -112,6 +128,11 @@ __all__ = [
     "AdapLeRForSequenceClassification",
     "AdapLeRForTokenClassification",
     "AdapLeRModel",
+    "AutoBertConfig",
+    "AutoBertForQuestionAnswering",
+    "AutoBertForSequenceClassification",
+    "AutoBertForTokenClassification",
+    "AutoBertModel",
     "CompressedBertConfig",
     "CompressedBertForQuestionAnswering",
     "CompressedBertForSequenceClassification",

@@ -39,11 +39,13 @@ def _run_script(args: argparse.Namespace) -> None:
     runpy.run_path(args.script, run_name="__main__")
 
 
-# Commands whose module provides `__doc__` (the description), `add_arguments(parser)` and `run(args)`.
+# Commands whose module provides `__doc__` (the description), `add_arguments(parser)` and `run(args)`; the command
+# is the module name with dashes.
 MODULE_COMMANDS = {
     "demo": "fine-tune MiniLM dense and Transkimmer on SST-2, then time inference",
     "finetune": "train a checkpoint on a text classification file with the stock Trainer",
     "saliency": "gradient-x-input saliency targets for adapler-bert from fine-tuned classifiers",
+    "autobert_targets": "imitation scores and teacher logits for autobert from a fine-tuned classifier",
     "compress": "compress a trained BERT's weights offline into a compressed-bert checkpoint",
     "bench": "quality, FLOPs, tokens and latency of checkpoints against their baselines",
 }
@@ -68,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, summary in MODULE_COMMANDS.items():
         module = importlib.import_module(f".{name}", __package__)
         command = commands.add_parser(
-            name, help=summary, description=module.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+            name.replace("_", "-"), help=summary, description=module.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
         )
         module.add_arguments(command)
         command.set_defaults(handler=module.run)

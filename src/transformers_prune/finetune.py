@@ -77,8 +77,9 @@ def train(model, tokenizer, train_dataset, output_dir: str, settings: TrainingSe
     return trainer.state.log_history
 
 
-# Columns a model reads besides the tokenizer's (AdapLeR's saliency targets, see `transformers-prune saliency`).
-MODEL_INPUT_COLUMNS = ("saliency",)
+# Columns a model reads besides the tokenizer's: AdapLeR's saliency targets (`transformers-prune saliency`),
+# TR-BERT's imitation scores and teacher logits (`transformers-prune autobert-targets`).
+MODEL_INPUT_COLUMNS = ("saliency", "residual_scores", "teacher_logits")
 
 
 def tokenize_for_training(data, tokenizer, text_column: str, label_column: str, max_length: int):

@@ -30,7 +30,7 @@ class TokenPruningConfig(BertConfig):
             fastest for the device.
     """
 
-    keys_to_ignore_at_inference = ["tokens_per_layer", "pruning_loss", "hidden_states", "attentions"]
+    keys_to_ignore_at_inference = ["tokens_per_layer", "pruning_loss", "action_log_prob", "hidden_states", "attentions"]
 
     prune_at_inference: bool = True
     inference_engine: str = "packed"

@@ -30,13 +30,16 @@ from .token_engine import PackedBatch, check_attention_mask, default_attention_b
 
 @dataclass
 class EncoderResult:
-    """What a method's encoder returns. `tokens_per_layer`: `[B, L]` real tokens entering each layer."""
+    """What a method's encoder returns. `tokens_per_layer`: `[B, L]` real tokens entering each layer (`[B * K, L]`
+    when training runs K rollouts per input); `action_log_prob`: `[B * K]` log-likelihood of each rollout's sampled
+    keep/drop actions, for methods trained by policy gradient."""
 
     last_hidden_state: torch.Tensor | None
     tokens_per_layer: torch.Tensor
     pruning_loss: torch.Tensor | None = None
     hidden_states: tuple[torch.Tensor, ...] | None = None
     attentions: tuple[torch.Tensor, ...] | None = None
+    action_log_prob: torch.Tensor | None = None
 
 
 def run_packed_layers(
@@ -64,16 +67,17 @@ def packed_layers_with_selector(
     layers: nn.ModuleList,
     batch: PackedBatch,
     attention_backend: str,
-    keep_before_layer: Callable[[int, PackedBatch], torch.Tensor] | None,
+    keep_before_layer: Callable[[int, PackedBatch], torch.Tensor | None] | None,
     output_hidden_states: bool,
 ) -> tuple[PackedBatch, EncoderResult]:
-    """`run_packed_layers` for methods that decide before each layer: `keep_before_layer(index, batch)` returns the
-    `[N]` bool keep mask over the live tokens ([CLS] included) and dropped tokens go to the restore buffer; None
-    runs every token."""
+    """`run_packed_layers` for methods that decide before layers: `keep_before_layer(index, batch)` returns the
+    `[N]` bool keep mask over the live tokens ([CLS] included), or None where it does not decide, and dropped
+    tokens go to the restore buffer; `keep_before_layer=None` runs every token."""
 
     def layer_step(index: int, batch: PackedBatch) -> tuple[torch.Tensor, PackedBatch]:
-        if keep_before_layer is not None:
-            batch = drop_tokens(batch, keep_before_layer(index, batch))
+        keep = keep_before_layer(index, batch) if keep_before_layer is not None else None
+        if keep is not None:
+            batch = drop_tokens(batch, keep)
         return batch.seqlens(), batch.with_hidden(packed_layer_forward(layers[index], batch, attention_backend))
 
     return run_packed_layers(batch, len(layers), layer_step, output_hidden_states)
@@ -89,6 +93,8 @@ class TokenPruningModelOutput(ModelOutput):
         attentions: per-layer attention probabilities when `output_attentions=True` (masked engine only).
         tokens_per_layer: `[B, L]` int64, real (non-padding) tokens of each example entering each layer.
         pruning_loss: the method's auxiliary loss, coefficient applied, as added to the task loss.
+        action_log_prob: `[B * K]` log-likelihood of each training rollout's sampled actions (policy-gradient
+            methods); the other outputs then have K rows per input.
     """
 
     last_hidden_state: torch.FloatTensor | None = None
@@ -97,6 +103,7 @@ class TokenPruningModelOutput(ModelOutput):
     attentions: tuple[torch.FloatTensor, ...] | None = None
     tokens_per_layer: torch.LongTensor | None = None
     pruning_loss: torch.FloatTensor | None = None
+    action_log_prob: torch.FloatTensor | None = None
 
 
 @dataclass
@@ -107,6 +114,7 @@ class TokenPruningSequenceClassifierOutput(ModelOutput):
     attentions: tuple[torch.FloatTensor, ...] | None = None
     tokens_per_layer: torch.LongTensor | None = None
     pruning_loss: torch.FloatTensor | None = None
+    action_log_prob: torch.FloatTensor | None = None
 
 
 @dataclass
@@ -118,6 +126,7 @@ class TokenPruningQuestionAnsweringOutput(ModelOutput):
     attentions: tuple[torch.FloatTensor, ...] | None = None
     tokens_per_layer: torch.LongTensor | None = None
     pruning_loss: torch.FloatTensor | None = None
+    action_log_prob: torch.FloatTensor | None = None
 
 
 @dataclass
@@ -128,6 +137,7 @@ class TokenPruningTokenClassifierOutput(ModelOutput):
     attentions: tuple[torch.FloatTensor, ...] | None = None
     tokens_per_layer: torch.LongTensor | None = None
     pruning_loss: torch.FloatTensor | None = None
+    action_log_prob: torch.FloatTensor | None = None
 
 
 class TokenPruningPreTrainedModel(HubCheckpointMixin, BertPreTrainedModel):
@@ -201,19 +211,8 @@ class TokenPruningModel(TokenPruningPreTrainedModel):
         hidden = self.embeddings(
             input_ids=input_ids, position_ids=position_ids, token_type_ids=token_type_ids, inputs_embeds=inputs_embeds
         )
-        if self.training or self.config.inference_engine == "masked":
-            prune = self.training or self.config.prune_at_inference
-            method_inputs = {name: kwargs[name] for name in self.method_input_names if kwargs.get(name) is not None}
-            result = self.encoder.forward_masked(
-                hidden, attention_mask.bool(), prune, output_hidden_states, output_attentions, **method_inputs
-            )
-        else:
-            if output_attentions:
-                raise ValueError("output_attentions needs inference_engine='masked'; the packed engine never forms attention maps")
-            backend = self.config.packed_attention_backend or default_attention_backend(hidden.device, hidden.dtype)
-            batch = pack(hidden, attention_mask, keep_restore_buffer=True)
-            batch, result = self.encoder.forward_packed(batch, backend, self.config.prune_at_inference, output_hidden_states)
-            result.last_hidden_state = unpack(batch)
+        method_inputs = {name: kwargs[name] for name in self.method_input_names if kwargs.get(name) is not None}
+        result = self.encode(hidden, attention_mask, output_hidden_states, output_attentions, method_inputs)
         if self.training:
             self._record_kept_fraction(result.tokens_per_layer, attention_mask)
 
@@ -225,11 +224,41 @@ class TokenPruningModel(TokenPruningPreTrainedModel):
             attentions=result.attentions,
             tokens_per_layer=result.tokens_per_layer,
             pruning_loss=result.pruning_loss,
+            action_log_prob=result.action_log_prob,
         )
+
+    def encode(
+        self,
+        hidden: torch.Tensor,
+        attention_mask: torch.Tensor,
+        output_hidden_states: bool,
+        output_attentions: bool,
+        method_inputs: dict[str, torch.Tensor],
+    ) -> EncoderResult:
+        """Run the method's encoder on the embeddings: the masked form in training and for
+        `inference_engine="masked"`, else the packed engine."""
+        if self.training or self.config.inference_engine == "masked":
+            prune = self.training or self.config.prune_at_inference
+            return self.encoder.forward_masked(
+                hidden, attention_mask.bool(), prune, output_hidden_states, output_attentions, **method_inputs
+            )
+        if output_attentions:
+            raise ValueError("output_attentions needs inference_engine='masked'; the packed engine never forms attention maps")
+        batch = pack(hidden, attention_mask, keep_restore_buffer=True)
+        batch, result = self.encoder.forward_packed(
+            batch, self.attention_backend(hidden), self.config.prune_at_inference, output_hidden_states
+        )
+        result.last_hidden_state = unpack(batch)
+        return result
+
+    def attention_backend(self, hidden: torch.Tensor) -> str:
+        return self.config.packed_attention_backend or default_attention_backend(hidden.device, hidden.dtype)
 
     def _record_kept_fraction(self, tokens_per_layer: torch.Tensor, attention_mask: torch.Tensor) -> None:
         # Kept over real tokens, token-weighted; accumulated on device so training steps never sync with the host.
-        fraction = tokens_per_layer.sum(0).float() / attention_mask.sum()
+        # With K rollouts per input, tokens_per_layer has K rows per example.
+        rollouts = tokens_per_layer.shape[0] // attention_mask.shape[0]
+        fraction = tokens_per_layer.sum(0).float() / (attention_mask.sum() * rollouts)
         self._kept_fraction_sum = fraction if self._kept_fraction_sum is None else self._kept_fraction_sum + fraction
         self._kept_fraction_batches += 1
 
@@ -243,8 +272,9 @@ class TokenPruningModel(TokenPruningPreTrainedModel):
         return stats
 
 
-def sequence_classification_loss(config, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """BERT's loss choice: regression for one label, cross-entropy for integer labels, else multi-label BCE."""
+def sequence_classification_loss(config, logits: torch.Tensor, labels: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """BERT's loss choice: regression for one label, cross-entropy for integer labels, else multi-label BCE.
+    `reduction="none"` gives one loss per example (multi-output losses averaged over the outputs)."""
     num_labels = config.num_labels
     if config.problem_type is None:
         if num_labels == 1:
@@ -253,11 +283,14 @@ def sequence_classification_loss(config, logits: torch.Tensor, labels: torch.Ten
             config.problem_type = "single_label_classification"
         else:
             config.problem_type = "multi_label_classification"
-    if config.problem_type == "regression":
-        return MSELoss()(logits.squeeze(), labels.squeeze()) if num_labels == 1 else MSELoss()(logits, labels)
     if config.problem_type == "single_label_classification":
-        return CrossEntropyLoss()(logits.view(-1, num_labels), labels.view(-1))
-    return BCEWithLogitsLoss()(logits, labels)
+        return CrossEntropyLoss(reduction=reduction)(logits.view(-1, num_labels), labels.view(-1))
+    if config.problem_type == "regression":
+        loss_fct, logits, labels = MSELoss(reduction="none"), logits.view(-1, num_labels), labels.view(-1, num_labels)
+    else:
+        loss_fct = BCEWithLogitsLoss(reduction="none")
+    per_example = loss_fct(logits, labels.to(logits.dtype)).mean(dim=-1)
+    return per_example if reduction == "none" else per_example.mean()
 
 
 def _with_pruning_loss(task_loss: torch.Tensor | None, outputs: TokenPruningModelOutput) -> torch.Tensor | None:
@@ -304,6 +337,7 @@ class TokenPruningForSequenceClassification(TokenPruningPreTrainedModel):
             attentions=outputs.attentions,
             tokens_per_layer=outputs.tokens_per_layer,
             pruning_loss=outputs.pruning_loss,
+            action_log_prob=outputs.action_log_prob,
         )
 
 
@@ -353,6 +387,7 @@ class TokenPruningForQuestionAnswering(TokenPruningPreTrainedModel):
             attentions=outputs.attentions,
             tokens_per_layer=outputs.tokens_per_layer,
             pruning_loss=outputs.pruning_loss,
+            action_log_prob=outputs.action_log_prob,
         )
 
 
@@ -394,6 +429,7 @@ class TokenPruningForTokenClassification(TokenPruningPreTrainedModel):
             attentions=outputs.attentions,
             tokens_per_layer=outputs.tokens_per_layer,
             pruning_loss=outputs.pruning_loss,
+            action_log_prob=outputs.action_log_prob,
         )
 
 

@@ -158,6 +158,25 @@ def drop_tokens(batch: PackedBatch, keep: torch.Tensor) -> PackedBatch:
     )
 
 
+def repeat_examples(batch: PackedBatch, copies: int) -> PackedBatch:
+    """Each example `copies` times in a row (example i becomes examples i * copies ... i * copies + copies - 1),
+    as a new batch of `batch_size * copies` examples on the same padded length: the rollouts of a policy-gradient
+    method, run on what earlier layers computed once. The restore buffer is repeated with them."""
+    counts = batch.seqlens().repeat_interleave(copies)
+    cu_seqlens, offsets, max_seqlen = _offsets_from_counts(counts)
+    new_example = torch.repeat_interleave(torch.arange(counts.numel(), device=counts.device), counts)
+    slot = torch.arange(new_example.numel(), device=counts.device) - cu_seqlens.long()[new_example]
+    source_rows = batch.cu_seqlens.long()[torch.div(new_example, copies, rounding_mode="floor")] + slot
+    positions = batch.indices[source_rows] % batch.seq_len
+    restore = batch.restore
+    if restore is not None:
+        restore = restore.view(batch.batch_size, -1).repeat_interleave(copies, dim=0).view(-1, restore.shape[-1])
+    return PackedBatch(
+        batch.hidden[source_rows], new_example * batch.seq_len + positions, cu_seqlens, offsets, max_seqlen,
+        batch.batch_size * copies, batch.seq_len, restore,
+    )
+
+
 def default_attention_backend(device: torch.device, dtype: torch.dtype) -> str:
     """The kernel measured fastest for this device (see the module docstring)."""
     if device.type == "cuda":
@@ -251,5 +270,6 @@ __all__ = [
     "pack",
     "packed_attention",
     "packed_attention_with_received",
+    "repeat_examples",
     "unpack",
 ]

@@ -1,0 +1,424 @@
+"""`autobert`: TR-BERT (Ye et al., "TR-BERT: Dynamic Token Reduction for Accelerating BERT Inference", NAACL 2021).
+
+On the input of a few layers (by default 1 and L // 2) a selector gives every live token a keep-probability; a
+dropped token leaves the encoder for good, its state at that moment forwarded to the output (so span heads see
+every position); [CLS] always stays. The selectors are a policy trained by REINFORCE: every input is run as
+`rl_num_samples` rollouts whose keep/drop actions are sampled from the policy, each rollout's reward is
+-task loss - `alpha` x kept fraction, and the mean reward of an input's rollouts is the baseline. Stage
+"train_rl" trains the selectors alone (BERT frozen), optionally imitating, for the first `guide_rate` of the
+steps, the gradient-residual heuristic in one rollout per input (`transformers-prune autobert-targets`);
+stage "train_both" trains everything, the task loss taken through the sampled reduced forward, optionally
+distilled from `teacher_logits`. Inference keeps a token when its probability is >= `keep_threshold`.
+
+Differences from the official code (thunlp/TR-BERT), each listed in our research notes:
+
+- Inference decides per example and removes tokens for real at any batch size on the packed engine; the
+  original pads every row of a batch to the batch's largest kept count, with unmasked extra tokens, so its
+  results and FLOPs depend on the batch size (it reports FLOPs at batch size 1 only).
+- The kept fraction in the reward is over real tokens; the original divides by the padded training length
+  (512), so alpha's strength depended on document length.
+- Rollouts run on the packed engine as well: layers before the first selection run once per input, and each
+  rollout then computes on its kept tokens only (the original multiplies by 0/1 "zoom" matrices and pads).
+- Training runs attention through SDPA on live tokens, without dropout on the attention probabilities (BERT's
+  hidden-state dropout is kept).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn import CrossEntropyLoss
+from transformers.models.bert.modeling_bert import BertLayer
+from transformers.utils import can_return_tuple, logging
+
+from .bert_layer_forward import masked_layer_forward
+from .configuration_autobert import AutoBertConfig
+from .modeling_token_pruning import (
+    EncoderResult,
+    TokenPruningForQuestionAnswering,
+    TokenPruningForSequenceClassification,
+    TokenPruningForTokenClassification,
+    TokenPruningModel,
+    TokenPruningPreTrainedModel,
+    packed_layers_with_selector,
+    sequence_classification_loss,
+)
+from .token_engine import PackedBatch, pack, repeat_examples, unpack
+
+logger = logging.get_logger(__name__)
+
+LOG_EPSILON = 1e-6  # inside the logs of the policy's likelihood, as the original
+
+
+class AutoBertSelector(nn.Module):
+    """Linear(hidden, selector_hidden_size) -> GELU -> Linear(selector_hidden_size, 1) -> sigmoid: each token's
+    probability of being kept."""
+
+    def __init__(self, config: AutoBertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.selector_hidden_size)
+        self.activation = nn.GELU()
+        self.output = nn.Linear(config.selector_hidden_size, 1)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.output(self.activation(self.dense(hidden))).squeeze(-1))
+
+
+def per_example_mean(values: torch.Tensor, weights: torch.Tensor, batch: PackedBatch) -> torch.Tensor:
+    """`[B]` weighted mean of `[N]` packed values within each example (0 where an example has no weight)."""
+    example = batch.example_ids()
+    total = values.new_zeros(batch.batch_size).index_add(0, example, values * weights)
+    count = weights.new_zeros(batch.batch_size).index_add(0, example, weights)
+    return total / count.clamp_min(1)
+
+
+def rank_within_examples(scores: torch.Tensor, batch: PackedBatch) -> torch.Tensor:
+    """`[N]` rank of each live token's score within its example, 0 for the highest."""
+    by_score = torch.argsort(scores, descending=True, stable=True)
+    order = by_score[torch.argsort(batch.example_ids()[by_score], stable=True)]
+    ranks = torch.empty_like(order)
+    ranks[order] = torch.arange(order.numel(), device=order.device) - batch.cu_seqlens.long()[batch.example_ids()[order]]
+    return ranks
+
+
+class AutoBertEncoder(nn.Module):
+    """`layer.N` are BERT's layers (checkpoint names unchanged); `selectors.i` runs on the input of layer
+    `config.selection_layers[i]`."""
+
+    def __init__(self, config: AutoBertConfig):
+        super().__init__()
+        self.config = config
+        self.layer = nn.ModuleList(BertLayer(config, layer_idx=i) for i in range(config.num_hidden_layers))
+        self.selectors = nn.ModuleList(AutoBertSelector(config) for _ in config.selection_layers)
+        self.selector_of_layer = {layer: point for point, layer in enumerate(config.selection_layers)}
+        self.training_progress = 0.0
+
+    def set_training_progress(self, fraction: float) -> None:
+        """Imitation (`guide_rate`) applies while the fraction of training done is below `guide_rate`."""
+        self.training_progress = fraction
+
+    def forward_masked(
+        self,
+        hidden: torch.Tensor,
+        padding_mask: torch.Tensor,
+        prune: bool,
+        output_hidden_states: bool,
+        output_attentions: bool,
+        residual_scores: torch.Tensor | None = None,
+    ) -> EncoderResult:
+        """The padded reference of inference: tokens below `keep_threshold` are hidden from attention by masks and
+        keep the state they had when dropped. (Training always runs rollouts on the packed engine.)"""
+        real = padding_mask.to(hidden.dtype)
+        is_first = torch.zeros_like(padding_mask)
+        is_first[:, 0] = True
+        survival, state, kept_counts, all_hidden, all_attentions = real, hidden, [], [hidden], []
+        for index, layer in enumerate(self.layer):
+            point = self.selector_of_layer.get(index)
+            if prune and point is not None:
+                keep = (self.selectors[point](state) >= self.config.keep_threshold) | is_first
+                survival = survival * keep.to(survival.dtype)
+            kept_counts.append(survival.sum(dim=1))
+            output, probs = masked_layer_forward(layer, state, padding_mask, key_weights=survival if prune else None)
+            state = state + (output - state) * survival[..., None] if prune else output
+            all_hidden.append(state)
+            all_attentions.append(probs)
+        return EncoderResult(
+            last_hidden_state=state,
+            tokens_per_layer=torch.stack(kept_counts, dim=1).round().long(),
+            hidden_states=tuple(all_hidden) if output_hidden_states else None,
+            attentions=tuple(all_attentions) if output_attentions else None,
+        )
+
+    def forward_packed(
+        self, batch: PackedBatch, attention_backend: str, prune: bool, output_hidden_states: bool
+    ) -> tuple[PackedBatch, EncoderResult]:
+        """Inference: each selector drops, per example, the live tokens whose keep-probability is below
+        `keep_threshold`; the restore buffer forwards them to the output."""
+
+        def keep(index: int, batch: PackedBatch) -> torch.Tensor | None:
+            point = self.selector_of_layer.get(index)
+            if point is None:
+                return None
+            return (self.selectors[point](batch.hidden) >= self.config.keep_threshold) | batch.first_token_mask()
+
+        return packed_layers_with_selector(self.layer, batch, attention_backend, keep if prune else None, output_hidden_states)
+
+    def forward_rollouts(
+        self,
+        batch: PackedBatch,
+        attention_backend: str,
+        output_hidden_states: bool,
+        residual_scores: torch.Tensor | None = None,
+    ) -> tuple[PackedBatch, EncoderResult]:
+        """Training: the layers before the first selection once per input, then `rl_num_samples` rollouts per
+        input (example i's rollouts are rows i * K ... i * K + K - 1), each sampling its keep/drop actions.
+
+        In stage "train_rl" BERT runs without autograd; only the selectors build a graph."""
+        config, rollouts = self.config, self.config.rl_num_samples
+        first = config.selection_layers[0]
+        guided = self._imitation_scores(residual_scores, batch)
+        grad_enabled = torch.is_grad_enabled()
+        action_log_prob = batch.hidden.new_zeros(batch.batch_size * rollouts)
+
+        def keep(index: int, batch: PackedBatch) -> torch.Tensor | None:
+            nonlocal action_log_prob
+            point = self.selector_of_layer.get(first + index)
+            if point is None:
+                return None
+            with torch.set_grad_enabled(grad_enabled):  # the selectors learn in every stage
+                probs = self.selectors[point](batch.hidden)
+                actions, log_likelihood = self._sample_actions(probs, batch, None if guided is None else guided[:, point])
+                action_log_prob = action_log_prob + log_likelihood
+            return actions
+
+        with torch.set_grad_enabled(grad_enabled and config.training_stage != "train_rl"):
+            prefix = None
+            if first > 0:
+                batch, prefix = packed_layers_with_selector(self.layer[:first], batch, attention_backend, None, output_hidden_states)
+            batch = repeat_examples(batch, rollouts)
+            batch, result = packed_layers_with_selector(self.layer[first:], batch, attention_backend, keep, output_hidden_states)
+        if prefix is not None:
+            result.tokens_per_layer = torch.cat([prefix.tokens_per_layer.repeat_interleave(rollouts, 0), result.tokens_per_layer], 1)
+            if output_hidden_states:
+                repeated = tuple(h.repeat_interleave(rollouts, 0) for h in prefix.hidden_states[:-1])
+                result.hidden_states = repeated + result.hidden_states
+        result.action_log_prob = action_log_prob
+        return batch, result
+
+    def _imitation_scores(self, residual_scores: torch.Tensor | None, batch: PackedBatch) -> torch.Tensor | None:
+        """`[B, P, S]` heuristic scores when this step imitates (stage "train_rl", within `guide_rate`), else None."""
+        config = self.config
+        if config.training_stage != "train_rl" or self.training_progress >= config.guide_rate:
+            return None
+        if residual_scores is None:
+            logger.warning_once(
+                "autobert is training with guide_rate > 0 but without `residual_scores` inputs, so without imitation; "
+                "compute them with `transformers-prune autobert-targets` and train on the file it writes"
+            )
+            return None
+        expected = (batch.batch_size, len(config.selection_layers))
+        if residual_scores.dim() != 3 or tuple(residual_scores.shape[:2]) != expected or residual_scores.shape[2] < batch.seq_len:
+            raise ValueError(
+                f"residual_scores must be [batch, {expected[1]} selection layers, >= {batch.seq_len} positions], got "
+                f"shape {tuple(residual_scores.shape)} for a batch of {batch.batch_size}"
+            )
+        return residual_scores[:, :, : batch.seq_len].to(batch.hidden.dtype)
+
+    def _sample_actions(
+        self, probs: torch.Tensor, batch: PackedBatch, scores: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keep/drop actions of every rollout's live tokens ([CLS] always kept) and `[B * K]` log-likelihood of
+        each rollout's actions under the policy (mean over the tokens decided). With `scores` (`[B, S]`), the
+        first rollout of each input takes the expert's actions instead: the top round(sum p) tokens by score."""
+        first_token = batch.first_token_mask()
+        decided = (~first_token).to(probs.dtype)
+        sample_prob = probs.detach()
+        if scores is not None:
+            rollouts = self.config.rl_num_samples
+            token_scores = scores.repeat_interleave(rollouts, 0).flatten()[batch.indices].masked_fill(first_token, -torch.inf)
+            expected_kept = per_example_mean(sample_prob, decided, batch) * (
+                decided.new_zeros(batch.batch_size).index_add(0, batch.example_ids(), decided)
+            )
+            expert = rank_within_examples(token_scores, batch) < expected_kept.round()[batch.example_ids()]
+            is_guided = batch.example_ids() % rollouts == 0
+            sample_prob = torch.where(is_guided, expert.to(probs.dtype), sample_prob)
+        actions = torch.bernoulli(sample_prob).bool() | first_token
+        log_likelihood = torch.where(actions, torch.log(probs + LOG_EPSILON), torch.log(1 - probs + LOG_EPSILON))
+        return actions, per_example_mean(log_likelihood, decided, batch)
+
+
+def policy_gradient_loss(
+    config: AutoBertConfig,
+    task_losses: torch.Tensor,
+    action_log_prob: torch.Tensor,
+    tokens_per_layer: torch.Tensor,
+    real_tokens: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training loss and the policy loss from `[B * K]` per-rollout task losses.
+
+    reward = -task loss - alpha x (mean over selection layers of kept / real tokens); advantage = reward - the
+    mean reward of the input's K rollouts; policy loss = -mean(advantage x log-likelihood of the actions), whose
+    descent is REINFORCE's ascent. "train_rl" optimises the policy loss alone, "train_both" adds the task loss.
+    """
+    rollouts = config.rl_num_samples
+    kept_fraction = tokens_per_layer[:, config.selection_layers].float().mean(dim=1) / real_tokens
+    reward = -(task_losses.detach() + config.alpha * kept_fraction).view(-1, rollouts)
+    advantage = (reward - reward.mean(dim=1, keepdim=True)).flatten()
+    policy_loss = -(advantage * action_log_prob).mean()
+    if config.training_stage == "train_rl":
+        return policy_loss, policy_loss
+    return task_losses.mean() + policy_loss, policy_loss
+
+
+def soft_cross_entropy(logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """`[N]` cross-entropy of the student against the teacher's softened distribution (no tau^2 factor, as the
+    original)."""
+    teacher = torch.softmax(teacher_logits.to(logits.dtype) / temperature, dim=-1)
+    return -(teacher * F.log_softmax(logits / temperature, dim=-1)).sum(dim=-1)
+
+
+class AutoBertPreTrainedModel(TokenPruningPreTrainedModel):
+    config_class = AutoBertConfig
+    config: AutoBertConfig
+
+    def post_init(self):
+        """Stage "train_rl" freezes everything but the selectors, so the stock `Trainer` optimises only them."""
+        super().post_init()
+        frozen = self.config.training_stage == "train_rl"
+        self.requires_grad_(not frozen)
+        for module in self.modules():
+            if isinstance(module, AutoBertSelector):
+                module.requires_grad_(True)
+
+    def rollout_rows(self, tensor: torch.Tensor | None) -> torch.Tensor | None:
+        """An input of `[B, ...]` as `[B * K, ...]`, one row per training rollout."""
+        return None if tensor is None else tensor.repeat_interleave(self.config.rl_num_samples, 0)
+
+    def finish_training_outputs(self, outputs, task_losses: torch.Tensor | None, real_tokens: torch.Tensor, rollout_fields: tuple[str, ...]):
+        """Training outputs of a head: TR-BERT's loss from the `[B * K]` per-rollout task losses (when there are
+        labels or teacher logits), and the `rollout_fields` logits averaged over each input's rollouts."""
+        changes = {
+            field: outputs[field].view(-1, self.config.rl_num_samples, *outputs[field].shape[1:]).mean(dim=1)
+            for field in rollout_fields
+        }
+        if task_losses is not None:
+            changes["loss"], changes["pruning_loss"] = policy_gradient_loss(
+                self.config, task_losses, outputs.action_log_prob, outputs.tokens_per_layer,
+                self.rollout_rows(real_tokens).to(task_losses.dtype),
+            )
+        # A new record, not attribute writes: ModelOutput only lists (for `outputs["loss"]`, tuples) the fields set at init.
+        return dataclasses.replace(outputs, **changes)
+
+    def teacher(self, name: str, teacher: torch.Tensor | None, expected_shape: tuple[int, ...]) -> torch.Tensor:
+        """A checked teacher input, as `[B * K, ...]` rows."""
+        if teacher is None:
+            raise ValueError(f"train_teacher=True needs `{name}` with every training input (`transformers-prune autobert-targets` writes them)")
+        if tuple(teacher.shape) != expected_shape:
+            raise ValueError(f"{name} must have shape {expected_shape}, got {tuple(teacher.shape)}")
+        return self.rollout_rows(teacher)
+
+
+def real_token_counts(attention_mask, input_ids, inputs_embeds) -> torch.Tensor:
+    """`[B]` real tokens of each input."""
+    if attention_mask is not None:
+        return attention_mask.sum(dim=1)
+    reference = input_ids if input_ids is not None else inputs_embeds
+    return torch.full(reference.shape[:1], reference.shape[1], device=reference.device)
+
+
+class AutoBertModel(AutoBertPreTrainedModel, TokenPruningModel):
+    """BERT with TR-BERT's selectors. In training every output has `rl_num_samples` rows per input (rollouts)."""
+
+    encoder_class = AutoBertEncoder
+    method_input_names = ("residual_scores",)
+
+    def encode(self, hidden, attention_mask, output_hidden_states, output_attentions, method_inputs) -> EncoderResult:
+        if not self.training:
+            return super().encode(hidden, attention_mask, output_hidden_states, output_attentions, method_inputs)
+        if output_attentions:
+            raise ValueError("output_attentions is not available in training: autobert's rollouts run on the packed engine")
+        batch = pack(hidden, attention_mask, keep_restore_buffer=True)
+        batch, result = self.encoder.forward_rollouts(batch, self.attention_backend(hidden), output_hidden_states, **method_inputs)
+        result.last_hidden_state = unpack(batch)
+        return result
+
+
+class AutoBertForSequenceClassification(AutoBertPreTrainedModel, TokenPruningForSequenceClassification):
+    model_class = AutoBertModel
+
+    @can_return_tuple
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, inputs_embeds=None,
+                labels=None, residual_scores=None, teacher_logits=None, **kwargs):
+        """As `BertForSequenceClassification`, plus two training inputs: `residual_scores` (`[B, P, S]` imitation
+        scores) and `teacher_logits` (`[B, num_labels]`, read when `train_teacher`). In training the loss is
+        TR-BERT's (`policy_gradient_loss`) and `logits` are the mean over the rollouts."""
+        outputs = super().forward(
+            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, None if self.training else labels,
+            residual_scores=residual_scores, return_dict=True, **kwargs,
+        )
+        if not self.training:
+            return outputs
+        task_losses = None
+        if self.config.train_teacher:
+            teacher = self.teacher("teacher_logits", teacher_logits, (outputs.logits.shape[0] // self.config.rl_num_samples, self.num_labels))
+            task_losses = soft_cross_entropy(outputs.logits, teacher, self.config.kd_temperature)
+        elif labels is not None:
+            task_losses = sequence_classification_loss(self.config, outputs.logits, self.rollout_rows(labels), reduction="none")
+        real = real_token_counts(attention_mask, input_ids, inputs_embeds)
+        return self.finish_training_outputs(outputs, task_losses, real, ("logits",))
+
+
+class AutoBertForQuestionAnswering(AutoBertPreTrainedModel, TokenPruningForQuestionAnswering):
+    """Span logits over every position: a token dropped by a selector keeps the state it had when dropped."""
+
+    model_class = AutoBertModel
+
+    @can_return_tuple
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, inputs_embeds=None,
+                start_positions=None, end_positions=None, residual_scores=None, teacher_start_logits=None,
+                teacher_end_logits=None, **kwargs):
+        """As `BertForQuestionAnswering`, plus the training inputs `residual_scores` (`[B, P, S]`) and, when
+        `train_teacher`, `teacher_start_logits` / `teacher_end_logits` (`[B, S]`; the soft cross-entropies of
+        both are summed, as the original). In training the span logits are the mean over the rollouts."""
+        outputs = super().forward(
+            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
+            None if self.training else start_positions, None if self.training else end_positions,
+            residual_scores=residual_scores, return_dict=True, **kwargs,
+        )
+        if not self.training:
+            return outputs
+        task_losses = None
+        shape = (outputs.start_logits.shape[0] // self.config.rl_num_samples, outputs.start_logits.shape[1])
+        if self.config.train_teacher:
+            temperature = self.config.kd_temperature
+            task_losses = soft_cross_entropy(
+                outputs.start_logits, self.teacher("teacher_start_logits", teacher_start_logits, shape), temperature
+            ) + soft_cross_entropy(outputs.end_logits, self.teacher("teacher_end_logits", teacher_end_logits, shape), temperature)
+        elif start_positions is not None and end_positions is not None:
+            ignored_index = shape[1]
+            loss_fct = CrossEntropyLoss(ignore_index=ignored_index, reduction="none")
+            start = self.rollout_rows(start_positions.view(-1).clamp(0, ignored_index))
+            end = self.rollout_rows(end_positions.view(-1).clamp(0, ignored_index))
+            task_losses = (loss_fct(outputs.start_logits, start) + loss_fct(outputs.end_logits, end)) / 2
+        real = real_token_counts(attention_mask, input_ids, inputs_embeds)
+        return self.finish_training_outputs(outputs, task_losses, real, ("start_logits", "end_logits"))
+
+
+class AutoBertForTokenClassification(AutoBertPreTrainedModel, TokenPruningForTokenClassification):
+    """Per-token labels over every position: a dropped token keeps the state it had when dropped."""
+
+    model_class = AutoBertModel
+
+    @can_return_tuple
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, inputs_embeds=None,
+                labels=None, residual_scores=None, **kwargs):
+        """As `BertForTokenClassification`, plus the training input `residual_scores` (`[B, P, S]`). A rollout's
+        task loss is the mean cross-entropy over its labelled tokens."""
+        outputs = super().forward(
+            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, None if self.training else labels,
+            residual_scores=residual_scores, return_dict=True, **kwargs,
+        )
+        if not self.training:
+            return outputs
+        task_losses = None
+        if labels is not None:
+            labels = self.rollout_rows(labels)
+            token_losses = F.cross_entropy(outputs.logits.transpose(1, 2), labels, reduction="none")
+            labelled = (labels != -100).to(token_losses.dtype)
+            task_losses = (token_losses * labelled).sum(dim=1) / labelled.sum(dim=1).clamp_min(1)
+        real = real_token_counts(attention_mask, input_ids, inputs_embeds)
+        return self.finish_training_outputs(outputs, task_losses, real, ("logits",))
+
+
+__all__ = [
+    "AutoBertForQuestionAnswering",
+    "AutoBertForSequenceClassification",
+    "AutoBertForTokenClassification",
+    "AutoBertModel",
+    "AutoBertPreTrainedModel",
+    "AutoBertSelector",
+    "policy_gradient_loss",
+]

@@ -1,0 +1,348 @@
+"""`autobert` (TR-BERT): equality with BERT, packed vs masked selection at every batch size, full-length QA, the
+policy gradient's sign, which parameters each stage trains, rollouts, imitation, distillation, the targets
+command against direct autograd, the targets -> finetune recipe, and config validation."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from transformers import BertConfig, BertForSequenceClassification, Trainer, TrainingArguments
+
+from transformers_prune import AutoBertConfig, AutoBertForQuestionAnswering, AutoBertForSequenceClassification, AutoBertModel
+from transformers_prune.autobert_targets import residual_scores_and_logits
+from transformers_prune.cli import main
+from transformers_prune.models.modeling_autobert import policy_gradient_loss, soft_cross_entropy
+from transformers_prune.models.token_engine import pack, repeat_examples, unpack
+
+from conftest import (
+    TINY_CONFIG_KWARGS,
+    DictDataset,
+    bert_twin,
+    lengths_of,
+    make_batch,
+    real_token_max_diff,
+    run,
+    save_checkpoint,
+    write_sst2_csv,
+    write_tokenizer,
+)
+
+CPU_BACKENDS = ("sdpa_per_example", "sdpa_padded")
+LENGTHS = (1, 12, 5, 9, 3, 11)
+LABELS = torch.tensor([0, 1, 0, 1, 1, 0])
+
+
+def make_config(**overrides) -> AutoBertConfig:
+    return AutoBertConfig(**{**TINY_CONFIG_KWARGS, "selection_layers": [1, 2], **overrides})
+
+
+def dropping_model(cls=AutoBertModel, **overrides):
+    """Random selectors centred on the test batch: each keeps about half of its real tokens (the hidden states
+    of a tiny random BERT point in similar directions, so uncentred random selectors keep all or nothing)."""
+    model = cls(make_config(**overrides)).eval()
+    input_ids, attention_mask = make_batch(LENGTHS)
+    model.config.prune_at_inference = False
+    hidden_states = run(model.base_model, input_ids, attention_mask, output_hidden_states=True).hidden_states
+    model.config.prune_at_inference = True
+    with torch.no_grad():
+        for selector, layer in zip(model.base_model.encoder.selectors, model.config.selection_layers):
+            selector.dense.weight.normal_(0.0, 1.0)
+            selector.output.weight.normal_(0.0, 1.0)
+            logits = torch.logit(selector(hidden_states[layer]))[attention_mask.bool()]
+            selector.output.bias -= logits.median()
+    return model
+
+
+def mean_keep_probability(model, input_ids, attention_mask) -> float:
+    """Mean keep-probability of the first selector (on layer 1's input) over the real non-[CLS] tokens."""
+    model.eval()
+    model.config.prune_at_inference = False
+    layer_1_input = run(model.base_model, input_ids, attention_mask, output_hidden_states=True).hidden_states[1]
+    model.config.prune_at_inference = True
+    with torch.no_grad():
+        probs = model.base_model.encoder.selectors[0](layer_1_input)
+    decided = attention_mask.bool().clone()
+    decided[:, 0] = False
+    return probs[decided].mean().item()
+
+
+# ----------------------------------------------------------------------------------------------- inference
+
+
+@pytest.mark.parametrize("engine", ["packed", "masked"])
+@pytest.mark.parametrize("setting", [{"keep_threshold": 0.0}, {"prune_at_inference": False}])
+def test_keeping_everything_equals_bert(engine, setting):
+    model = dropping_model()
+    input_ids, attention_mask = make_batch(LENGTHS)
+    assert (run(model, input_ids, attention_mask, engine).tokens_per_layer < lengths_of(attention_mask)[:, None]).any()
+
+    for key, value in setting.items():
+        setattr(model.config, key, value)
+    ours = run(model, input_ids, attention_mask, engine)
+    with torch.no_grad():
+        reference = bert_twin(model, method_keys=".selectors.")(input_ids, attention_mask=attention_mask)
+    assert real_token_max_diff(ours.last_hidden_state, reference.last_hidden_state, attention_mask) <= 1e-4
+    torch.testing.assert_close(ours.pooler_output, reference.pooler_output, rtol=0, atol=1e-4)
+    assert torch.equal(ours.tokens_per_layer, lengths_of(attention_mask)[:, None].expand(-1, 3))
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_packed_matches_masked_and_every_example_is_decided_alone(backend):
+    model = dropping_model(packed_attention_backend=backend)
+    input_ids, attention_mask = make_batch(LENGTHS)
+    packed = run(model, input_ids, attention_mask, "packed", output_hidden_states=True)
+    masked = run(model, input_ids, attention_mask, "masked", output_hidden_states=True)
+
+    tokens, real = packed.tokens_per_layer, lengths_of(attention_mask)
+    assert torch.equal(tokens[:, 0], real)  # layer 0 runs every token
+    assert (tokens[:, 1] < real).any() and (tokens[:, 2] < tokens[:, 1]).any() and (tokens >= 1).all()
+    assert torch.equal(packed.tokens_per_layer, masked.tokens_per_layer)
+    for packed_state, masked_state in zip(packed.hidden_states, masked.hidden_states):
+        assert real_token_max_diff(packed_state, masked_state, attention_mask) <= 1e-5
+    torch.testing.assert_close(packed.pooler_output, masked.pooler_output, rtol=0, atol=1e-5)
+
+    # The original pads each row to the batch's largest kept count; here an example's result is its own.
+    for row, length in enumerate(LENGTHS):
+        alone = run(model, input_ids[row : row + 1, :length], attention_mask[row : row + 1, :length])
+        assert torch.equal(alone.tokens_per_layer[0], tokens[row])
+        torch.testing.assert_close(alone.pooler_output[0], packed.pooler_output[row], rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_question_answering_output_is_full_length_with_skipped_tokens_restored(backend):
+    model = dropping_model(AutoBertForQuestionAnswering, packed_attention_backend=backend)
+    input_ids, attention_mask = make_batch(LENGTHS)
+    packed = run(model, input_ids, attention_mask, "packed")
+    masked = run(model, input_ids, attention_mask, "masked")
+    assert packed.start_logits.shape == input_ids.shape and packed.end_logits.shape == input_ids.shape
+    assert (packed.tokens_per_layer[:, -1] < lengths_of(attention_mask)).any()
+    real = attention_mask.bool()
+    torch.testing.assert_close(packed.start_logits[real], masked.start_logits[real], rtol=0, atol=1e-5)
+    torch.testing.assert_close(packed.end_logits[real], masked.end_logits[real], rtol=0, atol=1e-5)
+
+
+def test_cls_is_always_kept():
+    model = dropping_model(keep_threshold=1.0)
+    input_ids, attention_mask = make_batch(LENGTHS)
+    tokens = run(model, input_ids, attention_mask).tokens_per_layer
+    assert torch.equal(tokens[:, 1:], torch.ones(len(LENGTHS), 2, dtype=torch.long))
+
+
+# ----------------------------------------------------------------------------------------------- rollouts and losses
+
+
+def test_repeat_examples_gives_each_input_its_rollouts():
+    hidden = torch.randn(3, 6, 4)
+    attention_mask = torch.tensor([[1, 1, 1, 0, 0, 0], [1, 1, 1, 1, 1, 1], [1, 0, 0, 0, 0, 0]])
+    repeated = repeat_examples(pack(hidden, attention_mask, keep_restore_buffer=True), 3)
+    assert repeated.batch_size == 9 and repeated.seqlens().tolist() == [3, 3, 3, 6, 6, 6, 1, 1, 1]
+    torch.testing.assert_close(unpack(repeated), (hidden * attention_mask[..., None]).repeat_interleave(3, 0))
+
+
+def test_policy_gradient_pushes_up_the_actions_of_better_rollouts():
+    config = make_config(rl_num_samples=4, alpha=1.0, training_stage="train_rl")
+    task_losses = torch.tensor([1.0, 1.0, 1.0, 1.0, 0.5, 2.0, 0.5, 2.0])
+    tokens_per_layer = torch.tensor([[10, 8, 8], [10, 2, 2], [10, 5, 5], [10, 5, 5]] + [[10, 5, 5]] * 4)
+    real_tokens = torch.full((8,), 10.0)
+    log_prob = torch.zeros(8, requires_grad=True)
+    loss, policy_loss = policy_gradient_loss(config, task_losses, log_prob, tokens_per_layer, real_tokens)
+    assert loss is policy_loss
+    loss.backward()
+    # Input 0: same task loss, so keeping fewer tokens is better; input 1: lower task loss is better. Gradient
+    # descent raises log-probabilities with a negative gradient (positive advantage).
+    gradient = log_prob.grad
+    assert gradient[1] < gradient[2] == gradient[3] < gradient[0]
+    assert gradient[4] < 0 < gradient[5] and gradient[6] < 0 < gradient[7]
+    torch.testing.assert_close(gradient.view(2, 4).sum(dim=1), torch.zeros(2))  # the mean reward is the baseline
+
+    both = make_config(rl_num_samples=4, training_stage="train_both")
+    loss, policy_loss = policy_gradient_loss(both, task_losses, log_prob, tokens_per_layer, real_tokens)
+    torch.testing.assert_close(loss, task_losses.mean() + policy_loss)
+
+
+def test_policy_only_training_learns_to_drop_tokens_when_the_length_penalty_dominates():
+    torch.manual_seed(0)
+    model = AutoBertForSequenceClassification(make_config(alpha=50.0, rl_num_samples=8, selection_layers=[1]))
+    input_ids, attention_mask = make_batch(LENGTHS)
+    before = mean_keep_probability(model, input_ids, attention_mask)
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    model.train()
+    for _ in range(15):
+        model(input_ids, attention_mask=attention_mask, labels=LABELS).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    assert mean_keep_probability(model, input_ids, attention_mask) < before - 0.2
+
+
+def test_stages_train_what_they_should():
+    input_ids, attention_mask = make_batch(LENGTHS)
+    policy_only = AutoBertForSequenceClassification(make_config(training_stage="train_rl", rl_num_samples=2)).train()
+    policy_only(input_ids, attention_mask=attention_mask, labels=LABELS).loss.backward()
+    trained = {name for name, p in policy_only.named_parameters() if p.grad is not None}
+    assert trained and all(".selectors." in name for name in trained)
+    assert all(p.requires_grad == (".selectors." in name) for name, p in policy_only.named_parameters())
+
+    joint = AutoBertForSequenceClassification(make_config(training_stage="train_both", rl_num_samples=2)).train()
+    outputs = joint(input_ids, attention_mask=attention_mask, labels=LABELS)
+    outputs.loss.backward()
+    assert all(p.grad is not None for p in joint.parameters() if p.requires_grad)
+    assert all(p.requires_grad for p in joint.parameters())
+    assert outputs.logits.shape == (len(LENGTHS), 2) and outputs.tokens_per_layer.shape == (2 * len(LENGTHS), 3)
+
+
+def test_rollouts_sample_their_own_selections_and_keep_cls():
+    model = dropping_model(AutoBertForSequenceClassification, rl_num_samples=8).train()
+    input_ids, attention_mask = make_batch(LENGTHS)
+    tokens = model(input_ids, attention_mask=attention_mask, labels=LABELS).tokens_per_layer.view(len(LENGTHS), 8, 3)
+    assert torch.equal(tokens[:, :, 0], lengths_of(attention_mask)[:, None].expand(-1, 8))
+    assert (tokens[:, :, 1:] >= 1).all()
+    long_input = LENGTHS.index(12)
+    assert len(set(tokens[long_input, :, 1].tolist())) > 1  # rollouts of one input differ
+
+
+def test_imitation_rollout_follows_the_residual_scores():
+    config = make_config(rl_num_samples=4, guide_rate=0.5, selection_layers=[1])
+    model = AutoBertForSequenceClassification(config).train()
+    input_ids, attention_mask = make_batch((12, 12), seq_len=12)
+    # The expert prefers the last positions of input 0 and the first positions of input 1.
+    scores = torch.stack([torch.arange(12.0), -torch.arange(12.0)])[:, None, :]
+    encoder = model.bert.encoder
+    with torch.no_grad():
+        batch = pack(model.bert.embeddings(input_ids=input_ids), attention_mask)
+        rollouts = repeat_examples(batch, 4)
+        probs = torch.full((rollouts.num_tokens,), 0.25)  # round(0.25 x 11) = 3 tokens expected besides [CLS]
+        actions, _ = encoder._sample_actions(probs, rollouts, scores)
+    kept = actions.view(8, 12)
+    assert kept[0].nonzero().flatten().tolist() == [0, 9, 10, 11]
+    assert kept[4].nonzero().flatten().tolist() == [0, 1, 2, 3]
+
+    # After guide_rate of training, no rollout is guided any more.
+    encoder.set_training_progress(0.6)
+    assert encoder._imitation_scores(scores, batch) is None
+    encoder.set_training_progress(0.1)
+    with pytest.raises(ValueError, match="residual_scores must be"):
+        encoder._imitation_scores(scores[:, :, :5], batch)
+
+
+def test_distillation_uses_teacher_logits_and_needs_them():
+    model = AutoBertForSequenceClassification(make_config(train_teacher=True, training_stage="train_both", rl_num_samples=2)).train()
+    input_ids, attention_mask = make_batch(LENGTHS)
+    with pytest.raises(ValueError, match="train_teacher=True needs `teacher_logits`"):
+        model(input_ids, attention_mask=attention_mask, labels=LABELS)
+    with pytest.raises(ValueError, match="teacher_logits must have shape"):
+        model(input_ids, attention_mask=attention_mask, teacher_logits=torch.zeros(len(LENGTHS), 3))
+    teachers = {"uniform": torch.zeros(len(LENGTHS), 2), "sure": torch.tensor([[9.0, -9.0]]).expand(len(LENGTHS), -1)}
+    losses = {}
+    for name, teacher in teachers.items():
+        torch.manual_seed(0)  # the same rollouts
+        losses[name] = model(input_ids, attention_mask=attention_mask, teacher_logits=teacher).loss
+    assert torch.isfinite(losses["uniform"]) and losses["uniform"] != losses["sure"]
+
+    # A near one-hot teacher at temperature 1 gives the gold label's cross-entropy.
+    logits = torch.randn(4, 3)
+    torch.testing.assert_close(
+        soft_cross_entropy(logits, torch.tensor([[30.0, 0, 0]]).expand(4, -1), 1.0),
+        torch.nn.functional.cross_entropy(logits, torch.zeros(4, dtype=torch.long), reduction="none"),
+    )
+
+
+def test_trainer_policy_only_run_changes_only_the_selectors(tmp_path):
+    model = AutoBertForSequenceClassification(make_config(rl_num_samples=2))
+    input_ids, attention_mask = make_batch((12, 5, 9, 3) * 2)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    args = TrainingArguments(output_dir=str(tmp_path), max_steps=3, per_device_train_batch_size=4, learning_rate=1e-2,
+                             report_to="none", save_strategy="no", logging_steps=1, use_cpu=True, disable_tqdm=True)
+    trainer = Trainer(model=model, args=args, train_dataset=DictDataset(input_ids, attention_mask, torch.randint(0, 2, (8,))))
+    trainer.train()
+    for name, p in model.named_parameters():
+        assert torch.equal(p, before[name]) != (".selectors." in name), name
+    logged = [row for row in trainer.state.log_history if "loss" in row]
+    assert len(logged) == 3 and all(0 < row["kept_fraction"] <= 1 for row in logged)
+
+
+# ----------------------------------------------------------------------------------------------- targets command
+
+
+def direct_scores(model, input_ids, label, selection_layers, reference_layer):
+    outputs = model(input_ids[None], output_hidden_states=True)
+    reference = outputs.hidden_states[reference_layer]
+    gradient = torch.autograd.grad(torch.nn.functional.cross_entropy(outputs.logits, label[None]), reference)[0]
+    return torch.stack([(gradient * (reference - outputs.hidden_states[k])).sum(-1).abs()[0] for k in selection_layers])
+
+
+def test_residual_scores_match_direct_autograd_per_example():
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(BertConfig(**TINY_CONFIG_KWARGS, num_labels=3)).eval()
+    input_ids, attention_mask = make_batch(LENGTHS)
+    labels = torch.tensor([0, 2, 1, 0, 2, 1])
+    scores, logits = residual_scores_and_logits(model, {"input_ids": input_ids, "attention_mask": attention_mask}, labels, [0, 1], 3)
+    assert scores.shape == (6, 2, 12) and (scores.permute(0, 2, 1)[attention_mask == 0] == 0).all()
+    for row, length in enumerate(LENGTHS):
+        expected = direct_scores(model, input_ids[row, :length], labels[row], [0, 1], 3)
+        torch.testing.assert_close(scores[row, :, :length], expected, rtol=1e-4, atol=1e-7)
+        torch.testing.assert_close(logits[row], model(input_ids[row : row + 1, :length]).logits[0], rtol=1e-4, atol=1e-5)
+
+
+def test_targets_command_feeds_both_training_stages(tmp_path):
+    torch.manual_seed(0)
+    tokenizer = write_tokenizer(tmp_path)
+    bert = save_checkpoint(BertForSequenceClassification(BertConfig(**TINY_CONFIG_KWARGS)), tokenizer, tmp_path / "bert")
+    train = write_sst2_csv(tmp_path / "train.csv", rows=8)
+    targets = tmp_path / "train_autobert.jsonl"
+    main(["autobert-targets", bert, "--data-file", train, "--output-file", str(targets), "--max-length", "32", "--batch-size", "3"])
+    rows = [json.loads(line) for line in targets.read_text().splitlines()]
+    assert len(rows) == 8 and set(rows[0]) == {"sentence", "label", "residual_scores", "teacher_logits"}
+    assert all(len(row["residual_scores"]) == 1 and len(row["residual_scores"][0]) == 32 and len(row["teacher_logits"]) == 2 for row in rows)
+
+    main(["convert", "--to", "autobert", bert, str(tmp_path / "init"), "--set", "rl_num_samples=2", "--set", "guide_rate=1.0"])
+    main(["finetune", str(tmp_path / "init"), "--output-dir", str(tmp_path / "rl"), "--train-file", str(targets),
+          "--validation-file", train, "--max-length", "32", "--batch-size", "4", "--logging-steps", "1"])
+    main(["convert", "--to", "autobert", str(tmp_path / "rl"), str(tmp_path / "both-init"), "--set", "training_stage=\"train_both\"",
+          "--set", "train_teacher=true"])
+    main(["finetune", str(tmp_path / "both-init"), "--output-dir", str(tmp_path / "both"), "--train-file", str(targets),
+          "--validation-file", train, "--max-length", "32", "--batch-size", "4", "--logging-steps", "1"])
+    history = json.loads((tmp_path / "both" / "log_history.json").read_text())
+    assert any("kept_fraction" in row for row in history)
+    assert json.loads((tmp_path / "both" / "eval_results.json").read_text())["eval"]["kept_fraction"] <= 1.0
+
+
+def test_targets_command_rejects_bad_input(tmp_path):
+    with pytest.raises(SystemExit, match="is not a checkpoint folder"):
+        main(["autobert-targets", str(tmp_path / "nowhere"), "--data-file", "x.csv", "--output-file", str(tmp_path / "o.jsonl")])
+    tokenizer = write_tokenizer(tmp_path)
+    bert = save_checkpoint(BertForSequenceClassification(BertConfig(**TINY_CONFIG_KWARGS)), tokenizer, tmp_path / "bert")
+    train = write_sst2_csv(tmp_path / "train.csv", rows=4)
+    with pytest.raises(SystemExit, match="must be >= 0 and before the reference layer"):
+        main(["autobert-targets", bert, "--data-file", train, "--output-file", str(tmp_path / "o.jsonl"), "--selection-layers", "2",
+              "--reference-layer", "2"])
+
+
+# ----------------------------------------------------------------------------------------------- config
+
+
+def test_default_selection_layers_are_the_originals():
+    assert AutoBertConfig(num_hidden_layers=12).selection_layers == [1, 6]
+    assert AutoBertConfig(num_hidden_layers=6).selection_layers == [1, 3]
+    assert AutoBertConfig(num_hidden_layers=2).selection_layers == [1]
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("selection_layers", [2, 1]),
+        ("selection_layers", [3]),
+        ("selection_layers", []),
+        ("selector_hidden_size", 0),
+        ("keep_threshold", 1.5),
+        ("training_stage", "rl"),
+        ("rl_num_samples", 1),
+        ("alpha", -1.0),
+        ("guide_rate", 2.0),
+        ("kd_temperature", 0.0),
+    ],
+)
+def test_bad_config_value_raises(key, value):
+    with pytest.raises(ValueError, match=key):
+        make_config(**{key: value})
