@@ -14,8 +14,9 @@ Methods (Banaei et al., 2023, and the baselines they compare with):
   The latent size is the largest whose codes + decoder + row norms fit n m / c, or `--rank`.
 - "kronecker": W ~ sum_j A_j (x) B_j, factors ceil(sqrt(n)) x ceil(sqrt(m)); terms from the ratio or `--rank`.
 - "tucker": W cut into blocks of head-size rows (hidden-size rows for the word embeddings, as the paper), the
-  [blocks, block rows, m] tensor Tucker-factored; ranks scaled with the mode sizes to fit the ratio, or
-  `--tucker-ranks`.
+  [blocks, block rows, m] tensor Tucker-factored. The paper applies it to Q/K/V and the word embeddings; other
+  linears are cut the same way. Ranks grow greedily along the modes' singular values until core + factors fill
+  n m / c (the paper sets them by hand), or `--tucker-ranks`.
 
 Differences from the official code: SVD is exact (`torch.linalg.svd`), without the randomised solver's
 perplexity-tuned iteration count. Kronecker and Tucker start from their closed-form Frobenius fits (SVD of the
@@ -169,33 +170,47 @@ def kronecker_layout(rows: int, cols: int, ratio: float | None = None, terms: in
     return {"terms": terms, "factor_shape": [p, q]}
 
 
-def tucker_dims(rows: int, cols: int, block_rows: int) -> list[int]:
-    return [math.ceil(rows / block_rows), block_rows, cols]
-
-
 def tucker_parameter_count(dims: list[int], ranks: list[int]) -> int:
     return math.prod(ranks) + sum(dim * rank for dim, rank in zip(dims, ranks))
 
 
-def tucker_ranks_for_ratio(dims: list[int], budget: float) -> list[int]:
-    """Ranks floor(s d_i) (at least 1) for the largest scale s in (0, 1] whose core + factors fit `budget`."""
-
-    def ranks_at(scale: float) -> list[int]:
-        return [max(1, math.floor(scale * dim)) for dim in dims]
-
-    if tucker_parameter_count(dims, ranks_at(0.0)) > budget:
-        raise ValueError(f"the ratio is too high for a Tucker form of a {dims} tensor: ranks [1, 1, 1] store {tucker_parameter_count(dims, [1, 1, 1])}")
-    low, high = 0.0, 1.0
-    for _ in range(50):  # ranks are monotone in the scale: bisection
-        middle = (low + high) / 2
-        low, high = (middle, high) if tucker_parameter_count(dims, ranks_at(middle)) <= budget else (low, middle)
-    return ranks_at(low)
+def blocked_tensor(weight: torch.Tensor, block_rows: int) -> torch.Tensor:
+    """The weight [rows, cols] zero-padded to whole blocks, as a float64 [blocks, block_rows, cols] tensor."""
+    rows, cols = weight.shape
+    blocks = math.ceil(rows / block_rows)
+    padded = weight.new_zeros(blocks * block_rows, cols, dtype=torch.float64)
+    padded[:rows] = weight
+    return padded.view(blocks, block_rows, cols)
 
 
-def tucker_layout(rows: int, cols: int, block_rows: int, ratio: float | None = None, ranks: list[int] | None = None) -> dict:
-    dims = tucker_dims(rows, cols, block_rows)
+def tucker_ranks_for_budget(tensor: torch.Tensor, budget: float) -> list[int]:
+    """Ranks grown one at a time from [1, 1, 1], each time in the mode whose next singular value squared (what
+    the HOSVD error bound, the sum over modes of the discarded ones, loses) is largest per added parameter, while
+    core + factors fit `budget`. Scaling all ranks alike would cut a 12-head mode to rank 1."""
+    dims = list(tensor.shape)
+    spectra = [torch.linalg.eigvalsh(_unfold(tensor, mode) @ _unfold(tensor, mode).T).flip(0).clamp_min(0) for mode in range(3)]
+    ranks = [1, 1, 1]
+    if tucker_parameter_count(dims, ranks) > budget:
+        raise ValueError(f"the ratio is too high for a Tucker form of a {dims} tensor: ranks [1, 1, 1] store {tucker_parameter_count(dims, ranks)}")
+    while True:
+        best, best_gain = None, 0.0
+        for mode in range(3):
+            grown = [rank + (i == mode) for i, rank in enumerate(ranks)]
+            if grown[mode] > dims[mode] or tucker_parameter_count(dims, grown) > budget:
+                continue
+            gain = float(spectra[mode][ranks[mode]]) / (tucker_parameter_count(dims, grown) - tucker_parameter_count(dims, ranks))
+            if best is None or gain > best_gain:
+                best, best_gain = grown, gain
+        if best is None:
+            return ranks
+        ranks = best
+
+
+def tucker_layout(weight: torch.Tensor, block_rows: int, ratio: float | None = None, ranks: list[int] | None = None) -> dict:
+    rows, cols = weight.shape
+    dims = [math.ceil(rows / block_rows), block_rows, cols]
     if ranks is None:
-        ranks = tucker_ranks_for_ratio(dims, rows * cols / ratio)
+        ranks = tucker_ranks_for_budget(blocked_tensor(weight.detach(), block_rows), rows * cols / ratio)
     elif any(rank > dim for rank, dim in zip(ranks, dims)):
         raise ValueError(f"--tucker-ranks {list(ranks)} exceed the mode sizes {dims} of the {rows} x {cols} matrix in blocks of {block_rows} rows")
     return {"block_rows": block_rows, "ranks": list(ranks)}
@@ -253,12 +268,7 @@ def _leading_left_singular_vectors(matrix: torch.Tensor, count: int) -> torch.Te
 @torch.no_grad()
 def fit_tucker(factors: TuckerWeight, weight: torch.Tensor) -> None:
     """Tucker fit of the blocked weight by HOOI (higher-order orthogonal iteration) from the HOSVD."""
-    block_rows, ranks = factors.row_factor.shape[0], list(factors.core.shape)
-    rows, cols = weight.shape
-    blocks = math.ceil(rows / block_rows)
-    tensor = weight.new_zeros(blocks * block_rows, cols, dtype=torch.float64)
-    tensor[:rows] = weight
-    tensor = tensor.view(blocks, block_rows, cols)
+    tensor, ranks = blocked_tensor(weight, factors.row_factor.shape[0]), list(factors.core.shape)
     modes = [_leading_left_singular_vectors(_unfold(tensor, mode), rank) for mode, rank in enumerate(ranks)]
     for _ in range(TUCKER_HOOI_ITERATIONS):
         for mode in range(3):
@@ -423,13 +433,15 @@ def plan_units(base, groups: dict[str, list[str]], method: str, ratio, rank, tuc
                 decoder = {"latent_size": latent, "hidden_sizes": decoder_hidden_sizes(latent), "output_size": cols}
                 units.append(Unit(target, unit_paths, {"kind": "autoencoder", "decoder": name, "latent_size": latent}, decoder))
             continue
+        if method == "tucker":  # ranks follow each matrix's own spectra
+            block_rows = cols if target == "word_embeddings" else head_size
+            units += [Unit(target, [path], {"kind": "tucker", **tucker_layout(base.get_submodule(path).weight, block_rows, ratio, tucker_ranks)})
+                      for path in paths]
+            continue
         if method == "pruning":
             spec = {"kind": "pruned"}
         elif method == "kronecker":
             spec = {"kind": "kronecker", **kronecker_layout(rows, cols, ratio, rank)}
-        elif method == "tucker":
-            block_rows = cols if target == "word_embeddings" else head_size
-            spec = {"kind": "tucker", **tucker_layout(rows, cols, block_rows, ratio, tucker_ranks)}
         else:
             spec = {"kind": "low_rank", "rank": rank or rank_for_ratio(rows, cols, ratio)}
         units += [Unit(target, [path], spec) for path in paths]
