@@ -299,7 +299,7 @@ def test_targets_command_feeds_both_training_stages(tmp_path):
     main(["convert", "--to", "autobert", bert, str(tmp_path / "init"), "--set", "rl_num_samples=2", "--set", "guide_rate=1.0"])
     main(["finetune", str(tmp_path / "init"), "--output-dir", str(tmp_path / "rl"), "--train-file", str(targets),
           "--validation-file", train, "--max-length", "32", "--batch-size", "4", "--logging-steps", "1"])
-    main(["convert", "--to", "autobert", str(tmp_path / "rl"), str(tmp_path / "both-init"), "--set", "training_stage=\"train_both\"",
+    main(["convert", "--to", "autobert", str(tmp_path / "rl"), str(tmp_path / "both-init"), "--set", "training_stage=train_both",
           "--set", "train_teacher=true"])
     main(["finetune", str(tmp_path / "both-init"), "--output-dir", str(tmp_path / "both"), "--train-file", str(targets),
           "--validation-file", train, "--max-length", "32", "--batch-size", "4", "--logging-steps", "1"])

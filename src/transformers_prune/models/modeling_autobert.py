@@ -67,12 +67,14 @@ class AutoBertSelector(nn.Module):
         return torch.sigmoid(self.output(self.activation(self.dense(hidden))).squeeze(-1))
 
 
+def per_example_sum(values: torch.Tensor, batch: PackedBatch) -> torch.Tensor:
+    """`[B]` sums of `[N]` packed values within each example."""
+    return values.new_zeros(batch.batch_size).index_add(0, batch.example_ids(), values)
+
+
 def per_example_mean(values: torch.Tensor, weights: torch.Tensor, batch: PackedBatch) -> torch.Tensor:
     """`[B]` weighted mean of `[N]` packed values within each example (0 where an example has no weight)."""
-    example = batch.example_ids()
-    total = values.new_zeros(batch.batch_size).index_add(0, example, values * weights)
-    count = weights.new_zeros(batch.batch_size).index_add(0, example, weights)
-    return total / count.clamp_min(1)
+    return per_example_sum(values * weights, batch) / per_example_sum(weights, batch).clamp_min(1)
 
 
 def rank_within_examples(scores: torch.Tensor, batch: PackedBatch) -> torch.Tensor:
@@ -110,7 +112,8 @@ class AutoBertEncoder(nn.Module):
         residual_scores: torch.Tensor | None = None,
     ) -> EncoderResult:
         """The padded reference of inference: tokens below `keep_threshold` are hidden from attention by masks and
-        keep the state they had when dropped. (Training always runs rollouts on the packed engine.)"""
+        keep the state they had when dropped. Training always runs rollouts on the packed engine, so
+        `residual_scores` (a training input) is ignored here."""
         real = padding_mask.to(hidden.dtype)
         is_first = torch.zeros_like(padding_mask)
         is_first[:, 0] = True
@@ -219,9 +222,7 @@ class AutoBertEncoder(nn.Module):
         if scores is not None:
             rollouts = self.config.rl_num_samples
             token_scores = scores.repeat_interleave(rollouts, 0).flatten()[batch.indices].masked_fill(first_token, -torch.inf)
-            expected_kept = per_example_mean(sample_prob, decided, batch) * (
-                decided.new_zeros(batch.batch_size).index_add(0, batch.example_ids(), decided)
-            )
+            expected_kept = per_example_sum(sample_prob * decided, batch)
             expert = rank_within_examples(token_scores, batch) < expected_kept.round()[batch.example_ids()]
             is_guided = batch.example_ids() % rollouts == 0
             sample_prob = torch.where(is_guided, expert.to(probs.dtype), sample_prob)
