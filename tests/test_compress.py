@@ -325,6 +325,14 @@ def test_autoencoder_training_is_seeded_and_lowers_the_loss(sources, tmp_path):
     assert error(longer) < error(short)
 
 
+def test_autoencoder_weights_rows_by_fisher_from_a_data_file(sources, tmp_path):
+    options = ["--method", "ae", "--targets", "key", "--ratio", "2", "--epochs", "3"]
+    plain = compress(sources["classifier"], tmp_path / "plain", *options)
+    weighted = compress(sources["classifier"], tmp_path / "weighted", *options, "--data-file", write_sst2_csv(tmp_path / "train.csv", rows=8))
+    assert weighted["modules"].keys() == plain["modules"].keys() and weighted["modules"] != plain["modules"]
+    assert {m["latent_size"] for m in weighted["modules"].values()} == {m["latent_size"] for m in plain["modules"].values()}
+
+
 @pytest.mark.parametrize("method", ["ae", "kronecker", "tucker"])
 def test_new_methods_train_with_trainer(method, compressed, tmp_path):
     model = AutoModelForSequenceClassification.from_pretrained(compressed[method][0])

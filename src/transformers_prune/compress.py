@@ -323,16 +323,16 @@ def train_autoencoder(
     shuffler = torch.Generator().manual_seed(settings.seed)
     progress = tqdm(range(settings.epochs), desc=f"autoencoder {name} ({rows.shape[0]} rows)", unit="epoch")
     for _ in progress:
-        total, batches = 0.0, 0
+        losses = []
         for batch in torch.randperm(rows.shape[0], generator=shuffler).to(device).split(settings.batch_size):
             approximation = decode_rows(decoder, encoder(rows[batch]), row_norms[batch])
             loss = reconstruction_loss(approximation, rows[batch], None if row_weights is None else row_weights[batch])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            total, batches = total + loss.item(), batches + 1
+            losses.append(loss.detach())  # read once per epoch: no host sync per step on CUDA
         scheduler.step()
-        progress.set_postfix(loss=f"{total / batches:.4f}")
+        progress.set_postfix(loss=f"{torch.stack(losses).mean().item():.4f}")
     with torch.no_grad():
         codes = encoder(rows)
     decoder.cpu().eval()
@@ -409,6 +409,10 @@ def check_options(method: str, ratio: float | None, rank: int | None, tucker_ran
         raise FileNotFoundError(f"--data-file {data_file} does not exist")
 
 
+# Method -> (its factors module, the closed-form fit that initialises it).
+CLOSED_FORM_FITS = {"kronecker": (KroneckerSumWeight, fit_kronecker), "tucker": (TuckerWeight, fit_tucker)}
+
+
 @dataclasses.dataclass
 class Unit:
     """Matrices compressed together: one module, or (ae, concatenated) one module type across layers."""
@@ -470,9 +474,10 @@ def fit_unit(base, unit: Unit, method: str, ratio, row_weights: dict, settings: 
     if method == "pruning":
         mask = magnitude_mask(weight, ratio)
         results[path] = {"state": {"weight": weight * mask, "mask": mask}, "approximation": weight * mask, "stored": int(mask.sum())}
-    elif method in ("kronecker", "tucker"):
-        factors = KroneckerSumWeight(*weight.shape, **_keyword_layout(unit.spec)) if method == "kronecker" else TuckerWeight(*weight.shape, **_keyword_layout(unit.spec))
-        (fit_kronecker if method == "kronecker" else fit_tucker)(factors, weight)
+    elif method in CLOSED_FORM_FITS:
+        factors_class, fit = CLOSED_FORM_FITS[method]
+        factors = factors_class(*weight.shape, **{key: value for key, value in unit.spec.items() if key != "kind"})
+        fit(factors, weight)
         refine_factors(factors, weight, settings, path)
         results[path] = _factored_result(factors)
     else:
@@ -483,10 +488,6 @@ def fit_unit(base, unit: Unit, method: str, ratio, row_weights: dict, settings: 
             state = {"down.weight": second.contiguous(), "up.weight": first}
         results[path] = {"state": state, "approximation": first @ second, "stored": first.numel() + second.numel()}
     return results, decoder_state
-
-
-def _keyword_layout(spec: dict) -> dict:
-    return {key: value for key, value in spec.items() if key != "kind"}
 
 
 def _factored_result(factors: nn.Module) -> dict:
