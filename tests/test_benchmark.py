@@ -199,6 +199,25 @@ def test_baselines_first_measures_them_once_and_compares_later_checkpoints_to_th
     assert "--baselines first" in (tmp_path / "bench.md").read_text()
 
 
+def test_compressed_checkpoint_is_compared_against_the_bert_listed_before_it(workspace, tmp_path):
+    compressed = str(tmp_path / "svd")
+    cli_main(["compress", workspace["bert"], compressed, "--method", "svd", "--targets", "intermediate", "output", "--rank", "2"])
+    bench_main([
+        workspace["bert"], compressed, "--task", "sst2", "--data-file", workspace["data"], "--eval-batch-size", "1",
+        "--output-dir", str(tmp_path / "out"), *FAST,
+    ])
+    result = json.loads((tmp_path / "out" / "bench.json").read_text())
+    assert set(result["models"]) == {"bert/hf_padded", "bert/hf_dynamic", "bert/dense_packed", "svd/compressed-bert"}
+    assert result["checkpoints"]["svd"]["baselines_from"] == "bert"
+    row, dense = result["models"]["svd/compressed-bert"], result["models"]["bert/hf_dynamic"]
+    assert row["model_class"] == "CompressedBertForSequenceClassification"
+    assert row["flops_per_example"] < dense["flops_per_example"] and row["flop_reduction"] > 1
+    assert all("efficiency" not in latency and latency["speedup_vs_hf_dynamic"] > 0 for latency in row["latency"].values())
+
+    with pytest.raises(SystemExit, match="list an uncompressed checkpoint of the same shape"):
+        cli_main(["bench", compressed, "--task", "sst2", "--data-file", workspace["data"], "--output-dir", str(tmp_path / "x"), *FAST])
+
+
 # -------------------------------------------------------------------------------------------------------- outputs
 
 

@@ -9,6 +9,10 @@ One checkpoint's weights run as (each a row of the report):
   runs as `transkimmer-bert` for this.
 - the checkpoint itself on our engine, for a token-pruning checkpoint (row named by its `model_type`).
 
+A `compressed-bert` checkpoint has no uncompressed weights to build baselines from: it runs as saved (HF's forward
+with its compressed modules, sdpa, dynamic padding; row `compressed-bert`) and is compared against the baselines
+of an uncompressed checkpoint of the same shape listed before it.
+
 A checkpoint without the task's head (e.g. a bare `BertModel` such as MiniLM) gets one fresh head, seeded and
 copied into every variant, so the variants still compute the same function; its quality figures mean nothing.
 """
@@ -37,7 +41,7 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
-from .. import MODEL_TYPES
+from .. import COMPRESSED_MODEL_TYPES, MODEL_TYPES
 from ..models.configuration_transkimmer import TranskimmerConfig
 from .data import CLASSIFICATION, QUESTION_ANSWERING, TaskSpec
 
@@ -46,7 +50,7 @@ logger = logging.getLogger(__name__)
 HF_DYNAMIC, HF_PADDED, DENSE_PACKED = "hf_dynamic", "hf_padded", "dense_packed"
 # The model type whose engine runs a plain BERT checkpoint's dense-packed baseline.
 DENSE_PACKED_TYPE_FOR_BERT = TranskimmerConfig.model_type
-SUPPORTED_MODEL_TYPES = ("bert", *MODEL_TYPES)
+SUPPORTED_MODEL_TYPES = ("bert", *MODEL_TYPES, *COMPRESSED_MODEL_TYPES)
 HF_CLASSES = {CLASSIFICATION: BertForSequenceClassification, QUESTION_ANSWERING: BertForQuestionAnswering}
 AUTO_CLASSES = {CLASSIFICATION: AutoModelForSequenceClassification, QUESTION_ANSWERING: AutoModelForQuestionAnswering}
 # Architecture-name suffix -> the task kind of its head; other architectures (BertModel, BertForMaskedLM, ...)
@@ -76,22 +80,27 @@ class Checkpoint:
     def is_token_pruning(self) -> bool:
         return self.model_type in MODEL_TYPES
 
+    @property
+    def is_compressed(self) -> bool:
+        return self.model_type in COMPRESSED_MODEL_TYPES
+
 
 @dataclass
 class LoadedCheckpoint:
     """The models of one checkpoint, on the benchmark device, in eval mode.
 
     Attributes:
-        hf: the HF BERT model behind both `hf_padded` and `hf_dynamic`.
-        dense_packed: our engine, nothing dropped.
-        pruned: the checkpoint as saved (token-pruning checkpoints only).
+        hf: the HF BERT model behind both `hf_padded` and `hf_dynamic` (None for a compressed checkpoint).
+        dense_packed: our engine, nothing dropped (None for a compressed checkpoint).
+        method_model: the checkpoint as saved: token pruning on our engine, or compressed weights in HF's
+            forward; None for a plain BERT checkpoint.
         new_head_keys: parameters the checkpoint lacked (a fresh task head), shared by every variant.
         ignored_by_hf: patterns of checkpoint tensors HF BERT has no place for.
     """
 
-    hf: PreTrainedModel
-    dense_packed: PreTrainedModel
-    pruned: PreTrainedModel | None
+    hf: PreTrainedModel | None
+    dense_packed: PreTrainedModel | None
+    method_model: PreTrainedModel | None
     new_head_keys: list[str] = field(default_factory=list)
     ignored_by_hf: list[str] = field(default_factory=list)
 
@@ -226,6 +235,9 @@ def _copy_parameters(source: PreTrainedModel, target: PreTrainedModel, keys: lis
 def load_checkpoint(checkpoint: Checkpoint, task: TaskSpec, device: torch.device, seed: int) -> LoadedCheckpoint:
     """Every variant of `checkpoint` (see the module docstring), same weights, on `device`, in eval mode."""
     torch.manual_seed(seed)
+    if checkpoint.is_compressed:
+        compressed, new_head_keys = _load_compressed(checkpoint, task)
+        return LoadedCheckpoint(None, None, compressed.to(device).eval(), new_head_keys)
     hf, new_head_keys, ignored = _load_hf(checkpoint, task)
     dense_packed = _load_packed(checkpoint, task, prune_at_inference=False)
     pruned = _load_packed(checkpoint, task, prune_at_inference=None) if checkpoint.is_token_pruning else None
@@ -235,6 +247,20 @@ def load_checkpoint(checkpoint: Checkpoint, task: TaskSpec, device: torch.device
             model.to(device).eval()
     hf.to(device).eval()
     return LoadedCheckpoint(hf, dense_packed, pruned, new_head_keys, ignored)
+
+
+def _load_compressed(checkpoint: Checkpoint, task: TaskSpec) -> tuple[PreTrainedModel, list[str]]:
+    with _quiet_transformers():
+        model, loading = AUTO_CLASSES[task.kind].from_pretrained(
+            checkpoint.path, attn_implementation="sdpa", output_loading_info=True
+        )
+    missing = sorted(loading["missing_keys"])
+    if missing:
+        logger.warning(
+            "%s has no trained %s head: %s initialised fresh (seeded); its quality figures are those of an untrained head",
+            checkpoint.label, task.kind, ", ".join(missing),
+        )
+    return model, missing
 
 
 __all__ = [

@@ -21,6 +21,7 @@ import torch
 from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from .. import COMPRESSED_MODEL_TYPES
 from .checkpoints import DENSE_PACKED, HF_DYNAMIC, HF_PADDED, Checkpoint, load_checkpoint
 from .data import TaskSpec
 from .flops import flop_counter
@@ -154,7 +155,7 @@ def add_ratios(row: dict, hf_dynamic: dict, dense_packed: dict) -> None:
     for batch_size, latency in row["latency"].items():
         latency["speedup_vs_hf_dynamic"] = latency["examples_per_s"] / hf_dynamic["latency"][batch_size]["examples_per_s"]
         latency["speedup_vs_dense_packed"] = latency["examples_per_s"] / dense_packed["latency"][batch_size]["examples_per_s"]
-        if row["variant"] not in (HF_PADDED, HF_DYNAMIC, DENSE_PACKED):
+        if row["variant"] not in (HF_PADDED, HF_DYNAMIC, DENSE_PACKED, *COMPRESSED_MODEL_TYPES):  # rows that drop tokens
             latency["efficiency"] = latency["speedup_vs_dense_packed"] / row["flop_reduction"]
 
 
@@ -167,6 +168,8 @@ def cost_signature(checkpoint: Checkpoint) -> tuple:
 
 def rows_per_checkpoint(checkpoint: Checkpoint, settings: BenchmarkSettings, shares_baselines: bool = False) -> int:
     """How many rows `benchmark_checkpoint` measures (for the progress bar)."""
+    if checkpoint.is_compressed:
+        return 1
     if not checkpoint.is_token_pruning:
         return 3
     return (1 if shares_baselines else 4) + (len(settings.sweep.values) if settings.sweep else 0)
@@ -200,13 +203,13 @@ def benchmark_checkpoint(
         baselines = rows
     else:
         rows = {}
-    if loaded.pruned is not None:
-        rows[checkpoint.model_type] = measure_row(loaded.pruned, checkpoint.model_type)
-        if settings.sweep is not None:
+    if loaded.method_model is not None:
+        rows[checkpoint.model_type] = measure_row(loaded.method_model, checkpoint.model_type)
+        if settings.sweep is not None and checkpoint.is_token_pruning:
             points = []
             for value in settings.sweep.values:
-                with config_value(loaded.pruned, settings.sweep.key, value):
-                    point = measure_row(loaded.pruned, f"{settings.sweep.key}={json.dumps(value)}")
+                with config_value(loaded.method_model, settings.sweep.key, value):
+                    point = measure_row(loaded.method_model, f"{settings.sweep.key}={json.dumps(value)}")
                 points.append({"value": value, **point})
             rows[checkpoint.model_type]["sweep"] = {"key": settings.sweep.key, "points": points}
     for row in rows.values():
@@ -228,9 +231,17 @@ def run_benchmark(task: TaskSpec, data, checkpoints: list[Checkpoint], settings:
     result = {"checkpoints": {}, "models": {}}
     signatures = [cost_signature(checkpoint) for checkpoint in checkpoints]
     # With --baselines first, a token-pruning checkpoint reuses the baselines of the first checkpoint of its cost
-    # signature; a plain BERT checkpoint is nothing but its baselines, so it always gets its own.
+    # signature; a plain BERT checkpoint is nothing but its baselines, so it always gets its own; a compressed one
+    # has no uncompressed weights to build them from, so it always shares an earlier uncompressed checkpoint's.
+    for i, (checkpoint, signature) in enumerate(zip(checkpoints, signatures)):
+        if checkpoint.is_compressed and signature not in [s for c, s in zip(checkpoints[:i], signatures[:i]) if not c.is_compressed]:
+            raise ValueError(
+                f"{checkpoint.path} is a compressed-bert checkpoint: list an uncompressed checkpoint of the same shape "
+                "(the BERT it was compressed from) before it, whose baselines it is compared against"
+            )
     shares = [
-        settings.baselines == "first" and checkpoint.is_token_pruning and signature in signatures[:i]
+        checkpoint.is_compressed
+        or (settings.baselines == "first" and checkpoint.is_token_pruning and signature in signatures[:i])
         for i, (checkpoint, signature) in enumerate(zip(checkpoints, signatures))
     ]
     baselines_by_signature: dict[tuple, dict] = {}
