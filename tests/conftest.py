@@ -46,6 +46,7 @@ BERT_CONFIG_KEYS = (
 )
 
 CLS_ID, PAD_ID = 2, 0
+CPU_BACKENDS = ("sdpa_per_example", "sdpa_padded")  # the packed attention kernels that run on CPU
 DEFAULT_LENGTHS = (1, 12, 5, 9, 3)  # one example of length 1, one of full length (seq_len 12)
 
 
@@ -145,6 +146,16 @@ def real_token_max_diff(a: torch.Tensor, b: torch.Tensor, attention_mask: torch.
     """Max abs difference of `[B, S, H]` states over real (non-padding) positions only."""
     real = attention_mask.bool()
     return (a[real] - b[real]).abs().max().item()
+
+
+def assert_same_outputs(ours, reference, attention_mask: torch.Tensor, atol: float, every_layer: bool = False) -> None:
+    """Two base-model outputs agree within `atol`: last hidden states over real tokens, each layer's hidden states
+    when `every_layer`, and the pooled [CLS] state."""
+    assert real_token_max_diff(ours.last_hidden_state, reference.last_hidden_state, attention_mask) <= atol
+    if every_layer:
+        for our_layer, reference_layer in zip(ours.hidden_states, reference.hidden_states, strict=True):
+            assert real_token_max_diff(our_layer, reference_layer, attention_mask) <= atol
+    torch.testing.assert_close(ours.pooler_output, reference.pooler_output, rtol=0, atol=atol)
 
 
 @pytest.fixture

@@ -16,19 +16,19 @@ from transformers_prune.models.modeling_adapler import soft_removal_log_mask
 from transformers_prune.saliency import token_saliency
 
 from conftest import (
+    CPU_BACKENDS,
     TINY_CONFIG_KWARGS,
     DictDataset,
+    assert_same_outputs,
     bert_twin,
     make_batch,
     lengths_of,
-    real_token_max_diff,
     run,
     save_checkpoint,
     write_sst2_csv,
     write_tokenizer,
 )
 
-CPU_BACKENDS = ("sdpa_per_example", "sdpa_padded")
 LENGTHS = (1, 12, 5, 9, 3, 11)
 LABELS = torch.tensor([0, 1, 0, 1, 1, 0])
 
@@ -64,8 +64,7 @@ def test_prune_at_inference_false_equals_bert(engine):
     ours = run(model, input_ids, attention_mask, engine)
     with torch.no_grad():
         reference = bert_twin(model, method_keys="encoder.")(input_ids, attention_mask=attention_mask)
-    assert real_token_max_diff(ours.last_hidden_state, reference.last_hidden_state, attention_mask) <= 1e-4
-    torch.testing.assert_close(ours.pooler_output, reference.pooler_output, rtol=0, atol=1e-4)
+    assert_same_outputs(ours, reference, attention_mask, atol=1e-4)
     assert torch.equal(ours.tokens_per_layer, lengths_of(attention_mask)[:, None].expand(-1, 3))
 
 
@@ -80,9 +79,7 @@ def test_packed_matches_masked_with_drops(backend):
     assert (tokens[:, 0] < real).any() and (tokens[:, -1] > 1).any()  # drops before layer 0 already, not all
     assert (tokens[:, 1:] <= tokens[:, :-1]).all()
     assert torch.equal(packed.tokens_per_layer, masked.tokens_per_layer)
-    for packed_state, masked_state in zip(packed.hidden_states, masked.hidden_states):
-        assert real_token_max_diff(packed_state, masked_state, attention_mask) <= 1e-5
-    torch.testing.assert_close(packed.pooler_output, masked.pooler_output, rtol=0, atol=1e-5)
+    assert_same_outputs(packed, masked, attention_mask, atol=1e-5, every_layer=True)
 
 
 def test_cls_is_never_dropped_and_eta_scale_trades_tokens():

@@ -17,19 +17,19 @@ from transformers_prune.models.modeling_autobert import policy_gradient_loss, so
 from transformers_prune.models.token_engine import pack, repeat_examples, unpack
 
 from conftest import (
+    CPU_BACKENDS,
     TINY_CONFIG_KWARGS,
     DictDataset,
+    assert_same_outputs,
     bert_twin,
     lengths_of,
     make_batch,
-    real_token_max_diff,
     run,
     save_checkpoint,
     write_sst2_csv,
     write_tokenizer,
 )
 
-CPU_BACKENDS = ("sdpa_per_example", "sdpa_padded")
 LENGTHS = (1, 12, 5, 9, 3, 11)
 LABELS = torch.tensor([0, 1, 0, 1, 1, 0])
 
@@ -83,8 +83,7 @@ def test_keeping_everything_equals_bert(engine, setting):
     ours = run(model, input_ids, attention_mask, engine)
     with torch.no_grad():
         reference = bert_twin(model, method_keys=".selectors.")(input_ids, attention_mask=attention_mask)
-    assert real_token_max_diff(ours.last_hidden_state, reference.last_hidden_state, attention_mask) <= 1e-4
-    torch.testing.assert_close(ours.pooler_output, reference.pooler_output, rtol=0, atol=1e-4)
+    assert_same_outputs(ours, reference, attention_mask, atol=1e-4)
     assert torch.equal(ours.tokens_per_layer, lengths_of(attention_mask)[:, None].expand(-1, 3))
 
 
@@ -99,9 +98,7 @@ def test_packed_matches_masked_and_every_example_is_decided_alone(backend):
     assert torch.equal(tokens[:, 0], real)  # layer 0 runs every token
     assert (tokens[:, 1] < real).any() and (tokens[:, 2] < tokens[:, 1]).any() and (tokens >= 1).all()
     assert torch.equal(packed.tokens_per_layer, masked.tokens_per_layer)
-    for packed_state, masked_state in zip(packed.hidden_states, masked.hidden_states):
-        assert real_token_max_diff(packed_state, masked_state, attention_mask) <= 1e-5
-    torch.testing.assert_close(packed.pooler_output, masked.pooler_output, rtol=0, atol=1e-5)
+    assert_same_outputs(packed, masked, attention_mask, atol=1e-5, every_layer=True)
 
     # The original pads each row to the batch's largest kept count; here an example's result is its own.
     for row, length in enumerate(LENGTHS):

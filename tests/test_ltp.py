@@ -12,9 +12,18 @@ from transformers import AutoConfig, AutoModelForQuestionAnswering, AutoModelFor
 from transformers_prune import LTPConfig, LTPForQuestionAnswering, LTPForSequenceClassification, LTPModel
 from transformers_prune.models.modeling_ltp import topk_schedule
 
-from conftest import TINY_CONFIG_KWARGS, DictDataset, bert_twin, lengths_of, make_batch, real_token_max_diff, run
+from conftest import (
+    CPU_BACKENDS,
+    TINY_CONFIG_KWARGS,
+    DictDataset,
+    assert_same_outputs,
+    bert_twin,
+    lengths_of,
+    make_batch,
+    real_token_max_diff,
+    run,
+)
 
-CPU_BACKENDS = ("sdpa_per_example", "sdpa_padded")
 LENGTHS = (1, 12, 5, 9, 3, 11)
 
 
@@ -46,8 +55,7 @@ def test_zero_thresholds_equal_bert(engine, backend, prune_mode):
     ours = run(model, input_ids, attention_mask, engine)
     with torch.no_grad():
         reference = bert(input_ids, attention_mask=attention_mask)
-    assert real_token_max_diff(ours.last_hidden_state, reference.last_hidden_state, attention_mask) <= 1e-4
-    torch.testing.assert_close(ours.pooler_output, reference.pooler_output, rtol=0, atol=1e-4)
+    assert_same_outputs(ours, reference, attention_mask, atol=1e-4)
     assert torch.equal(ours.tokens_per_layer, lengths_of(attention_mask)[:, None].expand(-1, 3))
 
 
@@ -90,10 +98,7 @@ def test_packed_matches_masked_with_drops(backend, prune_mode):
     assert (tokens[:, -1] < real).any() and (tokens[:, -1] > 1).any()  # some tokens dropped, not all
     assert (tokens[:, 1:] <= tokens[:, :-1]).all()  # a pruned token never returns
     assert torch.equal(packed.tokens_per_layer, masked.tokens_per_layer)
-    assert real_token_max_diff(packed.last_hidden_state, masked.last_hidden_state, attention_mask) <= 1e-5
-    for packed_state, masked_state in zip(packed.hidden_states, masked.hidden_states):
-        assert real_token_max_diff(packed_state, masked_state, attention_mask) <= 1e-5
-    torch.testing.assert_close(packed.pooler_output, masked.pooler_output, rtol=0, atol=1e-5)
+    assert_same_outputs(packed, masked, attention_mask, atol=1e-5, every_layer=True)
 
 
 def test_pruned_token_keeps_the_state_it_entered_the_pruning_layer_with():

@@ -14,7 +14,8 @@ from transformers_prune.models.token_engine import (
     unpack,
 )
 
-CPU_BACKENDS = ("sdpa_per_example", "sdpa_padded")
+from conftest import CPU_BACKENDS
+
 HIDDEN = 6
 
 

@@ -25,8 +25,6 @@ model.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import time
 
 import torch
@@ -34,7 +32,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from .finetune import read_text_classification
+from .convert import check_checkpoint_folder
+from .finetune import read_class_labelled, write_rows_with_columns
 from .models.configuration_autobert import AutoBertConfig
 
 
@@ -108,22 +107,16 @@ def _rounded(values: list, digits: int = 4):
 
 
 def run(args: argparse.Namespace) -> str:
-    if not os.path.isfile(os.path.join(args.checkpoint, "config.json")):
-        raise FileNotFoundError(f"{args.checkpoint} is not a checkpoint folder: it has no config.json")
-    data = read_text_classification(args.data_file, args.text_column, args.label_column, args.max_samples)
-    labels = list(data[args.label_column])
-    if not all(isinstance(label, int) for label in labels):
-        raise ValueError(f"autobert-targets needs integer class labels in {args.label_column!r}")
+    check_checkpoint_folder(args.checkpoint)
+    data, texts, labels = read_class_labelled(args.data_file, args.text_column, args.label_column, args.max_samples, "autobert-targets")
     started = time.perf_counter()
     scores, logits, layers, reference = compute_targets(
-        args.checkpoint, list(data[args.text_column]), labels, args.max_length, args.batch_size,
-        args.selection_layers, args.reference_layer,
+        args.checkpoint, texts, labels, args.max_length, args.batch_size, args.selection_layers, args.reference_layer
     )
     seconds = time.perf_counter() - started
-    os.makedirs(os.path.dirname(os.path.abspath(args.output_file)), exist_ok=True)
-    with open(args.output_file, "w", encoding="utf-8") as f:
-        for row, row_scores, row_logits in zip(data, scores.tolist(), logits.tolist()):
-            f.write(json.dumps({**row, "residual_scores": _rounded(row_scores), "teacher_logits": _rounded(row_logits, 6)}) + "\n")
+    write_rows_with_columns(
+        args.output_file, data, {"residual_scores": _rounded(scores.tolist()), "teacher_logits": _rounded(logits.tolist(), 6)}
+    )
     print(
         f"{args.output_file}: residual scores at selection layers {layers} (reference layer {reference}) and teacher "
         f"logits of {len(labels)} examples in {seconds:.0f} s ({1000 * seconds / len(labels):.1f} ms per example)"

@@ -49,7 +49,7 @@ from transformers import (
     BertModel,
 )
 
-from .convert import copy_tokenizer_files
+from .convert import check_checkpoint_folder, copy_tokenizer_files
 from .models.configuration_compressed_bert import CompressedBertConfig
 from .models.modeling_compressed_bert import (
     AutoencoderWeight,
@@ -518,8 +518,7 @@ def compress_checkpoint(
     """
     settings = settings or FitSettings()
     check_options(method, ratio, rank, tucker_ranks, data_file, settings)
-    if not os.path.isfile(os.path.join(source, "config.json")):
-        raise FileNotFoundError(f"{source} is not a checkpoint folder: it has no config.json")
+    check_checkpoint_folder(source)
     source_config = AutoConfig.from_pretrained(source)
     if source_config.model_type != "bert":
         raise ValueError(f"{source} holds a {source_config.model_type!r} checkpoint; compress needs a 'bert' one")

@@ -54,6 +54,12 @@ def code_files_for(model_type: str) -> list[str]:
     return sorted(files)
 
 
+def check_checkpoint_folder(path: str) -> None:
+    """Raise FileNotFoundError unless `path` is a checkpoint folder (has a config.json)."""
+    if not os.path.isfile(os.path.join(path, "config.json")):
+        raise FileNotFoundError(f"{path} is not a checkpoint folder: it has no config.json")
+
+
 def copy_tokenizer_files(source: str, output_dir: str) -> None:
     for name in TOKENIZER_FILES:
         if os.path.isfile(os.path.join(source, name)):
@@ -108,10 +114,8 @@ def convert_bert_checkpoint(source: str, model_type: str, output_dir: str, **con
 
     if model_type not in MODEL_TYPES:
         raise ValueError(f"unknown model_type {model_type!r}; expected one of {sorted(MODEL_TYPES)}")
-    config_file = os.path.join(source, "config.json")
-    if not os.path.isfile(config_file):
-        raise FileNotFoundError(f"{source} is not a checkpoint folder: {config_file} does not exist")
-    with open(config_file, encoding="utf-8") as f:
+    check_checkpoint_folder(source)
+    with open(os.path.join(source, "config.json"), encoding="utf-8") as f:
         source_config = json.load(f)
     if source_config.get("model_type") not in ("bert", model_type):
         raise ValueError(
@@ -136,4 +140,4 @@ def convert_bert_checkpoint(source: str, model_type: str, output_dir: str, **con
     return output_dir
 
 
-__all__ = ["auto_map_for", "check_overrides", "code_files_for", "convert_bert_checkpoint", "copy_tokenizer_files"]
+__all__ = ["auto_map_for", "check_checkpoint_folder", "check_overrides", "code_files_for", "convert_bert_checkpoint", "copy_tokenizer_files"]

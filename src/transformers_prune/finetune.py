@@ -22,6 +22,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, Data
 from .benchmark.data import ClassificationData
 from .benchmark.inputs import ClassificationInputs
 from .benchmark.runner import DeviceBatches, evaluate
+from .convert import check_checkpoint_folder
 from .resources import bundled_file
 
 
@@ -47,6 +48,23 @@ def read_text_classification(path: str, text_column: str, label_column: str, max
     if max_samples:
         data = data.select(range(min(max_samples, len(data))))
     return data
+
+
+def read_class_labelled(path: str, text_column: str, label_column: str, max_samples: int | None, purpose: str):
+    """`read_text_classification`, plus the texts and labels as lists; labels must be integer classes."""
+    data = read_text_classification(path, text_column, label_column, max_samples)
+    labels = list(data[label_column])
+    if not all(isinstance(label, int) for label in labels):
+        raise ValueError(f"{purpose} needs integer class labels in {label_column!r}")
+    return data, list(data[text_column]), labels
+
+
+def write_rows_with_columns(path: str, rows, columns: dict[str, list]) -> None:
+    """JSON lines: each row of `rows` (a `datasets.Dataset`) with the new `columns` (one value per row) added."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        for index, row in enumerate(rows):
+            f.write(json.dumps({**row, **{name: values[index] for name, values in columns.items()}}) + "\n")
 
 
 def train(model, tokenizer, train_dataset, output_dir: str, settings: TrainingSettings) -> list[dict]:
@@ -102,8 +120,7 @@ def run(args: argparse.Namespace) -> dict:
         read_text_classification(args.validation_file, args.text_column, args.label_column, args.max_eval_samples)
         if args.validation_file else None
     )
-    if not os.path.isfile(os.path.join(args.model, "config.json")):
-        raise FileNotFoundError(f"{args.model} is not a checkpoint folder: it has no config.json")
+    check_checkpoint_folder(args.model)
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     num_labels = max(train_data[args.label_column]) + 1
     torch.manual_seed(args.seed)  # the fresh classifier head, when the checkpoint has none
@@ -141,4 +158,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=42)
 
 
-__all__ = ["TrainingSettings", "add_arguments", "read_text_classification", "run", "score", "train"]
+__all__ = [
+    "TrainingSettings",
+    "add_arguments",
+    "read_class_labelled",
+    "read_text_classification",
+    "run",
+    "score",
+    "train",
+    "write_rows_with_columns",
+]

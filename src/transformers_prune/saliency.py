@@ -13,7 +13,6 @@ with a `saliency` column (one value per token position, zero-padded to `--max-le
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 
@@ -21,7 +20,8 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from .finetune import read_text_classification
+from .convert import check_checkpoint_folder
+from .finetune import read_class_labelled, write_rows_with_columns
 
 
 def token_saliency(model, inputs: dict, labels: torch.Tensor) -> torch.Tensor:
@@ -63,19 +63,15 @@ def compute_saliencies(checkpoints: list[str], texts: list[str], labels: list[in
 
 def run(args: argparse.Namespace) -> str:
     for checkpoint in args.checkpoints:
-        if not os.path.isfile(os.path.join(checkpoint, "config.json")):
-            raise FileNotFoundError(f"{checkpoint} is not a checkpoint folder: it has no config.json")
-    data = read_text_classification(args.data_file, args.text_column, args.label_column, args.max_samples)
-    labels = list(data[args.label_column])
-    if not all(isinstance(label, int) for label in labels):
-        raise ValueError(f"saliency needs integer class labels in {args.label_column!r} (gradient of the gold logit)")
+        check_checkpoint_folder(checkpoint)
+    data, texts, labels = read_class_labelled(
+        args.data_file, args.text_column, args.label_column, args.max_samples, "saliency (gradient of the gold logit)"
+    )
     started = time.perf_counter()
-    saliencies = compute_saliencies(args.checkpoints, list(data[args.text_column]), labels, args.max_length, args.batch_size)
+    saliencies = compute_saliencies(args.checkpoints, texts, labels, args.max_length, args.batch_size)
     seconds = time.perf_counter() - started
-    os.makedirs(os.path.dirname(os.path.abspath(args.output_file)), exist_ok=True)
-    with open(args.output_file, "w", encoding="utf-8") as f:
-        for row, saliency in zip(data, saliencies.tolist()):
-            f.write(json.dumps({**row, "saliency": [round(value, 6) for value in saliency]}) + "\n")
+    rounded = [[round(value, 6) for value in saliency] for saliency in saliencies.tolist()]
+    write_rows_with_columns(args.output_file, data, {"saliency": rounded})
     print(
         f"{args.output_file}: saliencies of {len(labels)} examples from {len(args.checkpoints)} checkpoint(s) "
         f"in {seconds:.0f} s ({1000 * seconds / len(labels) / len(args.checkpoints):.1f} ms per example and checkpoint)"

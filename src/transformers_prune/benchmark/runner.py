@@ -233,8 +233,11 @@ def run_benchmark(task: TaskSpec, data, checkpoints: list[Checkpoint], settings:
     # With --baselines first, a token-pruning checkpoint reuses the baselines of the first checkpoint of its cost
     # signature; a plain BERT checkpoint is nothing but its baselines, so it always gets its own; a compressed one
     # has no uncompressed weights to build them from, so it always shares an earlier uncompressed checkpoint's.
-    for i, (checkpoint, signature) in enumerate(zip(checkpoints, signatures)):
-        if checkpoint.is_compressed and signature not in [s for c, s in zip(checkpoints[:i], signatures[:i]) if not c.is_compressed]:
+    uncompressed_signatures = set()
+    for checkpoint, signature in zip(checkpoints, signatures):
+        if not checkpoint.is_compressed:
+            uncompressed_signatures.add(signature)
+        elif signature not in uncompressed_signatures:
             raise ValueError(
                 f"{checkpoint.path} is a compressed-bert checkpoint: list an uncompressed checkpoint of the same shape "
                 "(the BERT it was compressed from) before it, whose baselines it is compared against"
