@@ -203,16 +203,20 @@ def test_compressed_checkpoint_is_compared_against_the_bert_listed_before_it(wor
     compressed = str(tmp_path / "svd")
     cli_main(["compress", workspace["bert"], compressed, "--method", "svd", "--targets", "intermediate", "output", "--rank", "2"])
     bench_main([
-        workspace["bert"], compressed, "--task", "sst2", "--data-file", workspace["data"], "--eval-batch-size", "1",
+        workspace["bert"], compressed, "--task", "sst2", "--data-file", workspace["data"], "--eval-batch-size", "4",
         "--output-dir", str(tmp_path / "out"), *FAST,
     ])
     result = json.loads((tmp_path / "out" / "bench.json").read_text())
     assert set(result["models"]) == {"bert/hf_padded", "bert/hf_dynamic", "bert/dense_packed", "svd/compressed-bert"}
     assert result["checkpoints"]["svd"]["baselines_from"] == "bert"
-    row, dense = result["models"]["svd/compressed-bert"], result["models"]["bert/hf_dynamic"]
+    row, dense = result["models"]["svd/compressed-bert"], result["models"]["bert/dense_packed"]
     assert row["model_class"] == "CompressedBertForSequenceClassification"
+    # It runs on the packed engine, as the dense-packed baseline: the same real tokens, fewer FLOPs.
+    assert row["tokens_per_layer"] == dense["tokens_per_layer"]
+    assert row["tokens_per_layer"]["mean"] < result["models"]["bert/hf_dynamic"]["tokens_per_layer"]["mean"]
     assert row["flops_per_example"] < dense["flops_per_example"] and row["flop_reduction"] > 1
-    assert all("efficiency" not in latency and latency["speedup_vs_hf_dynamic"] > 0 for latency in row["latency"].values())
+    for latency in row["latency"].values():
+        assert latency["efficiency"] == pytest.approx(latency["speedup_vs_dense_packed"] / row["flop_reduction"])
 
     with pytest.raises(SystemExit, match="list an uncompressed checkpoint of the same shape"):
         cli_main(["bench", compressed, "--task", "sst2", "--data-file", workspace["data"], "--output-dir", str(tmp_path / "x"), *FAST])

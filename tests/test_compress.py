@@ -38,7 +38,17 @@ from transformers_prune.models.modeling_compressed_bert import (
     TuckerWeight,
 )
 
-from conftest import TINY_CONFIG_KWARGS, DictDataset, make_batch, save_checkpoint, write_sst2_csv, write_tokenizer
+from conftest import (
+    CPU_BACKENDS,
+    DEFAULT_LENGTHS,
+    TINY_CONFIG_KWARGS,
+    DictDataset,
+    assert_same_outputs,
+    make_batch,
+    save_checkpoint,
+    write_sst2_csv,
+    write_tokenizer,
+)
 from test_checkpoints import load_without_package
 
 HEADS = {
@@ -71,9 +81,14 @@ def compress(source, output_dir, *options):
 
 
 def outputs(model, input_ids, attention_mask):
+    """The model's main output on real tokens (padding positions zeroed: the packed engine never computes them)."""
     with torch.no_grad():
         out = model.eval()(input_ids, attention_mask=attention_mask)
-    return out.logits if "logits" in out else out.start_logits if "start_logits" in out else out.last_hidden_state
+    if "logits" in out:
+        return out.logits
+    per_token = out.start_logits if "start_logits" in out else out.last_hidden_state
+    real = attention_mask.bool().view(*attention_mask.shape, *[1] * (per_token.dim() - 2))
+    return per_token.masked_fill(~real, 0)
 
 
 @pytest.mark.parametrize("head", sorted(HEADS))
@@ -271,9 +286,20 @@ def test_autoencoder_stores_each_shared_decoder_once_with_each_layers_own_norms(
     assert separated["modules"]["encoder.layer.0.attention.self.key"]["latent_size"] < report["modules"]["encoder.layer.0.attention.self.key"]["latent_size"]
 
 
-@pytest.mark.parametrize("method", ["ae", "kronecker", "tucker"])
-def test_eval_cache_equals_the_training_forward_and_follows_weight_changes(method, compressed):
-    model = AutoModelForSequenceClassification.from_pretrained(compressed[method][0])
+@pytest.fixture(scope="module")
+def every_method(compressed, sources, tmp_path_factory):
+    """Method -> folder: `compressed`'s, plus svd and pruning on the same targets at the same ratio."""
+    folder = tmp_path_factory.mktemp("closed_form")
+    folders = {name: path for name, (path, _) in compressed.items()}
+    for method in ("svd", "pruning"):
+        compress(sources["classifier"], folder / method, "--method", method, *NEW_TARGETS, "--ratio", "3")
+        folders[method] = folder / method
+    return folders
+
+
+@pytest.mark.parametrize("method", ["pruning", "ae", "kronecker", "tucker"])
+def test_eval_cache_equals_the_training_forward_and_follows_weight_changes(method, every_method):
+    model = AutoModelForSequenceClassification.from_pretrained(every_method[method])
     input_ids, attention_mask = make_batch((1, 12, 5, 9), vocab_size=26)
     key = model.bert.encoder.layer[1].attention.self.key
     embeddings = model.bert.embeddings.word_embeddings
@@ -293,11 +319,11 @@ def test_eval_cache_equals_the_training_forward_and_follows_weight_changes(metho
     assert key._cached_weight is stale
 
     with torch.no_grad():  # an in-place change (an optimizer step, load_state_dict) invalidates the cache
-        next(key.factors.parameters()).mul_(1.5)
+        key.weight_sources()[0].mul_(1.5)
     changed = outputs(model, input_ids, attention_mask)
     assert key._cached_weight is not stale and not torch.equal(changed, cached)
     assert (changed - training_forward()).abs().max() <= 1e-5
-    model.load_state_dict(AutoModelForSequenceClassification.from_pretrained(compressed[method][0]).state_dict())
+    model.load_state_dict(AutoModelForSequenceClassification.from_pretrained(every_method[method]).state_dict())
     assert (outputs(model, input_ids, attention_mask) - cached).abs().max() <= 1e-6
     model.train()
     assert key._cached_weight is None and embeddings._cached_weight is None
@@ -375,6 +401,63 @@ def test_autoencoder_checkpoint_loads_without_the_package(compressed, tmp_path):
 def test_bad_layouts_fail_in_the_config(modules, decoders, message):
     with pytest.raises(ValueError, match=message):
         CompressedBertConfig(**TINY_CONFIG_KWARGS, compressed_modules=modules, compressed_decoders=decoders)
+
+
+# --- inference on the packed token engine ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("method", ["svd", "pruning", "ae", "kronecker", "tucker"])
+def test_packed_inference_equals_berts_own_forward_on_real_tokens(method, backend, every_method):
+    packed = AutoModelForSequenceClassification.from_pretrained(every_method[method], packed_attention_backend=backend).eval()
+    own = AutoModelForSequenceClassification.from_pretrained(every_method[method], inference_engine="hf").eval()
+    input_ids, attention_mask = make_batch(DEFAULT_LENGTHS, vocab_size=26)
+    with torch.no_grad():
+        ours = packed.bert(input_ids, attention_mask=attention_mask, output_hidden_states=True)
+        reference = own.bert(input_ids, attention_mask=attention_mask, output_hidden_states=True)
+        logits = packed(input_ids, attention_mask=attention_mask).logits
+        reference_logits = own(input_ids, attention_mask=attention_mask).logits
+    assert len(ours.hidden_states) == len(reference.hidden_states) == 4
+    assert_same_outputs(ours, reference, attention_mask, atol=1e-5, every_layer=True)
+    torch.testing.assert_close(logits, reference_logits, rtol=0, atol=1e-5)
+    # The packed engine ran: it never computes padding positions, BERT's own forward does.
+    padding = ~attention_mask.bool()
+    assert ours.last_hidden_state[padding].abs().max() == 0 < reference.last_hidden_state[padding].abs().max()
+
+
+def test_packed_question_answering_spans_equal_berts_own_on_real_tokens(sources, tmp_path):
+    compress(sources["qa"], tmp_path / "qa", "--method", "svd", *NEW_TARGETS, "--ratio", "3")
+    input_ids, attention_mask = make_batch(DEFAULT_LENGTHS, vocab_size=26)
+    packed = outputs(AutoModelForQuestionAnswering.from_pretrained(tmp_path / "qa"), input_ids, attention_mask)
+    own = outputs(AutoModelForQuestionAnswering.from_pretrained(tmp_path / "qa", inference_engine="hf"), input_ids, attention_mask)
+    torch.testing.assert_close(packed, own, rtol=0, atol=1e-5)
+
+
+def test_attentions_and_training_take_berts_own_forward(every_method):
+    # HF's BERT forms attention maps with eager attention only (sdpa warns and returns none).
+    model = AutoModelForSequenceClassification.from_pretrained(every_method["svd"], attn_implementation="eager").eval()
+    input_ids, attention_mask = make_batch(DEFAULT_LENGTHS, vocab_size=26)
+    assert model.bert.runs_packed({}) and not model.bert.runs_packed({"output_attentions": True})
+    with torch.no_grad():
+        with_maps = model(input_ids, attention_mask=attention_mask, output_attentions=True)
+        packed = model(input_ids, attention_mask=attention_mask)
+    assert len(with_maps.attentions) == 3 and with_maps.attentions[0].shape == (5, 4, 12, 12)
+    torch.testing.assert_close(with_maps.logits, packed.logits, rtol=0, atol=1e-5)
+    assert not model.train().bert.runs_packed({})
+
+
+def test_packed_engine_rejects_bad_inputs_and_settings(every_method):
+    model = AutoModelForSequenceClassification.from_pretrained(every_method["svd"]).eval()
+    input_ids, attention_mask = make_batch((1, 12, 5), vocab_size=26)
+    attention_mask[1] = 0
+    with pytest.raises(ValueError, match=r"examples \[1\] are all padding"):
+        model(input_ids, attention_mask=attention_mask)
+    with pytest.raises(ValueError, match=r"attention_mask shape \(3, 11\) does not match inputs \(3, 12\)"):
+        model(input_ids, attention_mask=attention_mask[:, :11])
+    with pytest.raises(ValueError, match=r"inference_engine='masked' is invalid; allowed: \('packed', 'hf'\)"):
+        AutoModelForSequenceClassification.from_pretrained(every_method["svd"], inference_engine="masked")
+    with pytest.raises(ValueError, match="packed_attention_backend='flash' is invalid"):
+        CompressedBertConfig(**TINY_CONFIG_KWARGS, packed_attention_backend="flash")
 
 
 def test_layouts_that_do_not_fit_the_matrix_fail_at_build():

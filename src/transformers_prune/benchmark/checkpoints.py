@@ -9,9 +9,10 @@ One checkpoint's weights run as (each a row of the report):
   runs as `transkimmer-bert` for this.
 - the checkpoint itself on our engine, for a token-pruning checkpoint (row named by its `model_type`).
 
-A `compressed-bert` checkpoint has no uncompressed weights to build baselines from: it runs as saved (HF's forward
-with its compressed modules, sdpa, dynamic padding; row `compressed-bert`) and is compared against the baselines
-of an uncompressed checkpoint of the same shape listed before it.
+A `compressed-bert` checkpoint has no uncompressed weights to build baselines from: it runs as saved (its config's
+`inference_engine`, by default the packed engine, so it compares like for like with `dense_packed`; row
+`compressed-bert`) and is compared against the baselines of an uncompressed checkpoint of the same shape listed
+before it.
 
 A checkpoint without the task's head (e.g. a bare `BertModel` such as MiniLM) gets one fresh head, seeded and
 copied into every variant, so the variants still compute the same function; its quality figures mean nothing.

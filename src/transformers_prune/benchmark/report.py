@@ -88,7 +88,7 @@ def markdown_report(report: dict) -> str:
         f"on the evaluation pass at batch size {settings['eval_batch_size']}; latency per batch after "
         f"{settings['warmup_batches']} warm-up batches. An input is {report['input_unit']}. Speed-up = throughput / "
         "the same checkpoint's baseline throughput at the same batch size; efficiency = speed-up against dense-packed "
-        "/ FLOP reduction against dense-packed, for models that drop tokens. HF rows compute every padded position (tokens / layer counts them).",
+        "/ FLOP reduction against dense-packed, for models that drop tokens or compress weights. HF rows compute every padded position (tokens / layer counts them).",
         _shared_baselines_note(report),
     ]
     return "\n\n".join(part for part in parts if part is not None) + "\n"

@@ -8,7 +8,8 @@ Each row of the report (one model variant, or one sweep point) gets:
 - ratios against the same checkpoint's baselines: `flop_reduction` (dense-packed FLOPs / row FLOPs), and per
   batch size `speedup_vs_hf_dynamic`, `speedup_vs_dense_packed` (throughput ratios) and
   `efficiency` = speedup_vs_dense_packed / flop_reduction (1 means every FLOP saved became saved time), for
-  rows that drop tokens only: for a baseline it measures padding and kernels, not pruning.
+  the rows that cut FLOPs on the packed engine (token pruning, compressed weights): for a baseline it would
+  measure padding and kernels, not the method.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import torch
 from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from .. import COMPRESSED_MODEL_TYPES
 from .checkpoints import DENSE_PACKED, HF_DYNAMIC, HF_PADDED, Checkpoint, load_checkpoint
 from .data import TaskSpec
 from .flops import flop_counter
@@ -95,15 +95,19 @@ class DeviceBatches:
         return self._cache[batch_size]
 
 
-def token_rows_per_layer(outputs, attention_mask: torch.Tensor, num_layers: int) -> torch.Tensor:
+def token_rows_per_layer(model, outputs, attention_mask: torch.Tensor, num_layers: int) -> torch.Tensor:
     """`[batch, num_layers]` token rows each layer computes per example.
 
-    Our models report `tokens_per_layer` (live tokens on the packed engine); HF BERT computes every position of
-    the padded batch, padding included.
+    Our token-pruning models report `tokens_per_layer` (live tokens on the packed engine); a `compressed-bert`
+    model on the packed engine computes every real token in every layer; HF BERT computes every position of the
+    padded batch, padding included.
     """
     tokens_per_layer = getattr(outputs, "tokens_per_layer", None)
     if tokens_per_layer is not None:
         return tokens_per_layer
+    runs_packed = getattr(model.base_model, "runs_packed", None)
+    if runs_packed is not None and runs_packed({}):
+        return attention_mask.sum(dim=1, keepdim=True).expand(-1, num_layers)
     return attention_mask.new_full((attention_mask.shape[0], num_layers), attention_mask.shape[1])
 
 
@@ -122,7 +126,7 @@ def evaluate(model, batches: list[dict], inputs, desc: str | None = None) -> dic
         for batch in tqdm(batches, desc=desc, leave=False, disable=desc is None):
             outputs = model(**batch)
             predictions.extend(inputs.predictions(outputs, batch))
-            rows = token_rows_per_layer(outputs, batch["attention_mask"], num_layers).cpu()  # [B, L]
+            rows = token_rows_per_layer(model, outputs, batch["attention_mask"], num_layers).cpu()  # [B, L]
             real_lengths = batch["attention_mask"].sum(dim=1).cpu()  # [B]
             rows_per_layer += rows.sum(dim=0)
             kept += torch.minimum(rows, real_lengths[:, None]).sum().item()
@@ -155,7 +159,7 @@ def add_ratios(row: dict, hf_dynamic: dict, dense_packed: dict) -> None:
     for batch_size, latency in row["latency"].items():
         latency["speedup_vs_hf_dynamic"] = latency["examples_per_s"] / hf_dynamic["latency"][batch_size]["examples_per_s"]
         latency["speedup_vs_dense_packed"] = latency["examples_per_s"] / dense_packed["latency"][batch_size]["examples_per_s"]
-        if row["variant"] not in (HF_PADDED, HF_DYNAMIC, DENSE_PACKED, *COMPRESSED_MODEL_TYPES):  # rows that drop tokens
+        if row["variant"] not in (HF_PADDED, HF_DYNAMIC, DENSE_PACKED):
             latency["efficiency"] = latency["speedup_vs_dense_packed"] / row["flop_reduction"]
 
 

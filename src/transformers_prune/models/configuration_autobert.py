@@ -5,7 +5,8 @@ import math
 
 from huggingface_hub.dataclasses import strict
 
-from .configuration_token_pruning import TokenPruningConfig, require
+from .config_checks import require
+from .configuration_token_pruning import TokenPruningConfig
 
 TRAINING_STAGES = ("train_rl", "train_both")
 

@@ -3,6 +3,8 @@
 from huggingface_hub.dataclasses import strict
 from transformers import BertConfig
 
+from .config_checks import PlainValidationMixin, check_inference_settings
+
 # Kind -> the layout keys its entry in `compressed_modules` must carry (besides "kind").
 MODULE_LAYOUT_KEYS = {
     "low_rank": ("rank",),
@@ -13,6 +15,7 @@ MODULE_LAYOUT_KEYS = {
 }
 MODULE_KINDS = tuple(MODULE_LAYOUT_KEYS)
 DECODER_LAYOUT_KEYS = ("latent_size", "hidden_sizes", "output_size")
+INFERENCE_ENGINES = ("packed", "hf")
 
 
 def _is_positive_int(value) -> bool:
@@ -41,7 +44,7 @@ LAYOUT_CHECKS = {
 
 
 @strict
-class CompressedBertConfig(BertConfig):
+class CompressedBertConfig(PlainValidationMixin, BertConfig):
     """BERT plus the resolved layout of every compressed module, so `from_pretrained` rebuilds them as saved.
 
     Args:
@@ -59,6 +62,12 @@ class CompressedBertConfig(BertConfig):
               heads of an attention projection), that [blocks, b, columns] tensor Tucker-factored at those ranks.
         compressed_decoders: name -> {"latent_size": k, "hidden_sizes": [h1, ...], "output_size": m}, the decoder
             MLPs of autoencoder modules; several modules (one module type across layers) may share one.
+        inference_engine: "packed" (default) runs inference on the packed token engine, linear layers on real
+            tokens only, never on padding; "hf" runs BERT's own forward on the padded batch. Both give the same
+            outputs on real tokens. Training, `output_attentions` and BERT as a decoder (cross-attention, cache)
+            always take BERT's own forward.
+        packed_attention_backend: force one of `token_engine.ATTENTION_BACKENDS`; None picks the kernel measured
+            fastest for the device.
     """
 
     model_type = "compressed-bert"
@@ -66,10 +75,11 @@ class CompressedBertConfig(BertConfig):
     compression_method: str | None = None
     compressed_modules: dict | None = None
     compressed_decoders: dict | None = None
+    inference_engine: str = "packed"
+    packed_attention_backend: str | None = None
 
-    def __post_init__(self, **kwargs):
-        self.validate_compression()  # a plain ValueError before the strict dataclass wraps it
-        super().__post_init__(**kwargs)
+    def validate_inference(self):
+        check_inference_settings(self, INFERENCE_ENGINES)
 
     def validate_compression(self):
         decoders = self.compressed_decoders or {}

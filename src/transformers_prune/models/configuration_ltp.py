@@ -2,7 +2,8 @@
 
 from huggingface_hub.dataclasses import strict
 
-from .configuration_token_pruning import TokenPruningConfig, require
+from .config_checks import require
+from .configuration_token_pruning import TokenPruningConfig
 
 PRUNE_MODES = ("absolute_threshold", "topk")
 MASKING_MODES = ("soft", "hard")

@@ -5,8 +5,9 @@ The model is HF's BERT with some modules swapped for their compressed form, as r
 Fisher-weighted SVD), with a fixed pruning mask, as per-row codes decoded by an autoencoder's decoder (the paper's
 method; one decoder may serve a module type across layers), as a sum of Kronecker products, or Tucker-factored.
 `transformers-prune compress` writes such checkpoints; `from_pretrained` rebuilds the same modules from the config
-and never re-runs compression. The last three rebuild their dense weight once in eval mode and cache it (see
-`MaterializedWeightMixin`).
+and never re-runs compression. All but the low-rank kind rebuild their dense weight once in eval mode and cache it
+(see `MaterializedWeightMixin`). Inference runs on the packed token engine, on real tokens only (see
+`CompressedBertModel`).
 """
 
 from __future__ import annotations
@@ -16,15 +17,19 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers.modeling_outputs import BaseModelOutputWithPoolingAndCrossAttentions
 from transformers.models.bert.modeling_bert import (
     BertForQuestionAnswering,
     BertForSequenceClassification,
     BertForTokenClassification,
     BertModel,
 )
+from transformers.utils import can_return_tuple
 
 from .checkpoint_files import HubCheckpointMixin
 from .configuration_compressed_bert import CompressedBertConfig
+from .modeling_token_pruning import packed_layers_with_selector
+from .token_engine import checked_attention_mask, default_attention_backend, pack, unpack
 
 
 class LowRankLinear(nn.Module):
@@ -51,26 +56,82 @@ class LowRankEmbedding(nn.Module):
         return self.up(self.codes(input_ids))
 
 
-class PrunedLinear(nn.Linear):
-    """A linear whose pruned weights stay zero: the kept positions are a bool `mask` buffer saved with the weights."""
+class MaterializedWeightMixin:
+    """A module whose dense weight is built from what it stores (`weight_sources()`, via `build_weight()`): an
+    autoencoder's codes and decoder, Kronecker or Tucker factors, a weight and its pruning mask.
+
+    In training, and whenever gradients may reach the sources, the weight is built on every forward. In eval mode
+    with no gradient to the sources (`torch.no_grad()`, `torch.inference_mode()`, or frozen sources) it is built
+    once and cached, so inference pays the decoder, the factor product or the mask once instead of on every call.
+    The cache costs the dense weight's memory (rows x cols floats, e.g. 30522 x 768 x 4 bytes = 94 MB for BERT-base
+    word embeddings): the parameter count stays compressed, the running footprint is the dense model's (a pruned
+    module holds both its weight and the masked copy). It is rebuilt when any source changes (an optimizer step or
+    `load_state_dict` bumps the tensor's version; `.to()` replaces it) and dropped on `train()`.
+    """
+
+    _cached_weight: torch.Tensor | None = None
+    _cache_key: tuple | None = None
+
+    def weight_sources(self) -> list[torch.Tensor]:
+        raise NotImplementedError
+
+    def build_weight(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _sources_state(self) -> tuple:
+        return tuple((id(t), t.data_ptr(), t._version, t.device, t.dtype) for t in self.weight_sources())
+
+    def rebuilds_every_forward(self) -> bool:
+        """True in training or when gradients may reach the sources: then the cache must not be used."""
+        return self.training or (torch.is_grad_enabled() and any(t.requires_grad for t in self.weight_sources()))
+
+    def dense_weight(self) -> torch.Tensor:
+        """The dense weight, from the cache when the module may use it."""
+        if self.rebuilds_every_forward():
+            return self.build_weight()
+        state = self._sources_state()
+        if self._cached_weight is None or self._cache_key != state:
+            # Built as an ordinary tensor even under inference_mode, so later no_grad calls can use it too.
+            with torch.inference_mode(False), torch.no_grad():
+                self._cached_weight, self._cache_key = self.build_weight(), state
+        return self._cached_weight
+
+    def train(self, mode: bool = True):
+        self._cached_weight = self._cache_key = None
+        return super().train(mode)
+
+
+class MaskedWeightMixin(MaterializedWeightMixin):
+    """The weight times a bool `mask` buffer saved with it: pruned entries stay zero through training (they get
+    no gradient), and inference multiplies by the mask once (see `MaterializedWeightMixin`)."""
+
+    def weight_sources(self) -> list[torch.Tensor]:
+        return [self.weight, self.mask]
+
+    def build_weight(self) -> torch.Tensor:
+        return self.weight * self.mask
+
+
+class PrunedLinear(MaskedWeightMixin, nn.Linear):
+    """A linear layer with a fixed pruning mask (see `MaskedWeightMixin`)."""
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True):
         super().__init__(in_features, out_features, bias=bias)
         self.register_buffer("mask", torch.ones(out_features, in_features, dtype=torch.bool))
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return F.linear(hidden, self.weight * self.mask, self.bias)
+        return F.linear(hidden, self.dense_weight(), self.bias)
 
 
-class PrunedEmbedding(nn.Embedding):
-    """An embedding table whose pruned entries stay zero, kept positions in a bool `mask` buffer."""
+class PrunedEmbedding(MaskedWeightMixin, nn.Embedding):
+    """An embedding table with a fixed pruning mask (see `MaskedWeightMixin`)."""
 
     def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None):
         super().__init__(num_embeddings, embedding_dim, padding_idx=padding_idx)
         self.register_buffer("mask", torch.ones(num_embeddings, embedding_dim, dtype=torch.bool))
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        return F.embedding(input_ids, self.weight * self.mask, self.padding_idx)
+        return F.embedding(input_ids, self.dense_weight(), self.padding_idx)
 
 
 class RowDecoder(nn.Module):
@@ -194,45 +255,17 @@ class TuckerWeight(nn.Module):
         return tensor.reshape(-1, tensor.shape[-1])[: self.shape[0]]
 
 
-class MaterializedWeightMixin:
-    """Rebuilds the dense weight from `self.factors` (an `AutoencoderWeight`, `KroneckerSumWeight` or `TuckerWeight`).
+class FactoredWeightMixin(MaterializedWeightMixin):
+    """The weight rebuilt from `self.factors`: an `AutoencoderWeight`, `KroneckerSumWeight` or `TuckerWeight`."""
 
-    In training, and whenever gradients may reach the factors, it is rebuilt on every forward. In eval mode with no
-    gradient to the factors (`torch.no_grad()`, `torch.inference_mode()`, or frozen factors) it is rebuilt once and
-    cached, so inference pays the decoder or the factor product once instead of on every call. The cache costs the
-    dense weight's memory (rows x cols floats, e.g. 30522 x 768 x 4 bytes = 94 MB for BERT-base word embeddings):
-    the parameter count stays compressed, the running footprint is the dense model's. It is rebuilt when any stored
-    tensor changes (an optimizer step or `load_state_dict` bumps the tensor's version; `.to()` replaces it) and
-    dropped on `train()`.
-    """
+    def weight_sources(self) -> list[torch.Tensor]:
+        return self.factors.stored_tensors()
 
-    _cached_weight: torch.Tensor | None = None
-    _cache_key: tuple | None = None
-
-    def _weight_state(self) -> tuple:
-        return tuple((id(t), t.data_ptr(), t._version, t.device, t.dtype) for t in self.factors.stored_tensors())
-
-    def rebuilds_every_forward(self) -> bool:
-        """True in training or when gradients may reach the stored tensors: then the cache must not be used."""
-        return self.training or (torch.is_grad_enabled() and any(t.requires_grad for t in self.factors.stored_tensors()))
-
-    def dense_weight(self) -> torch.Tensor:
-        """The dense weight [rows, cols], from the cache when the module may use it."""
-        if self.rebuilds_every_forward():
-            return self.factors()
-        state = self._weight_state()
-        if self._cached_weight is None or self._cache_key != state:
-            # Built as an ordinary tensor even under inference_mode, so later no_grad calls can use it too.
-            with torch.inference_mode(False), torch.no_grad():
-                self._cached_weight, self._cache_key = self.factors(), state
-        return self._cached_weight
-
-    def train(self, mode: bool = True):
-        self._cached_weight = self._cache_key = None
-        return super().train(mode)
+    def build_weight(self) -> torch.Tensor:
+        return self.factors()
 
 
-class FactoredLinear(MaterializedWeightMixin, nn.Module):
+class FactoredLinear(FactoredWeightMixin, nn.Module):
     """A linear layer whose weight is rebuilt from `factors` (see `MaterializedWeightMixin` for the eval cache)."""
 
     def __init__(self, factors: nn.Module, bias: bool = True):
@@ -252,7 +285,7 @@ class FactoredLinear(MaterializedWeightMixin, nn.Module):
         return F.linear(hidden, self.dense_weight(), self.bias)
 
 
-class FactoredEmbedding(MaterializedWeightMixin, nn.Module):
+class FactoredEmbedding(FactoredWeightMixin, nn.Module):
     """An embedding table rebuilt from `factors` (see `MaterializedWeightMixin`). An autoencoder table decodes only
     the looked-up rows when it cannot use the cache, not the whole vocabulary."""
 
@@ -319,35 +352,80 @@ def swap_compressed_modules(bert: BertModel, config: CompressedBertConfig) -> No
 
 
 class CompressedBertModel(HubCheckpointMixin, BertModel):
+    """HF's `BertModel` with compressed modules, and inference on the packed token engine (`inference_engine`).
+
+    The packed forward runs the same layers and modules as BERT's own, on the real tokens only: a batch costs what
+    its tokens cost, whatever the padding, and the compressed modules' savings are not spent on padding.
+    """
+
     config_class = CompressedBertConfig
 
     def __init__(self, config: CompressedBertConfig, add_pooling_layer: bool = True):
         super().__init__(config, add_pooling_layer=add_pooling_layer)
         swap_compressed_modules(self, config)
 
+    def runs_packed(self, kwargs: dict) -> bool:
+        """Whether a call with these keyword arguments runs on the packed engine (see `CompressedBertConfig`)."""
+        output_attentions = kwargs.get("output_attentions")
+        output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
+        bert_only_features = ("encoder_hidden_states", "encoder_attention_mask", "past_key_values")
+        return (
+            self.config.inference_engine == "packed"
+            and not self.training
+            and not output_attentions
+            and not self.config.is_decoder
+            and all(kwargs.get(name) is None for name in bert_only_features)
+        )
 
-class CompressedBertForSequenceClassification(HubCheckpointMixin, BertForSequenceClassification):
-    config_class = CompressedBertConfig
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        **kwargs,
+    ) -> BaseModelOutputWithPoolingAndCrossAttentions:
+        if not self.runs_packed(kwargs):
+            return super().forward(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, **kwargs)
+        attention_mask = checked_attention_mask(input_ids, inputs_embeds, attention_mask)
+        output_hidden_states = kwargs.get("output_hidden_states")
+        output_hidden_states = self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        hidden = self.embeddings(
+            input_ids=input_ids, position_ids=position_ids, token_type_ids=token_type_ids, inputs_embeds=inputs_embeds
+        )
+        backend = self.config.packed_attention_backend or default_attention_backend(hidden.device, hidden.dtype)
+        batch, result = packed_layers_with_selector(
+            self.encoder.layer, pack(hidden, attention_mask), backend, None, output_hidden_states
+        )
+        sequence_output = unpack(batch)
+        return BaseModelOutputWithPoolingAndCrossAttentions(
+            last_hidden_state=sequence_output,
+            pooler_output=self.pooler(sequence_output) if self.pooler is not None else None,
+            hidden_states=result.hidden_states,
+        )
+
+
+class CompressedBertHeadMixin:
+    """A BERT task head whose `bert` is a `CompressedBertModel` (HF's head builds a plain `BertModel` first)."""
 
     def __init__(self, config: CompressedBertConfig):
         super().__init__(config)
-        swap_compressed_modules(self.bert, config)
+        self.bert = CompressedBertModel(config, add_pooling_layer=self.bert.pooler is not None)
+        self.post_init()
 
 
-class CompressedBertForQuestionAnswering(HubCheckpointMixin, BertForQuestionAnswering):
+class CompressedBertForSequenceClassification(CompressedBertHeadMixin, HubCheckpointMixin, BertForSequenceClassification):
     config_class = CompressedBertConfig
 
-    def __init__(self, config: CompressedBertConfig):
-        super().__init__(config)
-        swap_compressed_modules(self.bert, config)
 
-
-class CompressedBertForTokenClassification(HubCheckpointMixin, BertForTokenClassification):
+class CompressedBertForQuestionAnswering(CompressedBertHeadMixin, HubCheckpointMixin, BertForQuestionAnswering):
     config_class = CompressedBertConfig
 
-    def __init__(self, config: CompressedBertConfig):
-        super().__init__(config)
-        swap_compressed_modules(self.bert, config)
+
+class CompressedBertForTokenClassification(CompressedBertHeadMixin, HubCheckpointMixin, BertForTokenClassification):
+    config_class = CompressedBertConfig
 
 
 __all__ = [

@@ -25,7 +25,7 @@ from transformers.utils import can_return_tuple
 
 from .checkpoint_files import HubCheckpointMixin
 from .bert_layer_forward import packed_layer_forward
-from .token_engine import PackedBatch, check_attention_mask, default_attention_backend, drop_tokens, pack, unpack
+from .token_engine import PackedBatch, checked_attention_mask, default_attention_backend, drop_tokens, pack, unpack
 
 
 @dataclass
@@ -194,17 +194,7 @@ class TokenPruningModel(TokenPruningPreTrainedModel):
         output_attentions: bool | None = None,
         **kwargs,
     ) -> TokenPruningModelOutput:
-        if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("pass exactly one of input_ids or inputs_embeds")
-        batch_shape = input_ids.shape if input_ids is not None else inputs_embeds.shape[:-1]
-        if len(batch_shape) != 2:
-            raise ValueError(f"inputs must be [batch, seq_len], got shape {tuple(batch_shape)}")
-        device = input_ids.device if input_ids is not None else inputs_embeds.device
-        if attention_mask is None:
-            attention_mask = torch.ones(batch_shape, dtype=torch.long, device=device)
-        if attention_mask.shape != batch_shape:
-            raise ValueError(f"attention_mask shape {tuple(attention_mask.shape)} does not match inputs {tuple(batch_shape)}")
-        check_attention_mask(attention_mask)
+        attention_mask = checked_attention_mask(input_ids, inputs_embeds, attention_mask)
         output_hidden_states = self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
         output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
 

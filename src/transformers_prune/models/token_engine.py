@@ -106,6 +106,25 @@ def check_attention_mask(attention_mask: torch.Tensor) -> None:
         )
 
 
+def checked_attention_mask(
+    input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None, attention_mask: torch.Tensor | None
+) -> torch.Tensor:
+    """The `[B, S]` attention mask of a model call (all ones when None), after checking the inputs' shapes and
+    `check_attention_mask`."""
+    if (input_ids is None) == (inputs_embeds is None):
+        raise ValueError("pass exactly one of input_ids or inputs_embeds")
+    batch_shape = input_ids.shape if input_ids is not None else inputs_embeds.shape[:-1]
+    if len(batch_shape) != 2:
+        raise ValueError(f"inputs must be [batch, seq_len], got shape {tuple(batch_shape)}")
+    if attention_mask is None:
+        device = input_ids.device if input_ids is not None else inputs_embeds.device
+        attention_mask = torch.ones(batch_shape, dtype=torch.long, device=device)
+    if attention_mask.shape != batch_shape:
+        raise ValueError(f"attention_mask shape {tuple(attention_mask.shape)} does not match inputs {tuple(batch_shape)}")
+    check_attention_mask(attention_mask)
+    return attention_mask
+
+
 def _offsets_from_counts(counts: torch.Tensor) -> tuple[torch.Tensor, tuple[int, ...], int]:
     # int32 cu_seqlens is what flash-attn's varlen kernels take; the host copy is the one sync per compaction.
     cu_seqlens = F.pad(counts.cumsum(0, dtype=torch.int32), (1, 0))
@@ -265,6 +284,7 @@ __all__ = [
     "ATTENTION_BACKENDS",
     "PackedBatch",
     "check_attention_mask",
+    "checked_attention_mask",
     "default_attention_backend",
     "drop_tokens",
     "pack",
