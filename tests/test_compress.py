@@ -33,9 +33,10 @@ from transformers_prune.models.modeling_compressed_bert import (
     KroneckerSumWeight,
     LowRankEmbedding,
     LowRankLinear,
-    PrunedEmbedding,
-    PrunedLinear,
+    SparseWeight,
     TuckerWeight,
+    pack_bits,
+    unpack_bits,
 )
 
 from conftest import (
@@ -123,21 +124,48 @@ def test_ranks_and_parameter_counts_follow_the_ratio(sources, tmp_path):
     assert totals["ratio"] == pytest.approx(totals["params_before"] / totals["params_after"]) and totals["ratio"] > 2.5
 
 
-def test_pruning_keeps_the_largest_weights_and_they_stay_pruned_in_training(sources, tmp_path):
+def test_pruning_stores_the_largest_weights_sparsely_and_they_stay_pruned_in_training(sources, tmp_path):
     report = compress(sources["classifier"], tmp_path / "pruned", "--method", "pruning", "--targets", "output", "word_embeddings", "--ratio", "4")
     model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "pruned")
     dense = model.bert.encoder.layer[0].output.dense
-    assert isinstance(dense, PrunedLinear) and isinstance(model.bert.embeddings.word_embeddings, PrunedEmbedding)
-    assert int(dense.mask.sum()) == report["modules"]["encoder.layer.0.output.dense"]["params_after"] == 37 * 32 // 4
+    assert isinstance(dense.factors, SparseWeight) and isinstance(model.bert.embeddings.word_embeddings.factors, SparseWeight)
+    # 37 x 32 weights at ratio 4: 296 numbers, of which the bit mask takes 148 bytes = 37 numbers.
+    mask, kept = dense.factors.mask(), 37 * 32 // 4 - 37
+    assert int(mask.sum()) == dense.factors.values.numel() == kept
+    module = report["modules"]["encoder.layer.0.output.dense"]
+    assert module["params_after"] == kept + 37 and module["ratio"] == pytest.approx(4)
+    stored = load_file(tmp_path / "pruned" / "model.safetensors")
+    prefix = "bert.encoder.layer.0.output.dense"
+    assert stored[f"{prefix}.factors.values"].shape == (kept,) and stored[f"{prefix}.factors.mask_bits"].shape == (148,)
+    assert f"{prefix}.weight" not in stored
     original = BertForSequenceClassification.from_pretrained(sources["classifier"]).bert.encoder.layer[0].output.dense.weight
-    assert original.abs()[dense.mask].min() >= original.abs()[~dense.mask].max()
+    assert original.abs()[mask].min() >= original.abs()[~mask].max()
+    with torch.no_grad():
+        assert torch.equal(dense.factors(), original * mask)
 
     input_ids, attention_mask = make_batch((1, 12, 5, 9, 3, 11, 7, 2), seq_len=12, vocab_size=26)
     args = TrainingArguments(output_dir=str(tmp_path / "train"), use_cpu=True, report_to="none", max_steps=2,
                              per_device_train_batch_size=4, save_strategy="no", disable_tqdm=True, learning_rate=1e-2)
     Trainer(model=model, args=args, train_dataset=DictDataset(input_ids, attention_mask, torch.randint(0, 2, (8,)))).train()
-    effective = dense.weight * dense.mask
-    assert (effective[~dense.mask] == 0).all() and not torch.equal(dense.weight[dense.mask], original[dense.mask])
+    with torch.no_grad():
+        trained = dense.factors()
+    assert (trained[~mask] == 0).all() and not torch.equal(trained[mask], original[mask])
+
+
+@pytest.mark.parametrize("numel", [1, 8, 13, 64])
+def test_bit_masks_round_trip(numel):
+    mask = torch.rand(numel) > 0.5
+    packed = pack_bits(mask)
+    assert packed.dtype == torch.uint8 and packed.numel() == math.ceil(numel / 8)
+    assert torch.equal(unpack_bits(packed, numel), mask)
+
+
+def test_a_pruning_mask_that_disagrees_with_its_values_fails_clearly():
+    factors = SparseWeight(4, 4, kept=3)
+    with torch.no_grad():
+        factors.mask_bits.copy_(pack_bits(torch.eye(4, dtype=torch.bool)))
+    with pytest.raises(ValueError, match="the pruning mask marks 4 entries but 3 values are stored"):
+        factors()
 
 
 def test_fwsvd_weights_rows_by_fisher(sources, tmp_path):
@@ -169,6 +197,7 @@ def test_compressed_checkpoint_loads_without_the_package(sources, tmp_path):
         (["--method", "quantization", "--targets", "key", "--ratio", "3"], "unknown method 'quantization'; available"),
         (["--method", "svd", "--targets", "keys", "--ratio", "3"], r"unknown targets \['keys'\]"),
         (["--method", "svd", "--targets", "key", "--ratio", "0.5"], "ratio must be > 1"),
+        (["--method", "pruning", "--targets", "key", "--ratio", "40"], "its bit mask alone takes 1/32 of it; use a ratio below 32"),
         (["--method", "svd", "--targets", "key"], "give exactly one of --ratio and --rank"),
         (["--method", "svd", "--targets", "key", "--ratio", "3", "--layers", "7"], r"layers \[7\] do not exist"),
         (["--method", "fwsvd", "--targets", "key", "--ratio", "3"], "fwsvd needs --data-file"),
@@ -319,7 +348,7 @@ def test_eval_cache_equals_the_training_forward_and_follows_weight_changes(metho
     assert key._cached_weight is stale
 
     with torch.no_grad():  # an in-place change (an optimizer step, load_state_dict) invalidates the cache
-        key.weight_sources()[0].mul_(1.5)
+        key.factors.stored_tensors()[0].mul_(1.5)
     changed = outputs(model, input_ids, attention_mask)
     assert key._cached_weight is not stale and not torch.equal(changed, cached)
     assert (changed - training_forward()).abs().max() <= 1e-5

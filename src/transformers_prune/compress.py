@@ -4,7 +4,8 @@ Methods (Banaei et al., 2023, and the baselines they compare with):
 - "svd": truncated SVD, W ~ U_k S_k V_k^T, rank floor(n m / (c (n + m))) for ratio c, or `--rank`.
 - "fwsvd": Fisher-weighted SVD (Hsu et al., 2022): rows weighted by the task loss's summed squared gradients on a
   local `--data-file`.
-- "pruning": magnitude pruning per matrix, n m / c weights kept.
+- "pruning": magnitude pruning per matrix, stored sparsely: the kept weights plus a bit mask of where they sit
+  (n m / 32 in 32-bit words), as many kept as fit n m / c with the mask.
 - "ae": the paper's autoencoder. Its training data are the rows of the weight matrices; the encoder is thrown
   away, each row keeps a latent code, the decoder MLP (hidden widths 2x, 4x for latent size x) is kept, and each
   decoded row is rescaled to its original norm (stored). `--ae-grouping concatenated` (the paper's default)
@@ -59,8 +60,10 @@ from .models.modeling_compressed_bert import (
     CompressedBertModel,
     KroneckerSumWeight,
     RowDecoder,
+    SparseWeight,
     TuckerWeight,
     decode_rows,
+    pack_bits,
 )
 
 METHODS = ("svd", "fwsvd", "pruning", "ae", "kronecker", "tucker")
@@ -229,11 +232,29 @@ def low_rank_factors(weight: torch.Tensor, rank: int, row_weights: torch.Tensor 
     return first.to(weight.dtype), right[:rank].to(weight.dtype)
 
 
-def magnitude_mask(weight: torch.Tensor, ratio: float) -> torch.Tensor:
-    """Bool mask keeping the numel / ratio largest-magnitude weights."""
-    keep = max(1, math.floor(weight.numel() / ratio))
-    threshold = weight.abs().flatten().kthvalue(weight.numel() - keep + 1).values
-    return weight.abs() >= threshold
+def stored_count(tensor: torch.Tensor) -> int:
+    """Numbers a tensor stores; a packed bit mask (uint8, 8 entries per byte) counts as its bits / 32, the size of
+    that many 32-bit floats."""
+    return math.ceil(tensor.numel() / 4) if tensor.dtype == torch.uint8 else tensor.numel()
+
+
+def pruning_kept_count(rows: int, cols: int, ratio: float) -> int:
+    """Weights a pruned [rows, cols] matrix keeps so that they and its bit mask fill rows cols / ratio numbers."""
+    mask_bytes = math.ceil(rows * cols / 8)
+    kept = math.floor(rows * cols / ratio) - math.ceil(mask_bytes / 4)
+    if kept < 1:
+        raise ValueError(
+            f"pruning cannot reach ratio {ratio} on a {rows} x {cols} matrix: its bit mask alone takes 1/32 of it; "
+            "use a ratio below 32"
+        )
+    return kept
+
+
+def magnitude_mask(weight: torch.Tensor, kept: int) -> torch.Tensor:
+    """Bool mask keeping exactly the `kept` largest-magnitude weights (ties broken by position)."""
+    mask = torch.zeros(weight.numel(), dtype=torch.bool, device=weight.device)
+    mask[weight.abs().flatten().topk(kept).indices] = True
+    return mask.view(weight.shape)
 
 
 @torch.no_grad()
@@ -443,7 +464,7 @@ def plan_units(base, groups: dict[str, list[str]], method: str, ratio, rank, tuc
                       for path in paths]
             continue
         if method == "pruning":
-            spec = {"kind": "pruned"}
+            spec = {"kind": "pruned", "kept": pruning_kept_count(rows, cols, ratio)}
         elif method == "kronecker":
             spec = {"kind": "kronecker", **kronecker_layout(rows, cols, ratio, rank)}
         else:
@@ -472,8 +493,12 @@ def fit_unit(base, unit: Unit, method: str, ratio, row_weights: dict, settings: 
         return results, decoder_state
     (path,), (weight,) = unit.paths, weights
     if method == "pruning":
-        mask = magnitude_mask(weight, ratio)
-        results[path] = {"state": {"weight": weight * mask, "mask": mask}, "approximation": weight * mask, "stored": int(mask.sum())}
+        mask = magnitude_mask(weight, unit.spec["kept"])
+        factors = SparseWeight(*weight.shape, unit.spec["kept"])
+        with torch.no_grad():
+            factors.values.copy_(weight[mask])
+            factors.mask_bits.copy_(pack_bits(mask))
+        results[path] = _factored_result(factors)
     elif method in CLOSED_FORM_FITS:
         factors_class, fit = CLOSED_FORM_FITS[method]
         factors = factors_class(*weight.shape, **{key: value for key, value in unit.spec.items() if key != "kind"})
@@ -494,7 +519,7 @@ def _factored_result(factors: nn.Module) -> dict:
     state = {f"factors.{name}": tensor for name, tensor in factors.state_dict().items()}
     with torch.no_grad():
         approximation = factors()
-    return {"state": state, "approximation": approximation, "stored": sum(t.numel() for t in state.values())}
+    return {"state": state, "approximation": approximation, "stored": sum(stored_count(t) for t in state.values())}
 
 
 def compress_checkpoint(
@@ -587,9 +612,9 @@ def _module_report(unit: Unit, weight: torch.Tensor, result: dict, decoders: dic
 
 
 def _stored_count(model) -> int:
-    """Parameters plus the buffers that carry information (the autoencoder's row norms); pruning masks not counted."""
-    norms = sum(buffer.numel() for name, buffer in model.named_buffers() if name.endswith("row_norms"))
-    return sum(p.numel() for p in model.parameters()) + norms
+    """Everything the checkpoint stores: parameters, and the buffers that carry information (the autoencoder's row
+    norms, the pruning bit masks)."""
+    return sum(stored_count(tensor) for tensor in model.state_dict().values())
 
 
 def _report(original, compressed, modules: dict, decoders: dict, groups: dict[str, list[str]], method: str) -> dict:
@@ -603,17 +628,14 @@ def _report(original, compressed, modules: dict, decoders: dict, groups: dict[st
             decoder["params"] for decoder in decoders.values() if decoder["target"] == target
         )
         by_target[target] = {"params_before": target_before, "params_after": target_after, "ratio": target_before / target_after}
-    # Pruned weights stay in the dense tensor (masked); count what a sparse store would hold.
-    model_after = _stored_count(compressed) - sum(
-        m["params_before"] - m["params_after"] for m in modules.values() if m["kind"] == "pruned"
-    )
-    model_before = sum(p.numel() for p in original.parameters())
+    model_after = _stored_count(compressed)
+    model_before = _stored_count(original)
     return {
         "method": method,
         "counting": (
             "stored numbers: factors, codes, decoders (once per decoder; each module's report carries its share), "
-            "autoencoder row norms (buffers); pruned matrices at their kept weights, bool masks not counted; biases "
-            "kept exactly, counted in the model totals only"
+            "autoencoder row norms (buffers), pruned matrices' kept weights plus their bit masks (32 mask bits count "
+            "as one number); biases kept exactly, counted in the model totals only"
         ),
         "modules": modules,
         "decoders": decoders,

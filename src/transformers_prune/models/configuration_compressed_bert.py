@@ -8,7 +8,7 @@ from .config_checks import PlainValidationMixin, check_inference_settings
 # Kind -> the layout keys its entry in `compressed_modules` must carry (besides "kind").
 MODULE_LAYOUT_KEYS = {
     "low_rank": ("rank",),
-    "pruned": (),
+    "pruned": ("kept",),
     "autoencoder": ("decoder", "latent_size"),
     "kronecker": ("terms", "factor_shape"),
     "tucker": ("block_rows", "ranks"),
@@ -32,6 +32,7 @@ def _is_positive_int_list(value, length: int | None = None) -> bool:
 # Layout key -> (check, what the check allows), shared by every kind that uses the key.
 LAYOUT_CHECKS = {
     "rank": (_is_positive_int, "an integer > 0"),
+    "kept": (_is_positive_int, "an integer > 0"),
     "latent_size": (_is_positive_int, "an integer > 0"),
     "decoder": (lambda v: isinstance(v, str), "the name of an entry of compressed_decoders"),
     "terms": (_is_positive_int, "an integer > 0"),
@@ -53,7 +54,7 @@ class CompressedBertConfig(PlainValidationMixin, BertConfig):
         compressed_modules: module path inside the base model (e.g. "encoder.layer.3.attention.self.key",
             "embeddings.word_embeddings") -> its layout:
             - {"kind": "low_rank", "rank": k}: two factors (SVD, FWSVD);
-            - {"kind": "pruned"}: a dense weight with a fixed bool mask (magnitude pruning);
+            - {"kind": "pruned", "kept": n}: the n entries kept by magnitude pruning and a bit mask of where they sit;
             - {"kind": "autoencoder", "decoder": name, "latent_size": k}: one k-dim code per row decoded by the MLP
               `compressed_decoders[name]`, rows rescaled to stored norms (Banaei et al., 2023);
             - {"kind": "kronecker", "terms": r, "factor_shape": [p, q]}: a sum of r Kronecker products A_j (x) B_j,

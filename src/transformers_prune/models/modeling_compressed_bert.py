@@ -2,7 +2,7 @@
 
 The model is HF's BERT with some modules swapped for their compressed form, as recorded in
 `config.compressed_modules`: a linear layer or the word embeddings stored as two low-rank factors (SVD,
-Fisher-weighted SVD), with a fixed pruning mask, as per-row codes decoded by an autoencoder's decoder (the paper's
+Fisher-weighted SVD), pruned and stored sparsely (kept entries and a bit mask), as per-row codes decoded by an autoencoder's decoder (the paper's
 method; one decoder may serve a module type across layers), as a sum of Kronecker products, or Tucker-factored.
 `transformers-prune compress` writes such checkpoints; `from_pretrained` rebuilds the same modules from the config
 and never re-runs compression. All but the low-rank kind rebuild their dense weight once in eval mode and cache it
@@ -54,84 +54,6 @@ class LowRankEmbedding(nn.Module):
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         return self.up(self.codes(input_ids))
-
-
-class MaterializedWeightMixin:
-    """A module whose dense weight is built from what it stores (`weight_sources()`, via `build_weight()`): an
-    autoencoder's codes and decoder, Kronecker or Tucker factors, a weight and its pruning mask.
-
-    In training, and whenever gradients may reach the sources, the weight is built on every forward. In eval mode
-    with no gradient to the sources (`torch.no_grad()`, `torch.inference_mode()`, or frozen sources) it is built
-    once and cached, so inference pays the decoder, the factor product or the mask once instead of on every call.
-    The cache costs the dense weight's memory (rows x cols floats, e.g. 30522 x 768 x 4 bytes = 94 MB for BERT-base
-    word embeddings): the parameter count stays compressed, the running footprint is the dense model's (a pruned
-    module holds both its weight and the masked copy). It is rebuilt when any source changes (an optimizer step or
-    `load_state_dict` bumps the tensor's version; `.to()` replaces it) and dropped on `train()`.
-    """
-
-    _cached_weight: torch.Tensor | None = None
-    _cache_key: tuple | None = None
-
-    def weight_sources(self) -> list[torch.Tensor]:
-        raise NotImplementedError
-
-    def build_weight(self) -> torch.Tensor:
-        raise NotImplementedError
-
-    def _sources_state(self) -> tuple:
-        return tuple((id(t), t.data_ptr(), t._version, t.device, t.dtype) for t in self.weight_sources())
-
-    def rebuilds_every_forward(self) -> bool:
-        """True in training or when gradients may reach the sources: then the cache must not be used."""
-        return self.training or (torch.is_grad_enabled() and any(t.requires_grad for t in self.weight_sources()))
-
-    def dense_weight(self) -> torch.Tensor:
-        """The dense weight, from the cache when the module may use it."""
-        if self.rebuilds_every_forward():
-            return self.build_weight()
-        state = self._sources_state()
-        if self._cached_weight is None or self._cache_key != state:
-            # Built as an ordinary tensor even under inference_mode, so later no_grad calls can use it too.
-            with torch.inference_mode(False), torch.no_grad():
-                self._cached_weight, self._cache_key = self.build_weight(), state
-        return self._cached_weight
-
-    def train(self, mode: bool = True):
-        self._cached_weight = self._cache_key = None
-        return super().train(mode)
-
-
-class MaskedWeightMixin(MaterializedWeightMixin):
-    """The weight times a bool `mask` buffer saved with it: pruned entries stay zero through training (they get
-    no gradient), and inference multiplies by the mask once (see `MaterializedWeightMixin`)."""
-
-    def weight_sources(self) -> list[torch.Tensor]:
-        return [self.weight, self.mask]
-
-    def build_weight(self) -> torch.Tensor:
-        return self.weight * self.mask
-
-
-class PrunedLinear(MaskedWeightMixin, nn.Linear):
-    """A linear layer with a fixed pruning mask (see `MaskedWeightMixin`)."""
-
-    def __init__(self, in_features: int, out_features: int, bias: bool = True):
-        super().__init__(in_features, out_features, bias=bias)
-        self.register_buffer("mask", torch.ones(out_features, in_features, dtype=torch.bool))
-
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return F.linear(hidden, self.dense_weight(), self.bias)
-
-
-class PrunedEmbedding(MaskedWeightMixin, nn.Embedding):
-    """An embedding table with a fixed pruning mask (see `MaskedWeightMixin`)."""
-
-    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None):
-        super().__init__(num_embeddings, embedding_dim, padding_idx=padding_idx)
-        self.register_buffer("mask", torch.ones(num_embeddings, embedding_dim, dtype=torch.bool))
-
-    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        return F.embedding(input_ids, self.dense_weight(), self.padding_idx)
 
 
 class RowDecoder(nn.Module):
@@ -255,17 +177,85 @@ class TuckerWeight(nn.Module):
         return tensor.reshape(-1, tensor.shape[-1])[: self.shape[0]]
 
 
-class FactoredWeightMixin(MaterializedWeightMixin):
-    """The weight rebuilt from `self.factors`: an `AutoencoderWeight`, `KroneckerSumWeight` or `TuckerWeight`."""
-
-    def weight_sources(self) -> list[torch.Tensor]:
-        return self.factors.stored_tensors()
-
-    def build_weight(self) -> torch.Tensor:
-        return self.factors()
+def pack_bits(mask: torch.Tensor) -> torch.Tensor:
+    """A bool tensor as uint8 bytes, 8 entries per byte (entry i in bit i % 8 of byte i // 8), zero-padded."""
+    flat = F.pad(mask.flatten().to(torch.uint8), (0, -mask.numel() % 8)).view(-1, 8)
+    return (flat << torch.arange(8, dtype=torch.uint8, device=mask.device)).sum(dim=1, dtype=torch.uint8)
 
 
-class FactoredLinear(FactoredWeightMixin, nn.Module):
+def unpack_bits(packed: torch.Tensor, numel: int) -> torch.Tensor:
+    """The first `numel` entries of a `pack_bits` result, as a flat bool tensor."""
+    bits = (packed[:, None] >> torch.arange(8, dtype=torch.uint8, device=packed.device)) & 1
+    return bits.flatten()[:numel].bool()
+
+
+class SparseWeight(nn.Module):
+    """A pruned weight matrix [rows, cols] stored sparsely: its kept entries (`values`, in row-major order) and
+    where they sit (`mask_bits`, the bool mask packed 8 entries per byte by `pack_bits`). Only kept entries are
+    parameters, so training updates them and pruned entries stay zero by construction."""
+
+    def __init__(self, rows: int, cols: int, kept: int):
+        super().__init__()
+        if kept > rows * cols:
+            raise ValueError(f"a pruned {rows} x {cols} matrix cannot keep {kept} entries")
+        self.shape = (rows, cols)
+        self.values = nn.Parameter(torch.zeros(kept))
+        self.register_buffer("mask_bits", torch.zeros(math.ceil(rows * cols / 8), dtype=torch.uint8))
+
+    def stored_tensors(self) -> list[torch.Tensor]:
+        return [self.values, self.mask_bits]
+
+    def mask(self) -> torch.Tensor:
+        return unpack_bits(self.mask_bits, self.shape[0] * self.shape[1]).view(self.shape)
+
+    def forward(self) -> torch.Tensor:
+        mask = self.mask()
+        kept = int(mask.sum())
+        if kept != self.values.numel():
+            raise ValueError(f"the pruning mask marks {kept} entries but {self.values.numel()} values are stored")
+        return self.values.new_zeros(self.shape).masked_scatter(mask, self.values)
+
+
+class MaterializedWeightMixin:
+    """A module whose dense weight is rebuilt from `self.factors` (an `AutoencoderWeight`, `KroneckerSumWeight`,
+    `TuckerWeight` or `SparseWeight`).
+
+    In training, and whenever gradients may reach the factors, it is rebuilt on every forward. In eval mode with no
+    gradient to the factors (`torch.no_grad()`, `torch.inference_mode()`, or frozen factors) it is rebuilt once and
+    cached, so inference pays the decoder, the factor product or the scatter once instead of on every call. The
+    cache costs the dense weight's memory (rows x cols floats, e.g. 30522 x 768 x 4 bytes = 94 MB for BERT-base
+    word embeddings): the checkpoint stays compressed, the running footprint is the dense model's. It is rebuilt
+    when any stored tensor changes (an optimizer step or `load_state_dict` bumps the tensor's version; `.to()`
+    replaces it) and dropped on `train()`.
+    """
+
+    _cached_weight: torch.Tensor | None = None
+    _cache_key: tuple | None = None
+
+    def _weight_state(self) -> tuple:
+        return tuple((id(t), t.data_ptr(), t._version, t.device, t.dtype) for t in self.factors.stored_tensors())
+
+    def rebuilds_every_forward(self) -> bool:
+        """True in training or when gradients may reach the stored tensors: then the cache must not be used."""
+        return self.training or (torch.is_grad_enabled() and any(t.requires_grad for t in self.factors.stored_tensors()))
+
+    def dense_weight(self) -> torch.Tensor:
+        """The dense weight, from the cache when the module may use it."""
+        if self.rebuilds_every_forward():
+            return self.factors()
+        state = self._weight_state()
+        if self._cached_weight is None or self._cache_key != state:
+            # Built as an ordinary tensor even under inference_mode, so later no_grad calls can use it too.
+            with torch.inference_mode(False), torch.no_grad():
+                self._cached_weight, self._cache_key = self.factors(), state
+        return self._cached_weight
+
+    def train(self, mode: bool = True):
+        self._cached_weight = self._cache_key = None
+        return super().train(mode)
+
+
+class FactoredLinear(MaterializedWeightMixin, nn.Module):
     """A linear layer whose weight is rebuilt from `factors` (see `MaterializedWeightMixin` for the eval cache)."""
 
     def __init__(self, factors: nn.Module, bias: bool = True):
@@ -285,7 +275,7 @@ class FactoredLinear(FactoredWeightMixin, nn.Module):
         return F.linear(hidden, self.dense_weight(), self.bias)
 
 
-class FactoredEmbedding(FactoredWeightMixin, nn.Module):
+class FactoredEmbedding(MaterializedWeightMixin, nn.Module):
     """An embedding table rebuilt from `factors` (see `MaterializedWeightMixin`). An autoencoder table decodes only
     the looked-up rows when it cannot use the cache, not the whole vocabulary."""
 
@@ -309,7 +299,9 @@ class FactoredEmbedding(FactoredWeightMixin, nn.Module):
 
 
 def factored_weight(rows: int, cols: int, spec: dict, decoders: nn.ModuleDict | None) -> nn.Module:
-    """The factors of a [rows, cols] weight stored as `spec` says (an autoencoder, Kronecker or Tucker kind)."""
+    """The factors of a [rows, cols] weight stored as `spec` says (any kind but low-rank)."""
+    if spec["kind"] == "pruned":
+        return SparseWeight(rows, cols, spec["kept"])
     if spec["kind"] == "autoencoder":
         return AutoencoderWeight(rows, cols, spec["latent_size"], spec["decoder"], decoders)
     if spec["kind"] == "kronecker":
@@ -323,16 +315,12 @@ def compressed_module(original: nn.Module, spec: dict, decoders: nn.ModuleDict |
     if isinstance(original, nn.Embedding):
         if kind == "low_rank":
             return LowRankEmbedding(original.num_embeddings, original.embedding_dim, spec["rank"], original.padding_idx)
-        if kind == "pruned":
-            return PrunedEmbedding(original.num_embeddings, original.embedding_dim, original.padding_idx)
         factors = factored_weight(original.num_embeddings, original.embedding_dim, spec, decoders)
         return FactoredEmbedding(factors, original.padding_idx)
     if isinstance(original, nn.Linear):
         bias = original.bias is not None
         if kind == "low_rank":
             return LowRankLinear(original.in_features, original.out_features, spec["rank"], bias)
-        if kind == "pruned":
-            return PrunedLinear(original.in_features, original.out_features, bias)
         return FactoredLinear(factored_weight(original.out_features, original.in_features, spec, decoders), bias)
     raise ValueError(f"cannot compress a {type(original).__name__} as {kind!r}")
 
@@ -439,8 +427,7 @@ __all__ = [
     "KroneckerSumWeight",
     "LowRankEmbedding",
     "LowRankLinear",
-    "PrunedEmbedding",
-    "PrunedLinear",
     "RowDecoder",
+    "SparseWeight",
     "TuckerWeight",
 ]
