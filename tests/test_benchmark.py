@@ -204,7 +204,7 @@ def test_compressed_checkpoint_is_compared_against_the_bert_listed_before_it(wor
     cli_main(["compress", workspace["bert"], compressed, "--method", "svd", "--targets", "intermediate", "output", "--rank", "2"])
     bench_main([
         workspace["bert"], compressed, "--task", "sst2", "--data-file", workspace["data"], "--eval-batch-size", "4",
-        "--output-dir", str(tmp_path / "out"), *FAST,
+        "--output-dir", str(tmp_path / "out"), "--latency-rounds", "2", *FAST,
     ])
     result = json.loads((tmp_path / "out" / "bench.json").read_text())
     assert set(result["models"]) == {"bert/hf_padded", "bert/hf_dynamic", "bert/dense_packed", "svd/compressed-bert"}
@@ -217,6 +217,10 @@ def test_compressed_checkpoint_is_compared_against_the_bert_listed_before_it(wor
     assert row["flops_per_example"] < dense["flops_per_example"] and row["flop_reduction"] > 1
     for latency in row["latency"].values():
         assert latency["efficiency"] == pytest.approx(latency["speedup_vs_dense_packed"] / row["flop_reduction"])
+        # Two timed rounds; the figure is the faster one.
+        assert len(latency["examples_per_s_per_round"]) == 2
+        assert latency["examples_per_s"] == max(latency["examples_per_s_per_round"])
+    assert "the fastest of 2 rounds over all batches" in (tmp_path / "out" / "bench.md").read_text()
 
     with pytest.raises(SystemExit, match="list an uncompressed checkpoint of the same shape"):
         cli_main(["bench", compressed, "--task", "sst2", "--data-file", workspace["data"], "--output-dir", str(tmp_path / "x"), *FAST])
@@ -262,6 +266,7 @@ def three_label_checkpoint(workspace, tmp_path):
         ("qa_checkpoint_on_sst2", "is a question-answering checkpoint"),
         ("three_labels_on_sst2", "classifies into 3 labels; task sst2 has 2"),
         ("max_length_beyond_positions", "exceeds .* max_position_embeddings"),
+        ("no_latency_rounds", "latency_rounds must be at least 1, got 0"),
     ],
 )
 def test_bad_input_fails_before_any_work(case, message, workspace, qa_checkpoint, three_label_checkpoint, tmp_path):
@@ -285,6 +290,8 @@ def test_bad_input_fails_before_any_work(case, message, workspace, qa_checkpoint
         checkpoints = [three_label_checkpoint]
     elif case == "max_length_beyond_positions":
         options += ["--max-length", "512"]  # the last value wins
+    elif case == "no_latency_rounds":
+        options += ["--latency-rounds", "0"]
     with pytest.raises(SystemExit, match=f"transformers-prune bench: .*{message}"):
         cli_main(["bench", *checkpoints, *options, "--output-dir", str(output_dir)])
     assert not output_dir.exists()

@@ -26,7 +26,8 @@ for ratio in 3 10; do
   done
 done
 
-# Accuracy before fine-tuning, FLOPs and latency of every compressed checkpoint against the uncompressed one.
+# Accuracy before fine-tuning, FLOPs and latency of every compressed checkpoint against the uncompressed one; the
+# fastest of 3 timing rounds per row, so a slow spell of a shared machine does not land on one row alone.
 unset OMP_NUM_THREADS
 transformers-prune bench "$BERT" "$OUT"/{svd,fwsvd,pruning,ae,kronecker,tucker}-{3,10} --task sst2 --data-dir "$DATA" \
-  --batch-sizes 1 8 32 --threads 2 --output-dir "$OUT/bench"
+  --batch-sizes 1 8 32 --threads 2 --latency-rounds 3 --output-dir "$OUT/bench"

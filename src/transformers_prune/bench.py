@@ -48,6 +48,7 @@ def settings_from(args: argparse.Namespace, max_length: int) -> BenchmarkSetting
         seed=args.seed,
         threads=args.threads,
         sweep=parse_sweep(args.sweep) if args.sweep else None,
+        latency_rounds=args.latency_rounds,
         baselines=args.baselines,
     )
 
@@ -106,6 +107,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 32], help="latency batch sizes")
     parser.add_argument("--eval-batch-size", type=int, default=32, help="batch size of the pass that counts quality and FLOPs")
     parser.add_argument("--warmup-batches", type=int, default=2, help="untimed batches before each latency run")
+    parser.add_argument(
+        "--latency-rounds", type=int, default=1,
+        help="time every batch this many times over and keep the fastest round (steadier figures on a shared machine)",
+    )
     parser.add_argument("--sweep", metavar="KEY=V1,V2,...", help="re-run token-pruning models with a config field at each value")
     parser.add_argument(
         "--baselines", choices=("each", "first"), default="each",

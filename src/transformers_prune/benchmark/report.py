@@ -86,12 +86,17 @@ def markdown_report(report: dict) -> str:
         f"torch {env['torch']}, transformers {env['transformers']}, device {env['device']} "
         f"({env['cuda_device'] or env['cpu']}), torch threads: {env['threads']}. FLOPs (2 per multiply-add) and tokens counted "
         f"on the evaluation pass at batch size {settings['eval_batch_size']}; latency per batch after "
-        f"{settings['warmup_batches']} warm-up batches. An input is {report['input_unit']}. Speed-up = throughput / "
+        f"{settings['warmup_batches']} warm-up batches{_rounds_note(settings)}. An input is {report['input_unit']}. Speed-up = throughput / "
         "the same checkpoint's baseline throughput at the same batch size; efficiency = speed-up against dense-packed "
         "/ FLOP reduction against dense-packed, for models that drop tokens or compress weights. HF rows compute every padded position (tokens / layer counts them).",
         _shared_baselines_note(report),
     ]
     return "\n\n".join(part for part in parts if part is not None) + "\n"
+
+
+def _rounds_note(settings: dict) -> str:
+    rounds = settings.get("latency_rounds", 1)
+    return f", the fastest of {rounds} rounds over all batches" if rounds > 1 else ""
 
 
 def _shared_baselines_note(report: dict) -> str | None:

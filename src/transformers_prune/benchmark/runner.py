@@ -45,6 +45,7 @@ class BenchmarkSettings:
     threads: int | None = None
     sweep: Sweep | None = None
     baselines: str = "each"
+    latency_rounds: int = 1
 
     def __post_init__(self):
         for name in ("eval_batch_size", "max_length", "doc_stride"):
@@ -54,6 +55,8 @@ class BenchmarkSettings:
             raise ValueError(f"batch sizes must be at least 1, got {list(self.batch_sizes)}")
         if self.warmup_batches < 0:
             raise ValueError(f"warmup_batches must be >= 0, got {self.warmup_batches}")
+        if self.latency_rounds < 1:
+            raise ValueError(f"latency_rounds must be at least 1, got {self.latency_rounds}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be at least 1, got {self.threads}")
         if self.baselines not in BASELINE_MODES:
@@ -71,6 +74,7 @@ class BenchmarkSettings:
             "threads": self.threads,
             "sweep": None if self.sweep is None else {"key": self.sweep.key, "values": list(self.sweep.values)},
             "baselines": self.baselines,
+            "latency_rounds": self.latency_rounds,
         }
 
 
@@ -147,7 +151,10 @@ def measure(model, batches: DeviceBatches, settings: BenchmarkSettings, name: st
     """`evaluate` at the eval batch size, then `measure_latency` at every batch size; one report row."""
     row = evaluate(model, batches.get(settings.eval_batch_size), batches.inputs, desc=f"{name} eval")
     row["latency"] = {
-        str(batch_size): measure_latency(model, batches.get(batch_size), warmup=settings.warmup_batches, desc=f"{name} bs={batch_size}")
+        str(batch_size): measure_latency(
+            model, batches.get(batch_size), warmup=settings.warmup_batches, desc=f"{name} bs={batch_size}",
+            rounds=settings.latency_rounds,
+        )
         for batch_size in settings.batch_sizes
     }
     return row
