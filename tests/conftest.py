@@ -142,6 +142,20 @@ def run(model, input_ids, attention_mask, engine: str = "packed", **kwargs):
         return model(input_ids, attention_mask=attention_mask, **kwargs)
 
 
+def assert_pruning_off_equals_bert(model, input_ids, attention_mask, engine: str, method_keys: str, **settings) -> None:
+    """`model` drops tokens on this batch; with `settings` (default `prune_at_inference=False`) it runs every real
+    token in every layer and gives what its BERT twin gives (`bert_twin(model, method_keys)`)."""
+    every_token = lengths_of(attention_mask)[:, None].expand(-1, model.config.num_hidden_layers)
+    assert (run(model, input_ids, attention_mask, engine).tokens_per_layer < every_token).any()
+    for key, value in (settings or {"prune_at_inference": False}).items():
+        setattr(model.config, key, value)
+    ours = run(model, input_ids, attention_mask, engine)
+    with torch.no_grad():
+        reference = bert_twin(model, method_keys)(input_ids, attention_mask=attention_mask)
+    assert_same_outputs(ours, reference, attention_mask, atol=1e-4)
+    assert torch.equal(ours.tokens_per_layer, every_token)
+
+
 def real_token_max_diff(a: torch.Tensor, b: torch.Tensor, attention_mask: torch.Tensor) -> float:
     """Max abs difference of `[B, S, H]` states over real (non-padding) positions only."""
     real = attention_mask.bool()

@@ -19,8 +19,8 @@ from conftest import (
     CPU_BACKENDS,
     TINY_CONFIG_KWARGS,
     DictDataset,
+    assert_pruning_off_equals_bert,
     assert_same_outputs,
-    bert_twin,
     make_batch,
     lengths_of,
     run,
@@ -56,16 +56,8 @@ def dropping_model(cls=AdapLeRModel, **overrides):
 
 @pytest.mark.parametrize("engine", ["packed", "masked"])
 def test_prune_at_inference_false_equals_bert(engine):
-    model = dropping_model()
     input_ids, attention_mask = make_batch(LENGTHS)
-    assert (run(model, input_ids, attention_mask, engine).tokens_per_layer < lengths_of(attention_mask)[:, None]).any()
-
-    model.config.prune_at_inference = False
-    ours = run(model, input_ids, attention_mask, engine)
-    with torch.no_grad():
-        reference = bert_twin(model, method_keys="encoder.")(input_ids, attention_mask=attention_mask)
-    assert_same_outputs(ours, reference, attention_mask, atol=1e-4)
-    assert torch.equal(ours.tokens_per_layer, lengths_of(attention_mask)[:, None].expand(-1, 3))
+    assert_pruning_off_equals_bert(dropping_model(), input_ids, attention_mask, engine, method_keys="encoder.")
 
 
 @pytest.mark.parametrize("backend", CPU_BACKENDS)

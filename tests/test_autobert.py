@@ -20,8 +20,8 @@ from conftest import (
     CPU_BACKENDS,
     TINY_CONFIG_KWARGS,
     DictDataset,
+    assert_pruning_off_equals_bert,
     assert_same_outputs,
-    bert_twin,
     lengths_of,
     make_batch,
     run,
@@ -74,17 +74,8 @@ def mean_keep_probability(model, input_ids, attention_mask) -> float:
 @pytest.mark.parametrize("engine", ["packed", "masked"])
 @pytest.mark.parametrize("setting", [{"keep_threshold": 0.0}, {"prune_at_inference": False}])
 def test_keeping_everything_equals_bert(engine, setting):
-    model = dropping_model()
     input_ids, attention_mask = make_batch(LENGTHS)
-    assert (run(model, input_ids, attention_mask, engine).tokens_per_layer < lengths_of(attention_mask)[:, None]).any()
-
-    for key, value in setting.items():
-        setattr(model.config, key, value)
-    ours = run(model, input_ids, attention_mask, engine)
-    with torch.no_grad():
-        reference = bert_twin(model, method_keys=".selectors.")(input_ids, attention_mask=attention_mask)
-    assert_same_outputs(ours, reference, attention_mask, atol=1e-4)
-    assert torch.equal(ours.tokens_per_layer, lengths_of(attention_mask)[:, None].expand(-1, 3))
+    assert_pruning_off_equals_bert(dropping_model(), input_ids, attention_mask, engine, ".selectors.", **setting)
 
 
 @pytest.mark.parametrize("backend", CPU_BACKENDS)

@@ -147,6 +147,7 @@ def test_pruning_stores_the_largest_weights_sparsely_and_they_stay_pruned_in_tra
     args = TrainingArguments(output_dir=str(tmp_path / "train"), use_cpu=True, report_to="none", max_steps=2,
                              per_device_train_batch_size=4, save_strategy="no", disable_tqdm=True, learning_rate=1e-2)
     Trainer(model=model, args=args, train_dataset=DictDataset(input_ids, attention_mask, torch.randint(0, 2, (8,)))).train()
+    assert dense.factors.mask() is mask  # decoded once, not on every training step
     with torch.no_grad():
         trained = dense.factors()
     assert (trained[~mask] == 0).all() and not torch.equal(trained[mask], original[mask])
@@ -158,6 +159,16 @@ def test_bit_masks_round_trip(numel):
     packed = pack_bits(mask)
     assert packed.dtype == torch.uint8 and packed.numel() == math.ceil(numel / 8)
     assert torch.equal(unpack_bits(packed, numel), mask)
+
+
+def test_a_pruning_mask_decoded_under_inference_mode_serves_training():
+    factors = SparseWeight(4, 4, kept=4)
+    with torch.no_grad():
+        factors.mask_bits.copy_(pack_bits(torch.eye(4, dtype=torch.bool)))
+    with torch.inference_mode():
+        factors.mask()
+    factors().sum().backward()
+    assert torch.equal(factors.values.grad, torch.ones(4))
 
 
 def test_a_pruning_mask_that_disagrees_with_its_values_fails_clearly():

@@ -16,6 +16,7 @@ from conftest import (
     CPU_BACKENDS,
     TINY_CONFIG_KWARGS,
     DictDataset,
+    assert_pruning_off_equals_bert,
     assert_same_outputs,
     bert_twin,
     lengths_of,
@@ -64,13 +65,7 @@ def test_prune_at_inference_false_equals_bert(engine):
     model = LTPModel(make_config(final_token_threshold=1.0)).eval()
     sharpen_attention(model)
     input_ids, attention_mask = make_batch(LENGTHS)
-    assert (run(model, input_ids, attention_mask, engine).tokens_per_layer < lengths_of(attention_mask)[:, None]).any()
-
-    model.config.prune_at_inference = False
-    ours = run(model, input_ids, attention_mask, engine)
-    with torch.no_grad():
-        reference = bert_twin(model, method_keys="threshold_offsets")(input_ids, attention_mask=attention_mask)
-    assert real_token_max_diff(ours.last_hidden_state, reference.last_hidden_state, attention_mask) <= 1e-4
+    assert_pruning_off_equals_bert(model, input_ids, attention_mask, engine, method_keys="threshold_offsets")
 
 
 # ----------------------------------------------------------------------------------------------- hard inference

@@ -34,6 +34,7 @@ from conftest import (
     CPU_BACKENDS,
     TINY_CONFIG_KWARGS,
     DictDataset,
+    assert_pruning_off_equals_bert,
     assert_same_outputs,
     lengths_of,
     bert_twin,
@@ -79,24 +80,10 @@ def test_keep_all_equals_bert(engine, backend, batch):
 
 @pytest.mark.parametrize("engine", ["packed", "masked"])
 def test_prune_at_inference_false_equals_bert_with_skimming_predictors(engine, batch):
-    config = make_tiny_config(inference_engine=engine, prune_at_inference=False)
-    model = TranskimmerModel(config).eval()
+    model = TranskimmerModel(make_tiny_config()).eval()
     randomise_predictors(model, weight_std=1.0, keep_bias=-3.0, skim_bias=3.0)  # would skim nearly everything
     input_ids, attention_mask = batch
-
-    # Sanity: with pruning on, these predictors really do drop tokens.
-    model.config.prune_at_inference = True
-    with torch.no_grad():
-        pruned = model(input_ids, attention_mask=attention_mask)
-    assert (pruned.tokens_per_layer < lengths_of(attention_mask)[:, None]).any()
-
-    model.config.prune_at_inference = False
-    bert = bert_twin(model)
-    with torch.no_grad():
-        ours = model(input_ids, attention_mask=attention_mask)
-        reference = bert(input_ids, attention_mask=attention_mask)
-    assert_same_outputs(ours, reference, attention_mask, atol=1e-4)
-    assert torch.equal(ours.tokens_per_layer, lengths_of(attention_mask)[:, None].expand(-1, 3))
+    assert_pruning_off_equals_bert(model, input_ids, attention_mask, engine, method_keys=".skim_predictors.")
 
 
 # ----------------------------------------------------------------------------------------------- packed vs masked

@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from .convert import check_checkpoint_folder
-from .finetune import read_class_labelled, write_rows_with_columns
+from .finetune import add_labelled_rows_arguments, read_class_labelled, write_rows_with_columns
 from .models.configuration_autobert import AutoBertConfig
 
 
@@ -126,13 +126,8 @@ def run(args: argparse.Namespace) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", help="the fine-tuned BERT classifier folder autobert starts from")
-    parser.add_argument("--data-file", required=True, help="CSV or JSON lines with the text and label columns")
-    parser.add_argument("--output-file", required=True, help="JSON lines: the input rows plus `residual_scores` and `teacher_logits`")
-    parser.add_argument("--text-column", default="sentence")
-    parser.add_argument("--label-column", default="label")
-    parser.add_argument("--max-length", type=int, default=128, help="the truncation length training will use")
+    add_labelled_rows_arguments(parser, "JSON lines: the input rows plus `residual_scores` and `teacher_logits`")
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--max-samples", type=int, default=None)
     parser.add_argument(
         "--selection-layers", type=int, nargs="+", default=None,
         help="0-based layers autobert selects on (default: its config's, [1, L // 2]); must match the model's",

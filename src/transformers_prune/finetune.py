@@ -59,6 +59,17 @@ def read_class_labelled(path: str, text_column: str, label_column: str, max_samp
     return data, list(data[text_column]), labels
 
 
+def add_labelled_rows_arguments(parser, output_help: str) -> None:
+    """The options of a command that reads labelled rows (`read_class_labelled`) and writes them back with new
+    columns (`write_rows_with_columns`)."""
+    parser.add_argument("--data-file", required=True, help="CSV or JSON lines with the text and label columns")
+    parser.add_argument("--output-file", required=True, help=output_help)
+    parser.add_argument("--text-column", default="sentence")
+    parser.add_argument("--label-column", default="label")
+    parser.add_argument("--max-length", type=int, default=128, help="the truncation length training will use")
+    parser.add_argument("--max-samples", type=int, default=None)
+
+
 def write_rows_with_columns(path: str, rows, columns: dict[str, list]) -> None:
     """JSON lines: each row of `rows` (a `datasets.Dataset`) with the new `columns` (one value per row) added."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -161,6 +172,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 __all__ = [
     "TrainingSettings",
     "add_arguments",
+    "add_labelled_rows_arguments",
     "read_class_labelled",
     "read_text_classification",
     "run",

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from .convert import check_checkpoint_folder
-from .finetune import read_class_labelled, write_rows_with_columns
+from .finetune import add_labelled_rows_arguments, read_class_labelled, write_rows_with_columns
 
 
 def token_saliency(model, inputs: dict, labels: torch.Tensor) -> torch.Tensor:
@@ -81,13 +81,8 @@ def run(args: argparse.Namespace) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoints", nargs="+", help="fine-tuned classifier folder(s); saliencies are averaged over them")
-    parser.add_argument("--data-file", required=True, help="CSV or JSON lines with the text and label columns")
-    parser.add_argument("--output-file", required=True, help="JSON lines: the input rows plus a `saliency` column")
-    parser.add_argument("--text-column", default="sentence")
-    parser.add_argument("--label-column", default="label")
-    parser.add_argument("--max-length", type=int, default=128, help="the truncation length training will use")
+    add_labelled_rows_arguments(parser, "JSON lines: the input rows plus a `saliency` column")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--max-samples", type=int, default=None)
 
 
 __all__ = ["add_arguments", "compute_saliencies", "run", "token_saliency"]

@@ -46,7 +46,7 @@ from .modeling_token_pruning import (
     packed_layers_with_selector,
     sequence_classification_loss,
 )
-from .token_engine import PackedBatch, pack, repeat_examples, unpack
+from .token_engine import PackedBatch, configured_attention_backend, pack, repeat_examples, unpack
 
 logger = logging.get_logger(__name__)
 
@@ -322,7 +322,7 @@ class AutoBertModel(AutoBertPreTrainedModel, TokenPruningModel):
         if output_attentions:
             raise ValueError("output_attentions is not available in training: autobert's rollouts run on the packed engine")
         batch = pack(hidden, attention_mask, keep_restore_buffer=True)
-        batch, result = self.encoder.forward_rollouts(batch, self.attention_backend(hidden), output_hidden_states, **method_inputs)
+        batch, result = self.encoder.forward_rollouts(batch, configured_attention_backend(self.config, hidden), output_hidden_states, **method_inputs)
         result.last_hidden_state = unpack(batch)
         return result
 

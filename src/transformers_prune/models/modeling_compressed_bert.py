@@ -29,7 +29,7 @@ from transformers.utils import can_return_tuple
 from .checkpoint_files import HubCheckpointMixin
 from .configuration_compressed_bert import CompressedBertConfig
 from .modeling_token_pruning import packed_layers_with_selector
-from .token_engine import checked_attention_mask, default_attention_backend, pack, unpack
+from .token_engine import checked_attention_mask, configured_attention_backend, pack, unpack
 
 
 class LowRankLinear(nn.Module):
@@ -192,7 +192,11 @@ def unpack_bits(packed: torch.Tensor, numel: int) -> torch.Tensor:
 class SparseWeight(nn.Module):
     """A pruned weight matrix [rows, cols] stored sparsely: its kept entries (`values`, in row-major order) and
     where they sit (`mask_bits`, the bool mask packed 8 entries per byte by `pack_bits`). Only kept entries are
-    parameters, so training updates them and pruned entries stay zero by construction."""
+    parameters, so training updates them and pruned entries stay zero by construction.
+
+    The unpacked bool mask is kept (one byte per entry) and checked against `values` once per change of
+    `mask_bits`, so a training step neither unpacks it again nor waits on the device for the check.
+    """
 
     def __init__(self, rows: int, cols: int, kept: int):
         super().__init__()
@@ -201,19 +205,28 @@ class SparseWeight(nn.Module):
         self.shape = (rows, cols)
         self.values = nn.Parameter(torch.zeros(kept))
         self.register_buffer("mask_bits", torch.zeros(math.ceil(rows * cols / 8), dtype=torch.uint8))
+        self._mask: torch.Tensor | None = None
+        self._mask_key: tuple | None = None
 
     def stored_tensors(self) -> list[torch.Tensor]:
         return [self.values, self.mask_bits]
 
     def mask(self) -> torch.Tensor:
-        return unpack_bits(self.mask_bits, self.shape[0] * self.shape[1]).view(self.shape)
+        """The `[rows, cols]` bool mask of kept entries; a ValueError if it does not mark one entry per value."""
+        bits = self.mask_bits
+        key = (id(bits), bits.data_ptr(), bits._version, bits.device, self.values.numel())
+        if self._mask_key != key:
+            # An ordinary tensor even under inference_mode, so a later training step can save it for backward.
+            with torch.inference_mode(False):
+                mask = unpack_bits(bits, self.shape[0] * self.shape[1]).view(self.shape)
+            kept = int(mask.sum())
+            if kept != self.values.numel():
+                raise ValueError(f"the pruning mask marks {kept} entries but {self.values.numel()} values are stored")
+            self._mask, self._mask_key = mask, key
+        return self._mask
 
     def forward(self) -> torch.Tensor:
-        mask = self.mask()
-        kept = int(mask.sum())
-        if kept != self.values.numel():
-            raise ValueError(f"the pruning mask marks {kept} entries but {self.values.numel()} values are stored")
-        return self.values.new_zeros(self.shape).masked_scatter(mask, self.values)
+        return self.values.new_zeros(self.shape).masked_scatter(self.mask(), self.values)
 
 
 class MaterializedWeightMixin:
@@ -383,9 +396,9 @@ class CompressedBertModel(HubCheckpointMixin, BertModel):
         hidden = self.embeddings(
             input_ids=input_ids, position_ids=position_ids, token_type_ids=token_type_ids, inputs_embeds=inputs_embeds
         )
-        backend = self.config.packed_attention_backend or default_attention_backend(hidden.device, hidden.dtype)
         batch, result = packed_layers_with_selector(
-            self.encoder.layer, pack(hidden, attention_mask), backend, None, output_hidden_states
+            self.encoder.layer, pack(hidden, attention_mask), configured_attention_backend(self.config, hidden), None,
+            output_hidden_states,
         )
         sequence_output = unpack(batch)
         return BaseModelOutputWithPoolingAndCrossAttentions(

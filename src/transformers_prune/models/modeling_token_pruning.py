@@ -25,7 +25,14 @@ from transformers.utils import can_return_tuple
 
 from .checkpoint_files import HubCheckpointMixin
 from .bert_layer_forward import packed_layer_forward
-from .token_engine import PackedBatch, checked_attention_mask, default_attention_backend, drop_tokens, pack, unpack
+from .token_engine import (
+    PackedBatch,
+    checked_attention_mask,
+    configured_attention_backend,
+    drop_tokens,
+    pack,
+    unpack,
+)
 
 
 @dataclass
@@ -236,13 +243,10 @@ class TokenPruningModel(TokenPruningPreTrainedModel):
             raise ValueError("output_attentions needs inference_engine='masked'; the packed engine never forms attention maps")
         batch = pack(hidden, attention_mask, keep_restore_buffer=True)
         batch, result = self.encoder.forward_packed(
-            batch, self.attention_backend(hidden), self.config.prune_at_inference, output_hidden_states
+            batch, configured_attention_backend(self.config, hidden), self.config.prune_at_inference, output_hidden_states
         )
         result.last_hidden_state = unpack(batch)
         return result
-
-    def attention_backend(self, hidden: torch.Tensor) -> str:
-        return self.config.packed_attention_backend or default_attention_backend(hidden.device, hidden.dtype)
 
     def _record_kept_fraction(self, tokens_per_layer: torch.Tensor, attention_mask: torch.Tensor) -> None:
         # Kept over real tokens, token-weighted; accumulated on device so training steps never sync with the host.

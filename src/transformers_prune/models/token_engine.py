@@ -205,6 +205,11 @@ def default_attention_backend(device: torch.device, dtype: torch.dtype) -> str:
     return "sdpa_per_example"
 
 
+def configured_attention_backend(config, hidden: torch.Tensor) -> str:
+    """`config.packed_attention_backend` when the user forced one, else the default for `hidden`'s device and dtype."""
+    return config.packed_attention_backend or default_attention_backend(hidden.device, hidden.dtype)
+
+
 def packed_attention(
     query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, batch: PackedBatch, scale: float, backend: str
 ) -> torch.Tensor:
@@ -285,6 +290,7 @@ __all__ = [
     "PackedBatch",
     "check_attention_mask",
     "checked_attention_mask",
+    "configured_attention_backend",
     "default_attention_backend",
     "drop_tokens",
     "pack",
