@@ -147,6 +147,49 @@ def test_losses_reach_the_parameters_they_should():
     assert encoder_of(model).eta_logits.grad.abs().sum() > 0
 
 
+def kl_gradients(**overrides):
+    """Gradients of the KL term alone (gamma 1, phi 0) on a batch that drops tokens, seeded identically."""
+    torch.manual_seed(0)
+    model = dropping_model(AdapLeRForSequenceClassification, gamma=1.0, phi=0.0, **overrides).train()
+    model.base_model.encoder.set_training_progress(0.3)  # a sharp enough mask for its gradient to matter
+    input_ids, attention_mask = make_batch(LENGTHS)
+    torch.manual_seed(1)
+    saliency = torch.rand(len(LENGTHS), 12)
+    model(input_ids, attention_mask=attention_mask, saliency=saliency).pruning_loss.backward()
+    return {name: p.grad for name, p in model.named_parameters()}
+
+
+def test_kl_reaches_earlier_predictors_through_the_mask_but_never_eta_or_theta():
+    through, detached = kl_gradients(), kl_gradients(kl_through_mask=False, train_theta=False)
+    first_predictor = "bert.encoder.contribution_predictors.0.output.weight"
+    # Through the mask, the layer-l KL also trains predictors 0 .. l-1: predictor 0 gets more than the detached form's.
+    assert not torch.allclose(through[first_predictor], detached[first_predictor])
+    # eta is held fixed on the KL's path and THETA only scales its target: their sole gradient from the KL is the
+    # second-order one through later layers' hidden states, so the last layer's eta and THETA get nothing.
+    assert through["bert.encoder.eta_logits"][-1] == 0
+    assert through["bert.encoder.theta_offsets"][-1] == 0
+
+
+def test_theta_learns_from_the_task_and_length_terms_and_changes_no_forward_value():
+    input_ids, attention_mask = make_batch(LENGTHS)
+    model = dropping_model(AdapLeRForSequenceClassification, gamma=0.0, phi=1.0).train()
+    model.base_model.encoder.set_training_progress(0.3)
+    torch.manual_seed(0)
+    out = model(input_ids, attention_mask=attention_mask, labels=LABELS)
+    out.loss.backward()
+    encoder = model.base_model.encoder
+    assert (encoder.theta_offsets.grad != 0).any()
+    torch.testing.assert_close(encoder.theta(), torch.ones(2))
+    # THETA_PR is 1 in value: a moved THETA leaves the forward (presence, logits) as it was.
+    with torch.no_grad():
+        encoder.theta_offsets.fill_(0.3)
+    torch.manual_seed(0)
+    moved = model(input_ids, attention_mask=attention_mask, labels=LABELS)
+    torch.testing.assert_close(moved.logits, out.logits)
+    assert torch.equal(moved.tokens_per_layer, out.tokens_per_layer)
+    assert model.config.train_theta and not AdapLeRConfig(train_theta=False).train_theta
+
+
 def test_saliency_must_cover_the_inputs():
     model = dropping_model(AdapLeRForSequenceClassification).train()
     input_ids, attention_mask = make_batch(LENGTHS)

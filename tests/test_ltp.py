@@ -29,7 +29,9 @@ LENGTHS = (1, 12, 5, 9, 3, 11)
 
 
 def make_config(**overrides) -> LTPConfig:
-    return LTPConfig(**{**TINY_CONFIG_KWARGS, **overrides})
+    # The thresholds below are sized for mean_norm scores (about 1/n on an input of n tokens): on these short
+    # inputs they spread widely, where the default "mean" scores (about 1/128) would all sit near zero.
+    return LTPConfig(**{**TINY_CONFIG_KWARGS, "scoring_mode": "mean_norm", "threshold_lr_scale": 10.0, **overrides})
 
 
 @torch.no_grad()
@@ -230,6 +232,37 @@ def test_soft_regulariser_is_lambda_times_summed_mean_masks():
     assert 0 < out.pruning_loss.item() <= 0.5 * 2 + 1e-6
 
 
+def test_soft_regulariser_means_over_the_fixed_length_whatever_the_padding():
+    model = soft_model(lambda_threshold=0.5)
+    input_ids, attention_mask = make_batch(LENGTHS)
+    out = model(input_ids, attention_mask=attention_mask)
+    padded = model(torch.nn.functional.pad(input_ids, (0, 8)), attention_mask=torch.nn.functional.pad(attention_mask, (0, 8)))
+    # The original's mean over 128 padded positions: the batch's own padding changes nothing.
+    torch.testing.assert_close(padded.pruning_loss, out.pruning_loss, rtol=0, atol=1e-6)
+    # Masks of real tokens summed and divided by batch x score_normalization_length, for two pruning layers of three.
+    assert 0 < out.pruning_loss.item() <= 0.5 * 2 * attention_mask.sum().item() / (len(LENGTHS) * 128) + 1e-6
+
+
+def test_threshold_scale_prunes_more_at_inference_only():
+    model = LTPForSequenceClassification(make_config(final_token_threshold=0.6)).eval()
+    sharpen_attention(model)
+    input_ids, attention_mask = make_batch(LENGTHS)
+    kept = {}
+    for scale in (0.5, 1.0, 2.0):
+        model.config.threshold_scale = scale
+        packed, masked = run(model, input_ids, attention_mask, "packed"), run(model, input_ids, attention_mask, "masked")
+        assert torch.equal(packed.tokens_per_layer, masked.tokens_per_layer)
+        torch.testing.assert_close(packed.logits, masked.logits, rtol=0, atol=1e-5)
+        kept[scale] = packed.tokens_per_layer.sum().item()
+    assert kept[0.5] > kept[1.0] > kept[2.0]
+    model.train()
+    counts = {}
+    for scale in (1.0, 4.0):
+        model.config.threshold_scale = scale
+        counts[scale] = model(input_ids, attention_mask=attention_mask).tokens_per_layer
+    assert torch.equal(counts[1.0], counts[4.0])  # training ignores it
+
+
 def test_hard_mode_training_drops_tokens_and_gives_thresholds_no_gradient():
     model = LTPForSequenceClassification(make_config(masking_mode="hard", final_token_threshold=0.6)).train()
     sharpen_attention(model)
@@ -343,5 +376,7 @@ def test_soft_topk_is_rejected():
 def test_config_defaults_follow_the_original_readme():
     config = LTPConfig()
     assert config.model_type == "ltp"
+    # The original's score normalisation (heads x 128 padded positions) and its threshold learning rate (= the main one).
+    assert (config.scoring_mode, config.score_normalization_length, config.threshold_lr_scale) == ("mean", 128, 1.0)
     assert (config.prune_mode, config.final_token_threshold, config.masking_mode) == ("absolute_threshold", 0.01, "hard")
     assert math.isclose(config.temperature, 1e-3) and math.isclose(config.lambda_threshold, 0.1)

@@ -42,6 +42,7 @@ from conftest import (
     make_tiny_config,
     randomise_predictors,
     real_token_max_diff,
+    run,
     skim_predictors,
 )
 
@@ -241,8 +242,9 @@ def test_training_step_loss_and_gradients(batch):
 
     task_loss = CrossEntropyLoss()(out.logits, labels)
     torch.testing.assert_close(out.loss - out.pruning_loss, task_loss, rtol=0, atol=1e-6)
-    # All tokens kept at init: skim loss = coefficient x kept fraction = 0.5 x ~1.
-    assert 0.45 < out.pruning_loss.item() <= 0.5 + 1e-5
+    # All tokens kept at init: skim loss = coefficient x real tokens / padded positions, the original's normalisation.
+    real_share = (attention_mask.sum() / attention_mask.numel()).item()
+    assert 0.5 * real_share * 0.9 < out.pruning_loss.item() <= 0.5 * real_share + 1e-5
 
     out.loss.backward()
     for name, param in model.named_parameters():
@@ -621,3 +623,25 @@ def test_real_minilm_checkpoint_equals_bert(minilm_path):
     assert real_token_max_diff(ours.last_hidden_state, reference.last_hidden_state, attention_mask) <= 1e-4
     expected_tokens = attention_mask.sum(dim=1)[:, None].expand(-1, config.num_hidden_layers)
     assert torch.equal(ours.tokens_per_layer, expected_tokens)
+
+
+def test_keep_threshold_trades_tokens_at_inference(batch):
+    model = TranskimmerForSequenceClassification(make_tiny_config())
+    randomise_predictors(model, weight_std=1.0)
+    model.eval()
+    input_ids, attention_mask = batch
+    kept = {}
+    for threshold in (0.2, 0.5, 0.8):
+        model.config.keep_threshold = threshold
+        packed = run(model, input_ids, attention_mask, "packed")
+        masked = run(model, input_ids, attention_mask, "masked")
+        assert torch.equal(packed.tokens_per_layer, masked.tokens_per_layer)
+        torch.testing.assert_close(packed.logits, masked.logits, rtol=0, atol=1e-5)
+        kept[threshold] = packed.tokens_per_layer.sum().item()
+    assert kept[0.2] > kept[0.5] > kept[0.8]
+    # 0.5 is the paper's argmax of the two logits.
+    model.config.keep_threshold = 0.5
+    with torch.no_grad():
+        logits = skim_predictors(model)[0](model.bert.embeddings(input_ids=input_ids))
+    argmax_kept = ((logits[..., KEEP] > logits[..., SKIM]) | (torch.arange(input_ids.shape[1]) == 0)) & attention_mask.bool()
+    assert torch.equal(run(model, input_ids, attention_mask).tokens_per_layer[:, 0], argmax_kept.sum(dim=1))

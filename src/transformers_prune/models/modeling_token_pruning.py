@@ -68,7 +68,7 @@ class TokenPruningEncoder(TokenSelector):
         method_inputs: dict[str, torch.Tensor],
     ) -> EncoderResult:
         """The padded, differentiable form (training, `inference_engine="masked"`); `prune=False` runs every token."""
-        trace = SelectionTrace(method_inputs, padding_mask.sum())
+        trace = SelectionTrace(method_inputs, padding_mask.sum(), padding_mask.numel())
         return run_masked_layers(
             self.layer, hidden, padding_mask, self if prune else None, trace, masked_attention_kernel(self.config),
             output_hidden_states, output_attentions, checkpointing_owner=self,
