@@ -1,6 +1,7 @@
-"""`autobert` (TR-BERT): equality with BERT, packed vs masked selection at every batch size, full-length QA, the
-policy gradient's sign, which parameters each stage trains, rollouts, imitation, distillation, the targets
-command against direct autograd, the targets -> finetune recipe, and config validation."""
+"""`autobert` (TR-BERT)'s own behaviour: the policy gradient's sign, which parameters each stage trains, rollouts,
+imitation, distillation, the targets command against direct autograd, the targets -> finetune recipe, and the
+default selection layers. What every token-pruning type shares (engine parity, pruning off equals BERT,
+save/load, validation) is in `test_common.py`."""
 
 from __future__ import annotations
 
@@ -10,49 +11,29 @@ import pytest
 import torch
 from transformers import BertConfig, BertForSequenceClassification, Trainer, TrainingArguments
 
-from transformers_prune import AutoBertConfig, AutoBertForQuestionAnswering, AutoBertForSequenceClassification, AutoBertModel
+from safetensors.torch import load_file
+
+from transformers_prune import AutoBertConfig, AutoBertForSequenceClassification
 from transformers_prune.autobert_targets import residual_scores_and_logits
 from transformers_prune.cli import main
 from transformers_prune.models.modeling_autobert import policy_gradient_loss, soft_cross_entropy
 from transformers_prune.models.token_engine import pack, repeat_examples, unpack
 
-from conftest import (
-    CPU_BACKENDS,
-    TINY_CONFIG_KWARGS,
-    DictDataset,
-    assert_pruning_off_equals_bert,
-    assert_same_outputs,
-    lengths_of,
-    make_batch,
-    run,
-    save_checkpoint,
-    write_sst2_csv,
-    write_tokenizer,
-)
+from conftest import TINY_CONFIG_KWARGS, DictDataset, lengths_of, make_batch, run, save_checkpoint, write_sst2_csv, write_tokenizer
+from model_testers import TESTERS
 
 LENGTHS = (1, 12, 5, 9, 3, 11)
 LABELS = torch.tensor([0, 1, 0, 1, 1, 0])
 
 
-def make_config(**overrides) -> AutoBertConfig:
-    return AutoBertConfig(**{**TINY_CONFIG_KWARGS, "selection_layers": [1, 2], **overrides})
+TESTER = TESTERS["autobert"]
+make_config = TESTER.make_config  # selectors on the inputs of layers 1 and 2
 
 
-def dropping_model(cls=AutoBertModel, **overrides):
-    """Random selectors centred on the test batch: each keeps about half of its real tokens (the hidden states
-    of a tiny random BERT point in similar directions, so uncentred random selectors keep all or nothing)."""
-    model = cls(make_config(**overrides)).eval()
+def dropping_model(head: str = "base", **overrides):
+    """Random selectors centred on the test batch: each keeps about half of its real tokens."""
     input_ids, attention_mask = make_batch(LENGTHS)
-    model.config.prune_at_inference = False
-    hidden_states = run(model.base_model, input_ids, attention_mask, output_hidden_states=True).hidden_states
-    model.config.prune_at_inference = True
-    with torch.no_grad():
-        for selector, layer in zip(model.base_model.encoder.selectors, model.config.selection_layers):
-            selector.dense.weight.normal_(0.0, 1.0)
-            selector.output.weight.normal_(0.0, 1.0)
-            logits = torch.logit(selector(hidden_states[layer]))[attention_mask.bool()]
-            selector.output.bias -= logits.median()
-    return model
+    return TESTER.make_model(head, input_ids, attention_mask, **overrides)
 
 
 def mean_keep_probability(model, input_ids, attention_mask) -> float:
@@ -66,56 +47,6 @@ def mean_keep_probability(model, input_ids, attention_mask) -> float:
     decided = attention_mask.bool().clone()
     decided[:, 0] = False
     return probs[decided].mean().item()
-
-
-# ----------------------------------------------------------------------------------------------- inference
-
-
-@pytest.mark.parametrize("engine", ["packed", "masked"])
-@pytest.mark.parametrize("setting", [{"keep_threshold": 0.0}, {"prune_at_inference": False}])
-def test_keeping_everything_equals_bert(engine, setting):
-    input_ids, attention_mask = make_batch(LENGTHS)
-    assert_pruning_off_equals_bert(dropping_model(), input_ids, attention_mask, engine, ".selectors.", **setting)
-
-
-@pytest.mark.parametrize("backend", CPU_BACKENDS)
-def test_packed_matches_masked_and_every_example_is_decided_alone(backend):
-    model = dropping_model(packed_attention_backend=backend)
-    input_ids, attention_mask = make_batch(LENGTHS)
-    packed = run(model, input_ids, attention_mask, "packed", output_hidden_states=True)
-    masked = run(model, input_ids, attention_mask, "masked", output_hidden_states=True)
-
-    tokens, real = packed.tokens_per_layer, lengths_of(attention_mask)
-    assert torch.equal(tokens[:, 0], real)  # layer 0 runs every token
-    assert (tokens[:, 1] < real).any() and (tokens[:, 2] < tokens[:, 1]).any() and (tokens >= 1).all()
-    assert torch.equal(packed.tokens_per_layer, masked.tokens_per_layer)
-    assert_same_outputs(packed, masked, attention_mask, atol=1e-5, every_layer=True)
-
-    # The original pads each row to the batch's largest kept count; here an example's result is its own.
-    for row, length in enumerate(LENGTHS):
-        alone = run(model, input_ids[row : row + 1, :length], attention_mask[row : row + 1, :length])
-        assert torch.equal(alone.tokens_per_layer[0], tokens[row])
-        torch.testing.assert_close(alone.pooler_output[0], packed.pooler_output[row], rtol=0, atol=1e-5)
-
-
-@pytest.mark.parametrize("backend", CPU_BACKENDS)
-def test_question_answering_output_is_full_length_with_skipped_tokens_restored(backend):
-    model = dropping_model(AutoBertForQuestionAnswering, packed_attention_backend=backend)
-    input_ids, attention_mask = make_batch(LENGTHS)
-    packed = run(model, input_ids, attention_mask, "packed")
-    masked = run(model, input_ids, attention_mask, "masked")
-    assert packed.start_logits.shape == input_ids.shape and packed.end_logits.shape == input_ids.shape
-    assert (packed.tokens_per_layer[:, -1] < lengths_of(attention_mask)).any()
-    real = attention_mask.bool()
-    torch.testing.assert_close(packed.start_logits[real], masked.start_logits[real], rtol=0, atol=1e-5)
-    torch.testing.assert_close(packed.end_logits[real], masked.end_logits[real], rtol=0, atol=1e-5)
-
-
-def test_cls_is_always_kept():
-    model = dropping_model(keep_threshold=1.0)
-    input_ids, attention_mask = make_batch(LENGTHS)
-    tokens = run(model, input_ids, attention_mask).tokens_per_layer
-    assert torch.equal(tokens[:, 1:], torch.ones(len(LENGTHS), 2, dtype=torch.long))
 
 
 # ----------------------------------------------------------------------------------------------- rollouts and losses
@@ -181,7 +112,7 @@ def test_stages_train_what_they_should():
 
 
 def test_rollouts_sample_their_own_selections_and_keep_cls():
-    model = dropping_model(AutoBertForSequenceClassification, rl_num_samples=8).train()
+    model = dropping_model("sequence_classification", rl_num_samples=8).train()
     input_ids, attention_mask = make_batch(LENGTHS)
     tokens = model(input_ids, attention_mask=attention_mask, labels=LABELS).tokens_per_layer.view(len(LENGTHS), 8, 3)
     assert torch.equal(tokens[:, :, 0], lengths_of(attention_mask)[:, None].expand(-1, 8))
@@ -221,12 +152,19 @@ def test_distillation_uses_teacher_logits_and_needs_them():
         model(input_ids, attention_mask=attention_mask, labels=LABELS)
     with pytest.raises(ValueError, match="teacher_logits must have shape"):
         model(input_ids, attention_mask=attention_mask, teacher_logits=torch.zeros(len(LENGTHS), 3))
-    teachers = {"uniform": torch.zeros(len(LENGTHS), 2), "sure": torch.tensor([[9.0, -9.0]]).expand(len(LENGTHS), -1)}
-    losses = {}
-    for name, teacher in teachers.items():
-        torch.manual_seed(0)  # the same rollouts
-        losses[name] = model(input_ids, attention_mask=attention_mask, teacher_logits=teacher).loss
-    assert torch.isfinite(losses["uniform"]) and losses["uniform"] != losses["sure"]
+
+    def loss_with(**targets):
+        torch.manual_seed(0)  # the same rollouts every time
+        return model(input_ids, attention_mask=attention_mask, **targets)
+
+    # A teacher sure of label 0 teaches what the gold label 0 does: same task losses, so same rewards and loss.
+    sure_of_0 = torch.tensor([[30.0, 0.0]]).expand(len(LENGTHS), -1)
+    distilled, disagreeing = loss_with(teacher_logits=sure_of_0), loss_with(teacher_logits=sure_of_0.flip(-1))
+    model.config.train_teacher = False
+    gold = loss_with(labels=torch.zeros(len(LENGTHS), dtype=torch.long))
+    torch.testing.assert_close(distilled.loss, gold.loss, rtol=0, atol=1e-5)
+    torch.testing.assert_close(distilled.pruning_loss, gold.pruning_loss, rtol=0, atol=1e-5)
+    assert (disagreeing.loss - distilled.loss).abs() > 1e-3
 
     # A near one-hot teacher at temperature 1 gives the gold label's cross-entropy.
     logits = torch.randn(4, 3)
@@ -284,16 +222,27 @@ def test_targets_command_feeds_both_training_stages(tmp_path):
     assert len(rows) == 8 and set(rows[0]) == {"sentence", "label", "residual_scores", "teacher_logits"}
     assert all(len(row["residual_scores"]) == 1 and len(row["residual_scores"][0]) == 32 and len(row["teacher_logits"]) == 2 for row in rows)
 
-    main(["convert", "--to", "autobert", bert, str(tmp_path / "init"), "--set", "rl_num_samples=2", "--set", "guide_rate=1.0"])
-    main(["finetune", str(tmp_path / "init"), "--output-dir", str(tmp_path / "rl"), "--train-file", str(targets),
-          "--validation-file", train, "--max-length", "32", "--batch-size", "4", "--logging-steps", "1"])
+    def finetune(init, output):
+        main(["finetune", str(tmp_path / init), "--output-dir", str(tmp_path / output), "--train-file", str(targets),
+              "--validation-file", train, "--max-length", "32", "--batch-size", "4", "--logging-steps", "1"])
+        return load_file(tmp_path / output / "model.safetensors")
+
+    # Stage "train_rl", imitating the residual scores in every step, and the same run without imitation.
+    for init, guide_rate in (("init", 1.0), ("init-unguided", 0.0)):
+        main(["convert", "--to", "autobert", bert, str(tmp_path / init), "--set", "rl_num_samples=2", "--set", f"guide_rate={guide_rate}"])
+    rl, unguided = finetune("init", "rl"), finetune("init-unguided", "rl-unguided")
     main(["convert", "--to", "autobert", str(tmp_path / "rl"), str(tmp_path / "both-init"), "--set", "training_stage=train_both",
           "--set", "train_teacher=true"])
-    main(["finetune", str(tmp_path / "both-init"), "--output-dir", str(tmp_path / "both"), "--train-file", str(targets),
-          "--validation-file", train, "--max-length", "32", "--batch-size", "4", "--logging-steps", "1"])
+    both = finetune("both-init", "both")
+
+    selector, bert_weight = "bert.encoder.selectors.0.output.weight", "bert.encoder.layer.0.attention.self.query.weight"
+    assert not torch.allclose(rl[selector], unguided[selector], rtol=0, atol=1e-7)  # imitation changed the selectors
+    original = load_file(tmp_path / "bert" / "model.safetensors")
+    assert torch.equal(rl[bert_weight], original[bert_weight]) and torch.equal(rl["classifier.weight"], original["classifier.weight"])
+    assert not torch.equal(both[bert_weight], rl[bert_weight]) and not torch.equal(both[selector], rl[selector])
     history = json.loads((tmp_path / "both" / "log_history.json").read_text())
-    assert any("kept_fraction" in row for row in history)
-    assert json.loads((tmp_path / "both" / "eval_results.json").read_text())["eval"]["kept_fraction"] <= 1.0
+    kept = [row["kept_fraction"] for row in history if "kept_fraction" in row and "loss" in row]
+    assert len(kept) == 2 and all(0 < value <= 1 for value in kept)
 
 
 def test_targets_command_rejects_bad_input(tmp_path):
@@ -314,23 +263,3 @@ def test_default_selection_layers_are_the_originals():
     assert AutoBertConfig(num_hidden_layers=12).selection_layers == [1, 6]
     assert AutoBertConfig(num_hidden_layers=6).selection_layers == [1, 3]
     assert AutoBertConfig(num_hidden_layers=2).selection_layers == [1]
-
-
-@pytest.mark.parametrize(
-    "key, value",
-    [
-        ("selection_layers", [2, 1]),
-        ("selection_layers", [3]),
-        ("selection_layers", []),
-        ("selector_hidden_size", 0),
-        ("keep_threshold", 1.5),
-        ("training_stage", "rl"),
-        ("rl_num_samples", 1),
-        ("alpha", -1.0),
-        ("guide_rate", 2.0),
-        ("kd_temperature", 0.0),
-    ],
-)
-def test_bad_config_value_raises(key, value):
-    with pytest.raises(ValueError, match=key):
-        make_config(**{key: value})
