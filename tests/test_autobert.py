@@ -49,6 +49,16 @@ def mean_keep_probability(model, input_ids, attention_mask) -> float:
     return probs[decided].mean().item()
 
 
+# ----------------------------------------------------------------------------------------------- inference
+
+
+def test_each_selection_layer_drops_tokens():
+    input_ids, attention_mask = make_batch(LENGTHS)
+    tokens = run(dropping_model(), input_ids, attention_mask).tokens_per_layer  # selectors before layers 1 and 2
+    assert torch.equal(tokens[:, 0], lengths_of(attention_mask))
+    assert (tokens[:, 1] < tokens[:, 0]).any() and (tokens[:, 2] < tokens[:, 1]).any()
+
+
 # ----------------------------------------------------------------------------------------------- rollouts and losses
 
 

@@ -207,12 +207,12 @@ PRUNING_OFF_CASES = [
 ]
 
 
-@pytest.mark.parametrize("engine", ["packed", "masked"])
+@pytest.mark.parametrize("engine, backend", [*(("packed", backend) for backend in CPU_BACKENDS), ("masked", None)])
 @pytest.mark.parametrize("model_type, settings", PRUNING_OFF_CASES)
-def test_pruning_off_equals_bert(model_type, settings, engine):
+def test_pruning_off_equals_bert(model_type, settings, engine, backend):
     tester = TESTERS[model_type]
     input_ids, attention_mask = mixed_batch()
-    model = tester.make_model("base", input_ids, attention_mask)
+    model = tester.make_model("base", input_ids, attention_mask, packed_attention_backend=backend)
     assert_pruning_off_equals_bert(model, input_ids, attention_mask, engine, tester.method_keys, **settings)
 
 
@@ -270,16 +270,18 @@ def assert_same_state(model, reference) -> None:
 def test_save_and_load_round_trip_gives_identical_outputs(model_type, head, tmp_path):
     tester = TESTERS[model_type]
     input_ids, attention_mask = mixed_batch()
-    model = tester.make_model(head, input_ids, attention_mask)
+    model = tester.make_model(head, input_ids, attention_mask, **tester.fresh_model_drops)  # non-default settings
     perturb_method_parameters(model, tester.method_keys)
     before = run(model, input_ids, attention_mask)
     assert (before.tokens_per_layer[:, -1] < lengths_of(attention_mask)).any()
 
     model.save_pretrained(tmp_path)
+    settings = {key: value for key, value in model.config.to_dict().items() if key != "_name_or_path"}
+    for key, value in tester.fresh_model_drops.items():
+        assert settings[key] == value
     config = AutoConfig.from_pretrained(tmp_path)
     assert type(config) is tester.config_class
-    for key, value in tester.some_dropped.config.items():
-        assert getattr(config, key) == value
+    assert {key: value for key, value in config.to_dict().items() if key != "_name_or_path"} == settings
     loaded = HEAD_AUTO_CLASSES[head].from_pretrained(tmp_path).eval()
     assert type(loaded) is tester.model_class(head)
     assert_same_state(loaded, model)
@@ -453,6 +455,7 @@ def test_eval_loss_is_the_task_loss_alone(model_type, task, engine):
     labels = task_labels(head, attention_mask, num_labels)
     out = run(model, input_ids, attention_mask, engine, **labels)
     assert (out.tokens_per_layer[:, -1] < lengths_of(attention_mask)).any()
+    check_head_shapes(head, out, input_ids, model.config)
     torch.testing.assert_close(out.loss, bert_task_loss(head, out, labels), rtol=0, atol=1e-6)
 
 
@@ -548,6 +551,7 @@ def test_masked_engine_returns_attention_over_the_kept_tokens(model_type):
     for layer, attention in enumerate(out.attentions):
         assert attention.shape == (batch_size, config.num_attention_heads, seq_len, seq_len)
         torch.testing.assert_close(attention.sum(-1), torch.ones(attention.shape[:3]), rtol=0, atol=1e-5)
+        assert attention.masked_select(~attention_mask.bool()[:, None, None, :]).abs().max() == 0  # no query sees padding
         # [CLS] (always kept) attends to exactly the tokens entering this layer: never padding, never dropped ones.
         attended = (attention[:, :, 0, :] > 0).any(dim=1)
         assert torch.equal(attended.sum(dim=1), out.tokens_per_layer[:, layer]), layer

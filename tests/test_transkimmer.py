@@ -207,10 +207,13 @@ def test_token_classification_training_loss_adds_the_skim_loss(batch):
 # ----------------------------------------------------------------------------------------------- config
 
 
-def test_predictor_width_follows_the_config():
-    config = make_tiny_config(skim_predictor_hidden_size=8)
+def test_good_config_values_accepted():
+    config = make_tiny_config(
+        skim_coefficient=0, skim_gumbel_tau=0.5, inference_engine="masked",
+        packed_attention_backend="sdpa_padded", skim_predictor_hidden_size=8,
+    )
     assert skim_predictors(TranskimmerModel(config))[0].dense.out_features == 8
-    assert skim_predictors(TranskimmerModel(make_tiny_config()))[0].dense.out_features == config.hidden_size
+    assert skim_predictors(TranskimmerModel(make_tiny_config()))[0].dense.out_features == config.hidden_size  # None
 
 
 # ----------------------------------------------------------------------------------------------- Trainer
