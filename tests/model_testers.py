@@ -141,7 +141,9 @@ TRANSKIMMER = TokenPruningTester(
     method_keys=(".skim_predictors.",),
     first_dropping_layer=0,
     some_dropped=DropRecipe(prepare=_ignore_batch(randomise_predictors)),
-    only_cls_kept=DropRecipe(prepare=_ignore_batch(partial(randomise_predictors, weight_std=0.0, keep_bias=-1e4, skim_bias=1e4))),
+    only_cls_kept=DropRecipe(
+        prepare=_ignore_batch(partial(randomise_predictors, weight_std=0.0, keep_bias=-1e4, skim_bias=1e4))
+    ),
     every_token_kept=DropRecipe(),  # fresh predictors: keep logit about +5, skim logit about -5
     pruning_off=({"prune_at_inference": False},),
     fresh_model_drops={"skim_init_bias": -0.5},
@@ -173,7 +175,11 @@ LTP = TokenPruningTester(
     only_cls_kept=DropRecipe({"final_token_threshold": 100.0}, _ignore_batch(sharpen_attention)),  # scores are <= 1
     # Near-uniform attention of fresh weights scores every token about 1 / length, far above this threshold.
     every_token_kept=DropRecipe({"final_token_threshold": 1e-6}),
-    pruning_off=({"prune_at_inference": False}, {"final_token_threshold": 0.0}, {"prune_mode": "topk", "token_keep_rate": 1.0}),
+    pruning_off=(
+        {"prune_at_inference": False},
+        {"final_token_threshold": 0.0},
+        {"prune_mode": "topk", "token_keep_rate": 1.0},
+    ),
     fresh_model_drops={"final_token_threshold": 0.3},
     bad_configs=SHARED_BAD_CONFIGS + (
         bad("prune_mode", "threshold"),

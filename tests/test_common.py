@@ -17,8 +17,6 @@ import torch.nn.functional as F
 from huggingface_hub.errors import StrictDataclassFieldValidationError
 from transformers import (
     AutoConfig,
-    AutoModelForSequenceClassification,
-    AutoModelForTokenClassification,
     BertConfig,
     BertForQuestionAnswering,
     BertForSequenceClassification,
@@ -66,8 +64,11 @@ LEADING_TUPLE_FIELDS = {
 FIXED_BY_SELECTOR_REFACTOR = pytest.mark.xfail(strict=True, reason="fixed on main by the selector refactor (issue 14/15)")
 
 
-def mixed_batch():
-    return make_batch(MIXED_LENGTHS, seq_len=SEQ_LEN)
+def model_for_mixed_batch(model_type: str, head: str = "base", **overrides):
+    """`(model, input_ids, attention_mask)`: a model of `head` built by its tester's recipe (`some_dropped` unless
+    `recipe=` says otherwise) for a batch of `MIXED_LENGTHS`."""
+    input_ids, attention_mask = make_batch(MIXED_LENGTHS, seq_len=SEQ_LEN)
+    return TESTERS[model_type].make_model(head, input_ids, attention_mask, **overrides), input_ids, attention_mask
 
 
 def assert_same_model_outputs(ours, reference, attention_mask, atol: float) -> None:
@@ -187,8 +188,7 @@ def test_packed_matches_masked_with_drops(model_type, head, case, backend):
 @pytest.mark.parametrize("model_type", MODEL_TYPES)
 def test_an_example_gets_the_same_result_alone_as_in_a_batch(model_type, engine):
     """Decisions are per example: neither padding nor the other examples of a batch change them."""
-    input_ids, attention_mask = mixed_batch()
-    model = TESTERS[model_type].make_model("base", input_ids, attention_mask)
+    model, input_ids, attention_mask = model_for_mixed_batch(model_type, "base")
     batched = run(model, input_ids, attention_mask, engine)
     assert (batched.tokens_per_layer[:, -1] < lengths_of(attention_mask)).any()
     for row, length in enumerate(MIXED_LENGTHS):
@@ -211,8 +211,7 @@ PRUNING_OFF_CASES = [
 @pytest.mark.parametrize("model_type, settings", PRUNING_OFF_CASES)
 def test_pruning_off_equals_bert(model_type, settings, engine, backend):
     tester = TESTERS[model_type]
-    input_ids, attention_mask = mixed_batch()
-    model = tester.make_model("base", input_ids, attention_mask, packed_attention_backend=backend)
+    model, input_ids, attention_mask = model_for_mixed_batch(model_type, "base", packed_attention_backend=backend)
     assert_pruning_off_equals_bert(model, input_ids, attention_mask, engine, tester.method_keys, **settings)
 
 
@@ -221,11 +220,11 @@ def test_pruning_off_equals_bert(model_type, settings, engine, backend):
 def test_pruning_off_head_equals_its_bert_twin(model_type, head):
     """With pruning off, each head computes what HF's BERT head computes from the same weights."""
     tester = TESTERS[model_type]
-    input_ids, attention_mask = mixed_batch()
-    model = tester.make_model(head, input_ids, attention_mask)
+    model, input_ids, attention_mask = model_for_mixed_batch(model_type, head)
     assert (run(model, input_ids, attention_mask).tokens_per_layer[:, -1] < lengths_of(attention_mask)).any()
     model.config.prune_at_inference = False
     ours = run(model, input_ids, attention_mask)
+    assert torch.equal(ours.tokens_per_layer, lengths_of(attention_mask)[:, None].expand_as(ours.tokens_per_layer))
     with torch.no_grad():
         reference = bert_twin(model, tester.method_keys, BERT_HEAD_CLASSES[head])(input_ids, attention_mask=attention_mask)
     real = attention_mask.bool()
@@ -269,8 +268,8 @@ def assert_same_state(model, reference) -> None:
 @pytest.mark.parametrize("model_type", MODEL_TYPES)
 def test_save_and_load_round_trip_gives_identical_outputs(model_type, head, tmp_path):
     tester = TESTERS[model_type]
-    input_ids, attention_mask = mixed_batch()
-    model = tester.make_model(head, input_ids, attention_mask, **tester.fresh_model_drops)  # non-default settings
+    # Non-default settings, so a setting lost on the way would show.
+    model, input_ids, attention_mask = model_for_mixed_batch(model_type, head, **tester.fresh_model_drops)
     perturb_method_parameters(model, tester.method_keys)
     before = run(model, input_ids, attention_mask)
     assert (before.tokens_per_layer[:, -1] < lengths_of(attention_mask)).any()
@@ -295,8 +294,7 @@ def test_save_and_load_round_trip_gives_identical_outputs(model_type, head, tmp_
 def test_base_model_checkpoint_loads_into_every_head(model_type, tmp_path):
     """A base-model checkpoint (keys without the `bert.` prefix) loads into the heads with the method intact."""
     tester = TESTERS[model_type]
-    input_ids, attention_mask = mixed_batch()
-    base = tester.make_model("base", input_ids, attention_mask)
+    base, input_ids, attention_mask = model_for_mixed_batch(model_type, "base")
     perturb_method_parameters(base, tester.method_keys)
     base.save_pretrained(tmp_path)
     expected = run(base, input_ids, attention_mask)
@@ -317,9 +315,7 @@ def test_base_model_checkpoint_loads_into_every_head(model_type, tmp_path):
 @pytest.mark.parametrize("model_type", MODEL_TYPES)
 def test_return_dict_false_gives_hf_tuple_order(model_type, head):
     """Code written for BERT's tuples (`loss, logits = outputs[:2]`) reads ours the same way."""
-    tester = TESTERS[model_type]
-    input_ids, attention_mask = mixed_batch()
-    model = tester.make_model(head, input_ids, attention_mask)
+    model, input_ids, attention_mask = model_for_mixed_batch(model_type, head)
     labels = {} if head == "base" else task_labels(head, attention_mask, model.config.num_labels)
     as_output = run(model, input_ids, attention_mask, **labels)
     as_tuple = run(model, input_ids, attention_mask, return_dict=False, **labels)
@@ -364,7 +360,8 @@ def pipeline_checkpoints(tmp_path_factory):
     for model_type, tester in TESTERS.items():
         for task, head in PIPELINE_HEADS.items():
             recipe = tester.some_dropped
-            folder = convert_bert_checkpoint(berts[task], model_type, str(root / f"{model_type}-{head}"), **tester.config_defaults, **recipe.config)
+            settings = {**tester.config_defaults, **recipe.config}
+            folder = convert_bert_checkpoint(berts[task], model_type, str(root / f"{model_type}-{head}"), **settings)
             model = HEAD_AUTO_CLASSES[head].from_pretrained(folder).eval()
             if recipe.prepare is not None:
                 recipe.prepare(model, encoded["input_ids"], encoded["attention_mask"])
@@ -385,8 +382,11 @@ def one_at_a_time(model, tokenizer):
 
 
 def pipeline_cases(batch_sizes, failing_on_transkimmer=()):
+    def marks(model_type, batch_size):
+        return FIXED_BY_SELECTOR_REFACTOR if model_type == "transkimmer-bert" and batch_size in failing_on_transkimmer else ()
+
     return [
-        pytest.param(model_type, batch_size, marks=FIXED_BY_SELECTOR_REFACTOR if model_type == "transkimmer-bert" and batch_size in failing_on_transkimmer else ())
+        pytest.param(model_type, batch_size, marks=marks(model_type, batch_size))
         for model_type in MODEL_TYPES
         for batch_size in batch_sizes
     ]
@@ -450,8 +450,7 @@ def test_eval_loss_is_the_task_loss_alone(model_type, task, engine):
     """One meaning of `eval_loss` for every type: the task loss of the pruned forward, as BERT computes it from
     the logits, with no auxiliary term (those train the method; they are not a measure of the task)."""
     head, num_labels = EVAL_LOSS_TASKS[task]
-    input_ids, attention_mask = mixed_batch()
-    model = TESTERS[model_type].make_model(head, input_ids, attention_mask, num_labels=num_labels)
+    model, input_ids, attention_mask = model_for_mixed_batch(model_type, head, num_labels=num_labels)
     labels = task_labels(head, attention_mask, num_labels)
     out = run(model, input_ids, attention_mask, engine, **labels)
     assert (out.tokens_per_layer[:, -1] < lengths_of(attention_mask)).any()
@@ -522,7 +521,10 @@ def bad_inputs(case: str) -> tuple[dict, str]:
     )
 
 
-@pytest.mark.parametrize("case", ["all_padding", "left_padding", "mask_shape", "one_dimensional", "attentions_from_packed_engine"])
+BAD_INPUT_CASES = ["all_padding", "left_padding", "mask_shape", "one_dimensional", "attentions_from_packed_engine"]
+
+
+@pytest.mark.parametrize("case", BAD_INPUT_CASES)
 @pytest.mark.parametrize("model_type", MODEL_TYPES)
 def test_bad_inputs_raise_a_clear_error(model_type, case):
     model = TESTERS[model_type].make_model("sequence_classification", recipe="every_token_kept")
@@ -542,8 +544,7 @@ def test_attention_mask_defaults_to_all_ones(model_type):
 
 @pytest.mark.parametrize("model_type", MODEL_TYPES)
 def test_masked_engine_returns_attention_over_the_kept_tokens(model_type):
-    input_ids, attention_mask = mixed_batch()
-    model = TESTERS[model_type].make_model("base", input_ids, attention_mask)
+    model, input_ids, attention_mask = model_for_mixed_batch(model_type, "base")
     out = run(model, input_ids, attention_mask, "masked", output_attentions=True)
     config, (batch_size, seq_len) = model.config, input_ids.shape
     assert len(out.attentions) == config.num_hidden_layers
@@ -562,8 +563,7 @@ def test_masked_engine_returns_attention_over_the_kept_tokens(model_type):
 def test_flash_varlen_without_flash_attn_gives_clear_error(model_type):
     if is_flash_attn_2_available() and torch.cuda.is_available():
         pytest.skip("flash-attn is usable here")
-    input_ids, attention_mask = mixed_batch()
-    model = TESTERS[model_type].make_model("base", input_ids, attention_mask)
+    model, input_ids, attention_mask = model_for_mixed_batch(model_type, "base")
     model.config.packed_attention_backend = "flash_varlen"
     with pytest.raises(ValueError, match="the flash_varlen attention backend needs CUDA tensors and the flash-attn package"):
         run(model, input_ids, attention_mask)
@@ -626,8 +626,9 @@ def test_cuda_half_precision_packed_matches_masked(model_type, recipe, backend, 
     rounding cannot flip a decision; `only_cls_kept` still drops, so attention runs on compacted batches."""
     if backend == "flash_varlen" and not is_flash_attn_2_available():
         pytest.skip("flash-attn is not installed")
-    input_ids, attention_mask = mixed_batch()
-    model = TESTERS[model_type].make_model("token_classification", input_ids, attention_mask, recipe=recipe, packed_attention_backend=backend)
+    model, input_ids, attention_mask = model_for_mixed_batch(
+        model_type, "token_classification", recipe=recipe, packed_attention_backend=backend
+    )
     model = model.cuda()
     input_ids, attention_mask = input_ids.cuda(), attention_mask.cuda()
     reference = run(model, input_ids, attention_mask, "masked", output_hidden_states=True)
