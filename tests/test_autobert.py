@@ -9,6 +9,7 @@ import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 from transformers import BertConfig, BertForSequenceClassification, Trainer, TrainingArguments
 
 from safetensors.torch import load_file
@@ -20,7 +21,7 @@ from transformers_prune.models.modeling_autobert import policy_gradient_loss, so
 from transformers_prune.models.token_engine import pack, repeat_examples, unpack
 
 from conftest import TINY_CONFIG_KWARGS, DictDataset, lengths_of, make_batch, run, save_checkpoint, write_sst2_csv, write_tokenizer
-from model_testers import TESTERS
+from model_testers import TESTERS, parameters_named
 
 LENGTHS = (1, 12, 5, 9, 3, 11)
 LABELS = torch.tensor([0, 1, 0, 1, 1, 0])
@@ -182,6 +183,51 @@ def test_distillation_uses_teacher_logits_and_needs_them():
         soft_cross_entropy(logits, torch.tensor([[30.0, 0, 0]]).expand(4, -1), 1.0),
         torch.nn.functional.cross_entropy(logits, torch.zeros(4, dtype=torch.long), reduction="none"),
     )
+
+
+def keeping_every_token(head: str, **overrides):
+    """A training-mode `head` model (stage "train_both") whose selectors keep every token with probability 1: all
+    rollouts of an input then compute the same thing, so every advantage, and the policy loss, is 0."""
+    model = TESTER.make_model(head, recipe="every_token_kept", training_stage="train_both", rl_num_samples=2, **overrides)
+    model.train()
+    with torch.no_grad():
+        for param in parameters_named(model, ".selectors.", "output.bias").values():
+            param.fill_(100.0)
+    return model
+
+
+def test_token_classification_training_loss_is_the_mean_of_each_inputs_token_loss():
+    model = keeping_every_token("token_classification", num_labels=3)
+    input_ids, attention_mask = make_batch(LENGTHS)
+    labels = torch.randint(0, 3, input_ids.shape).masked_fill(attention_mask == 0, -100)
+    out = model(input_ids, attention_mask=attention_mask, labels=labels)
+    assert out.logits.shape == (len(LENGTHS), 12, 3) and out.tokens_per_layer.shape == (2 * len(LENGTHS), 3)
+    assert out.pruning_loss == 0
+    per_token = F.cross_entropy(out.logits.transpose(1, 2), labels, reduction="none")  # 0 where labels are -100
+    per_input = per_token.sum(dim=1) / (labels != -100).sum(dim=1)
+    torch.testing.assert_close(out.loss, per_input.mean(), rtol=0, atol=1e-5)
+
+
+def test_question_answering_training_loss_and_its_distillation():
+    """Gold positions give BERT's span loss; teachers sure of the same positions give the sum of the start and
+    end soft cross-entropies (not their mean: the original sums them), so twice that loss."""
+    model = keeping_every_token("question_answering")
+    input_ids, attention_mask = make_batch(LENGTHS)
+    start, end = torch.tensor([0, 3, 1, 2, 0, 5]), torch.tensor([0, 7, 4, 5, 2, 9])  # all inside the inputs
+    gold = model(input_ids, attention_mask=attention_mask, start_positions=start, end_positions=end)
+    assert gold.start_logits.shape == gold.end_logits.shape == input_ids.shape and gold.pruning_loss == 0
+    bert_loss = (F.cross_entropy(gold.start_logits, start) + F.cross_entropy(gold.end_logits, end)) / 2
+    torch.testing.assert_close(gold.loss, bert_loss, rtol=0, atol=1e-5)
+
+    model.config.train_teacher = True
+    with pytest.raises(ValueError, match="train_teacher=True needs `teacher_start_logits`"):
+        model(input_ids, attention_mask=attention_mask, teacher_end_logits=torch.zeros(input_ids.shape))
+    sure = {
+        f"teacher_{name}_logits": 30.0 * F.one_hot(positions, input_ids.shape[1]).float()
+        for name, positions in (("start", start), ("end", end))
+    }
+    distilled = model(input_ids, attention_mask=attention_mask, **sure)
+    torch.testing.assert_close(distilled.loss, 2 * bert_loss, rtol=0, atol=1e-4)
 
 
 def test_trainer_policy_only_run_changes_only_the_selectors(tmp_path):
