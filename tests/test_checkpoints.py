@@ -16,7 +16,7 @@ from transformers import BertConfig, BertForQuestionAnswering, BertForSequenceCl
 
 from transformers_prune import MODEL_TYPES
 from transformers_prune.cli import main
-from transformers_prune.convert import auto_map_for
+from transformers_prune.conversion import auto_map_for
 
 from conftest import TINY_CONFIG_KWARGS, DictDataset, make_batch, save_checkpoint, write_tokenizer
 

@@ -24,7 +24,6 @@ import json
 import logging
 import os
 import re
-from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 
 import torch
@@ -40,9 +39,10 @@ from transformers import (
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
-from transformers.utils import logging as hf_logging
 
-from .. import COMPRESSED_MODEL_TYPES, MODEL_TYPES
+from ..folders import check_checkpoint_folder
+from ..quiet import quiet_transformers
+from ..registry import COMPRESSED_MODEL_TYPES, MODEL_TYPES
 from ..models.configuration_transkimmer import TranskimmerConfig
 from .data import CLASSIFICATION, QUESTION_ANSWERING, TaskSpec
 
@@ -124,12 +124,13 @@ def task_head(config: PreTrainedConfig) -> str | None:
 def inspect_checkpoint(path: str, task: TaskSpec, max_length: int, label: str | None = None) -> Checkpoint:
     """Read a checkpoint's config and tokenizer and check it can run `task`; loads no weights.
 
-    Raises FileNotFoundError for a missing folder or tokenizer, ValueError for a model type or head that does not
+    Raises FileNotFoundError for a missing folder, weights or tokenizer, ValueError for a model type or head that does not
     fit the task, or a `max_length` beyond the model's position embeddings.
     """
     config_file = os.path.join(path, "config.json")
     if not os.path.isfile(config_file):
         raise FileNotFoundError(f"checkpoint {path} does not exist or is not a checkpoint folder (no config.json)")
+    check_checkpoint_folder(path, need_weights=True)
     with open(config_file, encoding="utf-8") as f:
         model_type = json.load(f).get("model_type")
     if model_type not in SUPPORTED_MODEL_TYPES:
@@ -163,20 +164,6 @@ def _load_tokenizer(path: str, task: TaskSpec) -> PreTrainedTokenizerBase:
     return tokenizer
 
 
-@contextmanager
-def _quiet_transformers():
-    """Silence HF's load reports and progress bars; the benchmark states what matters itself."""
-    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()
-
-
 def bert_config(config: PreTrainedConfig) -> BertConfig:
     """A plain `BertConfig` with the checkpoint's BERT fields (architecture and labels), nothing of the method."""
     return BertConfig(**{key: value for key, value in config.to_dict().items() if key in BERT_CONFIG_FIELDS})
@@ -193,7 +180,7 @@ def _is_head_key(key: str) -> bool:
 
 def _load_hf(checkpoint: Checkpoint, task: TaskSpec) -> tuple[PreTrainedModel, list[str], list[str]]:
     """HF BERT with the checkpoint's weights; also its fresh head keys and the ignored tensors' patterns."""
-    with _quiet_transformers():
+    with quiet_transformers():
         model, loading = HF_CLASSES[task.kind].from_pretrained(
             checkpoint.path, config=bert_config(checkpoint.config), attn_implementation="sdpa", output_loading_info=True
         )
@@ -221,7 +208,7 @@ def _load_packed(checkpoint: Checkpoint, task: TaskSpec, prune_at_inference: boo
     model_type = checkpoint.model_type if checkpoint.is_token_pruning else DENSE_PACKED_TYPE_FOR_BERT
     config_class, model_classes = MODEL_TYPES[model_type]
     overrides = {} if prune_at_inference is None else {"prune_at_inference": prune_at_inference}
-    with _quiet_transformers():  # a plain BERT checkpoint loads into our classes with a model-type warning
+    with quiet_transformers():  # a plain BERT checkpoint loads into our classes with a model-type warning
         config = config_class.from_pretrained(checkpoint.path, **overrides)
         return model_classes[AUTO_CLASSES[task.kind]].from_pretrained(checkpoint.path, config=config)
 
@@ -251,7 +238,7 @@ def load_checkpoint(checkpoint: Checkpoint, task: TaskSpec, device: torch.device
 
 
 def _load_compressed(checkpoint: Checkpoint, task: TaskSpec) -> tuple[PreTrainedModel, list[str]]:
-    with _quiet_transformers():
+    with quiet_transformers():
         model, loading = AUTO_CLASSES[task.kind].from_pretrained(
             checkpoint.path, attn_implementation="sdpa", output_loading_info=True
         )
