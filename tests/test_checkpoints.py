@@ -66,7 +66,11 @@ def test_convert_writes_a_complete_checkpoint(model_type, bert_folders, tmp_path
     for key, value in PRUNING_SETTINGS[model_type].items():
         assert config[key] == value
     card = (tmp_path / "out" / "README.md").read_text()
-    assert f"`{model_type}`" in card and "trust_remote_code=True" in card and "AutoModelForQuestionAnswering" in card
+    assert f"# `{model_type}`: " in card and "trust_remote_code=True" in card and "AutoModelForQuestionAnswering" in card
+    import transformers
+
+    _, loading = transformers.AutoModelForQuestionAnswering.from_pretrained(out, output_loading_info=True)
+    assert not loading["missing_keys"]  # the method's new parameters were saved by convert
 
 
 @pytest.mark.parametrize(

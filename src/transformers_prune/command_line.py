@@ -8,7 +8,7 @@ import json
 import sys
 from collections.abc import Callable
 
-from huggingface_hub.errors import StrictDataclassError
+from huggingface_hub.errors import StrictDataclassError, StrictDataclassFieldValidationError
 
 # What a user's input can raise: bad values, missing or unwritable files, mistyped config values.
 INPUT_ERRORS = (ValueError, OSError, StrictDataclassError)
@@ -92,6 +92,10 @@ class CommandError(SystemExit):
 
 
 def one_line(error: BaseException) -> str:
+    """The error's message on one line; a strict-dataclass type error by its cause ("Field 'x' with value True
+    doesn't match any type in ..."), without the repeated per-type details."""
+    if isinstance(error, StrictDataclassFieldValidationError) and error.__cause__ is not None:
+        error = str(error.__cause__).split(". Errors:")[0]
     return " ".join(str(error).split())
 
 

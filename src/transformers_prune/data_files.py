@@ -46,18 +46,29 @@ class DataFile:
 
 def _read_csv(path: str, f: TextIO) -> DataFile:
     reader = csv.DictReader(f)
+    try:
+        return _checked_csv_rows(path, reader)
+    except csv.Error as error:  # e.g. a NUL character
+        raise ValueError(f"{path} line {reader.line_num} is not valid CSV: {error}") from None
+
+
+def _checked_csv_rows(path: str, reader: csv.DictReader) -> DataFile:
     if reader.fieldnames is None:
         raise ValueError(f"{path} is empty: a CSV file needs a header row")
+    header = reader.fieldnames
+    separator = next((name for name in (";", "\t", "|") if len(header) == 1 and name in header[0]), None)
+    if separator is not None:
+        raise ValueError(f"{path}: its header {header[0]!r} looks {separator!r}-separated; CSV files here use commas")
     rows, locations = [], []
     for row in reader:
         if None in row:
             raise ValueError(
-                f"{path} line {reader.line_num} has {len(reader.fieldnames) + len(row[None])} fields, the header "
-                f"{len(reader.fieldnames)}: quote texts that hold commas"
+                f"{path} line {reader.line_num} has {len(header) + len(row[None])} fields, the header "
+                f"{len(header)}: quote texts that hold commas"
             )
         rows.append(row)
         locations.append(f"line {reader.line_num}")
-    return DataFile(path, list(reader.fieldnames), rows, locations)
+    return DataFile(path, list(header), rows, locations)
 
 
 def _read_json(path: str, f: TextIO) -> DataFile:
@@ -70,7 +81,7 @@ def _read_json(path: str, f: TextIO) -> DataFile:
         numbered = [(f"item {i + 1}", item) for i, item in enumerate(items)]
     else:  # JSON lines
         numbered = []
-        for number, line in enumerate(text.splitlines(), start=1):
+        for number, line in enumerate(text.split("\n"), start=1):  # not splitlines: JSON text may hold U+2028
             if line.strip():
                 try:
                     numbered.append((f"line {number}", json.loads(line)))
@@ -103,8 +114,7 @@ def read_data_file(path: str) -> DataFile:
 def check_columns(data: DataFile, columns: list[str]) -> None:
     missing = sorted(set(columns) - set(data.columns))
     if missing:
-        hint = next((f" (its header looks {name}-separated; use commas)" for name in (";", "\t", "|") if name in "".join(data.columns)), "")
-        raise ValueError(f"{data.path} lacks columns {missing}; it has {data.columns}{hint}")
+        raise ValueError(f"{data.path} lacks columns {missing}; it has {data.columns}")
 
 
 def class_id(value) -> int | None:
@@ -119,7 +129,7 @@ def class_id(value) -> int | None:
 def _label_problem(value, column: str) -> str:
     """Why `value` is not a class id (see `class_id`)."""
     if value is None or (isinstance(value, str) and not value.strip()):
-        return f"has no {column!r} value"
+        return f"the {column!r} value is missing"
     try:
         number = float(value)
     except (TypeError, ValueError):

@@ -69,7 +69,7 @@ class PlainValidationMixin:
         check_bert_settings(self)
 
     def _run_checks(self) -> None:
-        for cls in type(self).__mro__:
+        for cls in reversed(type(self).__mro__):  # BERT's fields first: the method's checks build on them
             if issubclass(cls, PlainValidationMixin):
                 for name, check in vars(cls).items():
                     if name.startswith("validate_"):

@@ -54,7 +54,7 @@ class AutoBertConfig(TokenPruningConfig):
 
     def __post_init__(self, **kwargs):
         if self.selection_layers is None:
-            self.selection_layers = sorted({1, self.num_hidden_layers // 2} & set(range(self.num_hidden_layers)))
+            self.selection_layers = [layer for layer in sorted({1, self.num_hidden_layers // 2}) if layer < self.num_hidden_layers]
         super().__post_init__(**kwargs)
 
     def validate_autobert(self):
