@@ -30,14 +30,18 @@ COMMANDS = {
 def build_parser(load: str | None = None) -> argparse.ArgumentParser:
     """The parser of every command; with `load`, only that command's options are defined (the others list their
     summary), so only its module is imported."""
-    parser = argparse.ArgumentParser(prog="transformers-prune", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="transformers-prune", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module_name, summary) in COMMANDS.items():
         if load is not None and name != load:
             commands.add_parser(name, help=summary)
             continue
         module = importlib.import_module(f".{module_name}", __package__)
-        command = commands.add_parser(name, help=summary, description=module.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        command = commands.add_parser(
+            name, help=summary, description=module.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
         module.add_arguments(command)
         add_common_arguments(command)
         command.set_defaults(handler=module.run)

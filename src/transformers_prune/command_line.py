@@ -35,26 +35,24 @@ def parse_assignments(items: list[str] | None, option: str = "--set") -> dict:
     return assignments
 
 
-def positive_int(text: str) -> int:
-    """argparse type of counts and sizes: an integer >= 1 (0 never means "all")."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
+def _positive(convert, kind: str):
+    """An argparse type: `convert(text)`, which must be finite and > 0 (a count of 0 never means "all")."""
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {kind} > 0, got {text!r}") from None
+        if not 0 < value < float("inf"):
+            raise argparse.ArgumentTypeError(f"expected {kind} > 0, got {text}")
+        return value
+
+    parse.__name__ = f"positive_{convert.__name__}"
+    return parse
 
 
-def positive_float(text: str) -> float:
-    """argparse type of an amount that must be a finite number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
-    return value
+positive_int = _positive(int, "an integer")  # counts and sizes
+positive_float = _positive(float, "a finite number")  # amounts: epochs, learning rates
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:

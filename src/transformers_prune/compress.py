@@ -439,7 +439,9 @@ def check_rank(base, groups: dict[str, list[str]], method: str, rank: int | None
         rows, cols = base.get_submodule(paths[0]).weight.shape
         limit = cols if method == "ae" else min(rows, cols)
         if rank > limit:
-            raise ValueError(f"--rank {rank} is too large for the {rows} x {cols} {target} matrices; {method} allows at most {limit}")
+            raise ValueError(
+                f"--rank {rank} is too large for the {rows} x {cols} {target} matrices; {method} allows at most {limit}"
+            )
 
 
 # Method -> (its factors module, the closed-form fit that initialises it).

@@ -192,7 +192,8 @@ def first_label_outside(rows: LabelledRows, num_labels: int) -> str | None:
     """A message naming the first row whose label is not below `num_labels`, or None."""
     for index, label in enumerate(rows.labels):
         if label >= num_labels:
-            return f"{rows.data.where(index)}: label {label} is not one of the model's {num_labels} classes (0 to {num_labels - 1})"
+            classes = f"the model's {num_labels} classes (0 to {num_labels - 1})"
+            return f"{rows.data.where(index)}: label {label} is not one of {classes}"
     return None
 
 

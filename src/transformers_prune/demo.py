@@ -60,7 +60,9 @@ def measure_models(folder: str, tokenizer, dev: ClassificationData, train_exampl
         "transkimmer_packed": AutoModelForSequenceClassification.from_pretrained(skim_dir),
     }
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    report = {"environment": environment(device), "train_examples": train_examples, "dev_examples": len(dev.labels), "models": {}}
+    report = {
+        "environment": environment(device), "train_examples": train_examples, "dev_examples": len(dev.labels), "models": {},
+    }
     dev_batches = DeviceBatches(ClassificationInputs(tokenizer, dev, max_length=128), device)
     for name, model in models.items():
         model.to(device)
@@ -80,7 +82,8 @@ def run(args: argparse.Namespace) -> dict:
     if args.skip_training:
         for name in ("dense", "transkimmer"):
             if not os.path.isfile(os.path.join(args.output_dir, name, "config.json")):
-                raise FileNotFoundError(f"--skip-training needs a trained model in {os.path.join(args.output_dir, name)}; run once without it")
+                folder = os.path.join(args.output_dir, name)
+                raise FileNotFoundError(f"--skip-training needs a trained model in {folder}; run once without it")
     else:
         check_output_path(args.output_dir, args.overwrite, inputs)
     train_rows = read_labelled_rows(args.train_file, "sentence", "label", args.max_train_samples)

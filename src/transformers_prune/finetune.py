@@ -52,7 +52,10 @@ def classifier_num_labels(config, rows: LabelledRows, allow_single_class: bool =
     classes = sorted(set(rows.labels))
     if len(classes) == 1 and not allow_single_class:
         in_file = sorted(set(rows.file_labels))
-        whole = f" (the whole file has labels {in_file}: is it sorted by label? --shuffle-seed N draws rows at random)" if len(in_file) > 1 else ""
+        whole = (
+            f" (the whole file has labels {in_file}: is it sorted by label? --shuffle-seed N draws rows at random)"
+            if len(in_file) > 1 else ""
+        )
         raise ValueError(
             f"{rows.path}: all {len(rows.labels)} training rows used have label {classes[0]}{whole}; "
             "a classifier needs two classes or more (--allow-single-class to train anyway)"
@@ -74,12 +77,14 @@ def run(args: argparse.Namespace) -> dict:
     check_output_path(args.output_dir, args.overwrite, data_files)
     config = AutoConfig.from_pretrained(args.model)
     if args.max_length > config.max_position_embeddings:
-        raise ValueError(f"--max-length {args.max_length} exceeds {args.model}'s max_position_embeddings ({config.max_position_embeddings})")
-    train_rows = read_labelled_rows(args.train_file, args.text_column, args.label_column, args.max_train_samples, args.shuffle_seed)
-    dev_rows = (
-        read_labelled_rows(args.validation_file, args.text_column, args.label_column, args.max_eval_samples, args.shuffle_seed)
-        if args.validation_file else None
-    )
+        raise ValueError(
+            f"--max-length {args.max_length} exceeds {args.model}'s max_position_embeddings ({config.max_position_embeddings})"
+        )
+    columns = (args.text_column, args.label_column)
+    train_rows = read_labelled_rows(args.train_file, *columns, args.max_train_samples, args.shuffle_seed)
+    dev_rows = None
+    if args.validation_file:
+        dev_rows = read_labelled_rows(args.validation_file, *columns, args.max_eval_samples, args.shuffle_seed)
     num_labels = classifier_num_labels(config, train_rows, args.allow_single_class)
     if dev_rows is not None and (problem := first_label_outside(dev_rows, num_labels)):
         raise ValueError(problem)

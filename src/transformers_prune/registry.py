@@ -11,90 +11,45 @@ from transformers import (
     AutoModelForTokenClassification,
 )
 
+from .models import (
+    modeling_adapler,
+    modeling_autobert,
+    modeling_compressed_bert,
+    modeling_ltp,
+    modeling_transkimmer,
+)
 from .models.configuration_adapler import AdapLeRConfig
 from .models.configuration_autobert import AutoBertConfig
 from .models.configuration_compressed_bert import CompressedBertConfig
 from .models.configuration_ltp import LTPConfig
 from .models.configuration_transkimmer import TranskimmerConfig
-from .models.modeling_adapler import (
-    AdapLeRForQuestionAnswering,
-    AdapLeRForSequenceClassification,
-    AdapLeRForTokenClassification,
-    AdapLeRModel,
-)
-from .models.modeling_autobert import (
-    AutoBertForQuestionAnswering,
-    AutoBertForSequenceClassification,
-    AutoBertForTokenClassification,
-    AutoBertModel,
-)
-from .models.modeling_compressed_bert import (
-    CompressedBertForQuestionAnswering,
-    CompressedBertForSequenceClassification,
-    CompressedBertForTokenClassification,
-    CompressedBertModel,
-)
-from .models.modeling_ltp import LTPForQuestionAnswering, LTPForSequenceClassification, LTPForTokenClassification, LTPModel
-from .models.modeling_transkimmer import (
-    TranskimmerForQuestionAnswering,
-    TranskimmerForSequenceClassification,
-    TranskimmerForTokenClassification,
-    TranskimmerModel,
-)
+
+# Auto class -> the suffix of our class for it (`TranskimmerModel`, `TranskimmerForSequenceClassification`, ...).
+HEAD_SUFFIXES = {
+    AutoModel: "Model",
+    AutoModelForSequenceClassification: "ForSequenceClassification",
+    AutoModelForQuestionAnswering: "ForQuestionAnswering",
+    AutoModelForTokenClassification: "ForTokenClassification",
+}
+
+
+def _model_type(config_class, modeling_module, prefix: str) -> dict:
+    """`{model_type: (config class, {Auto class: model class})}` for the classes `<prefix><suffix>` of a module."""
+    models = {auto_class: getattr(modeling_module, prefix + suffix) for auto_class, suffix in HEAD_SUFFIXES.items()}
+    return {config_class.model_type: (config_class, models)}
+
 
 # Token-pruning model types: model_type -> (config, {Auto class: model class}); also the source of the auto_map
 # written by `convert`.
 MODEL_TYPES = {
-    TranskimmerConfig.model_type: (
-        TranskimmerConfig,
-        {
-            AutoModel: TranskimmerModel,
-            AutoModelForSequenceClassification: TranskimmerForSequenceClassification,
-            AutoModelForQuestionAnswering: TranskimmerForQuestionAnswering,
-            AutoModelForTokenClassification: TranskimmerForTokenClassification,
-        },
-    ),
-    LTPConfig.model_type: (
-        LTPConfig,
-        {
-            AutoModel: LTPModel,
-            AutoModelForSequenceClassification: LTPForSequenceClassification,
-            AutoModelForQuestionAnswering: LTPForQuestionAnswering,
-            AutoModelForTokenClassification: LTPForTokenClassification,
-        },
-    ),
-    AdapLeRConfig.model_type: (
-        AdapLeRConfig,
-        {
-            AutoModel: AdapLeRModel,
-            AutoModelForSequenceClassification: AdapLeRForSequenceClassification,
-            AutoModelForQuestionAnswering: AdapLeRForQuestionAnswering,
-            AutoModelForTokenClassification: AdapLeRForTokenClassification,
-        },
-    ),
-    AutoBertConfig.model_type: (
-        AutoBertConfig,
-        {
-            AutoModel: AutoBertModel,
-            AutoModelForSequenceClassification: AutoBertForSequenceClassification,
-            AutoModelForQuestionAnswering: AutoBertForQuestionAnswering,
-            AutoModelForTokenClassification: AutoBertForTokenClassification,
-        },
-    ),
+    **_model_type(TranskimmerConfig, modeling_transkimmer, "Transkimmer"),
+    **_model_type(LTPConfig, modeling_ltp, "LTP"),
+    **_model_type(AdapLeRConfig, modeling_adapler, "AdapLeR"),
+    **_model_type(AutoBertConfig, modeling_autobert, "AutoBert"),
 }
 
 # Weight-compressed model types: HF's BERT forward with compressed modules, written by `transformers-prune compress`.
-COMPRESSED_MODEL_TYPES = {
-    CompressedBertConfig.model_type: (
-        CompressedBertConfig,
-        {
-            AutoModel: CompressedBertModel,
-            AutoModelForSequenceClassification: CompressedBertForSequenceClassification,
-            AutoModelForQuestionAnswering: CompressedBertForQuestionAnswering,
-            AutoModelForTokenClassification: CompressedBertForTokenClassification,
-        },
-    ),
-}
+COMPRESSED_MODEL_TYPES = _model_type(CompressedBertConfig, modeling_compressed_bert, "CompressedBert")
 
 
 def register_model_types() -> None:

@@ -42,7 +42,9 @@ def check_bert_settings(config) -> None:
     for key in dropouts:
         value = getattr(config, key)
         require(finite(value) and 0 <= value <= 1, key, value, "a probability in [0, 1]")
-    require(finite(config.layer_norm_eps) and config.layer_norm_eps > 0, "layer_norm_eps", config.layer_norm_eps, "a finite number > 0")
+    require(
+        finite(config.layer_norm_eps) and config.layer_norm_eps > 0, "layer_norm_eps", config.layer_norm_eps, "a finite number > 0"
+    )
     require(
         finite(config.initializer_range) and config.initializer_range >= 0,
         "initializer_range", config.initializer_range, "a finite number >= 0",

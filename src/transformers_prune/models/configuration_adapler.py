@@ -64,7 +64,9 @@ class AdapLeRConfig(TokenPruningConfig):
             finite(self.soft_removal_beta) and self.soft_removal_beta >= 0,
             "soft_removal_beta", self.soft_removal_beta, "a finite number >= 0",
         )
-        require(finite(self.sharpness_start) and self.sharpness_start > 0, "sharpness_start", self.sharpness_start, "a finite number > 0")
+        require(
+            finite(self.sharpness_start) and self.sharpness_start > 0, "sharpness_start", self.sharpness_start, "a finite number > 0"
+        )
         require(
             finite(self.sharpness_end) and self.sharpness_end >= self.sharpness_start,
             "sharpness_end", self.sharpness_end, f"a finite number >= sharpness_start (= {self.sharpness_start})",

@@ -54,7 +54,8 @@ class AutoBertConfig(TokenPruningConfig):
 
     def __post_init__(self, **kwargs):
         if self.selection_layers is None:
-            self.selection_layers = [layer for layer in sorted({1, self.num_hidden_layers // 2}) if layer < self.num_hidden_layers]
+            layers = self.num_hidden_layers
+            self.selection_layers = [layer for layer in sorted({1, layers // 2}) if layer < layers]
         super().__post_init__(**kwargs)
 
     def validate_autobert(self):
@@ -71,7 +72,9 @@ class AutoBertConfig(TokenPruningConfig):
         require(finite(self.alpha) and self.alpha >= 0, "alpha", self.alpha, "a finite number >= 0")
         require(0 <= self.guide_rate <= 1, "guide_rate", self.guide_rate, "a number in [0, 1]")
         require(isinstance(self.train_teacher, bool), "train_teacher", self.train_teacher, "True or False")
-        require(finite(self.kd_temperature) and self.kd_temperature > 0, "kd_temperature", self.kd_temperature, "a finite number > 0")
+        require(
+            finite(self.kd_temperature) and self.kd_temperature > 0, "kd_temperature", self.kd_temperature, "a finite number > 0"
+        )
 
 
 __all__ = ["AutoBertConfig"]

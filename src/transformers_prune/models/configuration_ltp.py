@@ -85,7 +85,10 @@ class LTPConfig(TokenPruningConfig):
             "masking_mode", self.masking_mode, "'hard' with prune_mode='topk' (top-k has no thresholds to learn)",
         )
         require(finite(self.temperature) and self.temperature > 0, "temperature", self.temperature, "a finite number > 0")
-        require(finite(self.lambda_threshold) and self.lambda_threshold >= 0, "lambda_threshold", self.lambda_threshold, "a finite number >= 0")
+        require(
+            finite(self.lambda_threshold) and self.lambda_threshold >= 0,
+            "lambda_threshold", self.lambda_threshold, "a finite number >= 0",
+        )
         require(
             finite(self.threshold_lr_scale) and self.threshold_lr_scale > 0,
             "threshold_lr_scale", self.threshold_lr_scale, "a finite number > 0",

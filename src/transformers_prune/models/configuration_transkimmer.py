@@ -35,8 +35,13 @@ class TranskimmerConfig(TokenPruningConfig):
     skim_init_bias: float | int = 5.0
 
     def validate_transkimmer(self):
-        require(finite(self.skim_coefficient) and self.skim_coefficient >= 0, "skim_coefficient", self.skim_coefficient, "a finite number >= 0")
-        require(finite(self.skim_gumbel_tau) and self.skim_gumbel_tau > 0, "skim_gumbel_tau", self.skim_gumbel_tau, "a finite number > 0")
+        require(
+            finite(self.skim_coefficient) and self.skim_coefficient >= 0,
+            "skim_coefficient", self.skim_coefficient, "a finite number >= 0",
+        )
+        require(
+            finite(self.skim_gumbel_tau) and self.skim_gumbel_tau > 0, "skim_gumbel_tau", self.skim_gumbel_tau, "a finite number > 0"
+        )
         require(
             self.skim_predictor_hidden_size is None or self.skim_predictor_hidden_size > 0,
             "skim_predictor_hidden_size", self.skim_predictor_hidden_size, "None or an integer > 0",
