@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 
@@ -160,7 +161,14 @@ def test_a_failed_convert_writes_nothing(bert, tmp_path):
     (tmp_path / "afile").write_text("")
     with pytest.raises(SystemExit, match="exists and is a file"):
         main(["convert", "--to", "ltp", bert, str(tmp_path / "afile")])
-    assert sorted(os.listdir(tmp_path)) == ["afile", "config-only"]
+    nameless = tmp_path / "nameless"  # a classifier whose config.json lost its architectures: the head would be lost
+    shutil.copytree(bert, nameless)
+    config = json.loads((nameless / "config.json").read_text())
+    del config["architectures"]
+    (nameless / "config.json").write_text(json.dumps(config))
+    with pytest.raises(SystemExit, match=r"names no architecture, so convert cannot tell which head its tensors classifier"):
+        main(["convert", "--to", "ltp", str(nameless), str(tmp_path / "out")])
+    assert sorted(os.listdir(tmp_path)) == ["afile", "config-only", "nameless"]
 
 
 def test_finetune_trains_in_place_only_with_overwrite_and_replaces_the_folder(bert, tmp_path):

@@ -106,11 +106,14 @@ def load_with_new_parameters(model_class, source: str, config, seed: int, overri
             f"({_module_patterns(orphans)}); convert keeps every trained tensor, so settings such as "
             "num_hidden_layers or selection_layers must match the checkpoint"
         )
-    if loading["unexpected_keys"]:
-        logger.warning(
-            "%s: %s has no head for %s; these tensors are left out", source, model_class.__name__,
-            _module_patterns(loading["unexpected_keys"]),
+    heads = _module_patterns(loading["unexpected_keys"])
+    if heads and not config.architectures:
+        raise ValueError(
+            f"{source}'s config.json names no architecture, so convert cannot tell which head its tensors {heads} "
+            "belong to; add the class it was saved from, e.g. \"architectures\": [\"BertForSequenceClassification\"]"
         )
+    if heads:  # e.g. BERT's pre-training heads: none of our types has a place for them
+        logger.warning("%s: %s has no place for %s; these tensors are left out", source, model_class.__name__, heads)
     if loading["missing_keys"]:
         logger.info("new parameters initialised from seed %d: %s", seed, _module_patterns(loading["missing_keys"]))
     return model
