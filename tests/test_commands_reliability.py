@@ -313,15 +313,9 @@ def test_bench_on_a_folder_without_weights_is_one_line(bert, tmp_path):
               "--output-dir", str(tmp_path / "out")])
 
 
-def test_the_real_process_exits_2_with_one_line_and_debug_shows_the_traceback(tmp_path):
-    command = [sys.executable, "-m", "transformers_prune.cli", "convert", "--to", "ltp", str(tmp_path / "nowhere"), str(tmp_path / "o")]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
-    assert done.returncode == 2 and "Traceback" not in done.stderr
-    expected = f"transformers-prune convert: {tmp_path / 'nowhere'} is not a checkpoint folder: it has no config.json"
-    assert done.stderr.strip().splitlines()[-1] == expected
-    debug = subprocess.run([*command, "--debug"], capture_output=True, text=True, env=env, timeout=300)
-    assert debug.returncode == 1 and "Traceback (most recent call last)" in debug.stderr and "FileNotFoundError" in debug.stderr
+def test_debug_shows_the_error_itself(tmp_path):
+    with pytest.raises(FileNotFoundError, match="is not a checkpoint folder"):
+        main(["convert", "--to", "ltp", str(tmp_path / "nowhere"), str(tmp_path / "o"), "--debug"])
 
 
 # ------------------------------------------------------------------------------------------------------- labels
@@ -482,20 +476,25 @@ def test_commands_sit_on_top_and_nothing_imports_cli_or_another_command():
             assert not graph[module] & COMMAND_MODULES, module
 
 
-def test_help_imports_no_command_module_and_bench_runs_without_cli():
+def test_help_imports_no_command_and_an_input_error_exits_2_with_one_line(tmp_path):
+    # One fresh process (importing the package takes seconds): `--help`, then a failing command as its last act.
+    nowhere = str(tmp_path / "nowhere")
     code = (
         "import sys\nfrom transformers_prune.cli import main\n"
         "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
         "print(sorted(m for m in sys.modules if m.startswith('transformers_prune.') and m.rsplit('.', 1)[-1] in "
-        f"{sorted(COMMAND_MODULES)!r}), 'matplotlib' in sys.modules)\n"
+        f"{sorted(COMMAND_MODULES)!r}), 'matplotlib' in sys.modules, flush=True)\n"
+        f"main(['convert', '--to', 'ltp', {nowhere!r}, {str(tmp_path / 'out')!r}])\n"
     )
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300)
     assert done.stdout.strip().splitlines()[-1] == "[] False", done.stderr[-2000:]
-    bench = subprocess.run(
-        [sys.executable, "-c", "import sys, runpy; sys.argv = ['bench', '--help']\n"
-         "try:\n    runpy.run_module('transformers_prune.bench', run_name='__main__')\nexcept SystemExit:\n    pass\n"
-         "print('transformers_prune.cli' in sys.modules)"],
-        capture_output=True, text=True, env=env, timeout=300,
-    )
-    assert "--overwrite" in bench.stdout and bench.stdout.strip().splitlines()[-1] == "False", bench.stderr[-2000:]
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1] == f"transformers-prune convert: {nowhere} is not a checkpoint folder: it has no config.json"
+
+
+def test_python_m_bench_parses_its_own_options(capsys):
+    from transformers_prune import bench
+
+    with pytest.raises(SystemExit) as done:
+        bench.main(["--help"])
+    assert done.value.code == 0 and "--overwrite" in capsys.readouterr().out
