@@ -99,7 +99,8 @@ def one_line(error: BaseException) -> str:
 
 def run_command(name: str, handler: Callable[[argparse.Namespace], object], args: argparse.Namespace):
     """`handler(args)`; an input error becomes `CommandError` (one line on stderr, exit status 2) unless
-    `args.debug`, and Ctrl-C exits with status 130 without a traceback (outputs are written whole or not at all)."""
+    `args.debug`, and Ctrl-C exits with status 130 without a traceback (the commands stage their outputs, so an
+    interrupted one leaves its target as it was)."""
     try:
         return handler(args)
     except INPUT_ERRORS as error:
@@ -111,7 +112,7 @@ def run_command(name: str, handler: Callable[[argparse.Namespace], object], args
     except KeyboardInterrupt:
         if getattr(args, "debug", False):
             raise
-        print(f"{name}: interrupted; no output was written", file=sys.stderr)
+        print(f"{name}: interrupted", file=sys.stderr)
         raise SystemExit(INTERRUPTED_STATUS) from None
 
 

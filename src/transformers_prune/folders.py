@@ -75,8 +75,9 @@ def _staging_name(target: str, role: str) -> str:
 
 
 def _move_into_place(staged: str, target: str) -> None:
-    """Put `staged` at `target`, replacing whatever `target` was (a folder is set aside, then deleted)."""
-    if not os.path.isdir(target):
+    """Put `staged` at `target`, replacing whatever `target` was: an existing folder (or link to one) is renamed
+    aside, then deleted. A crash between the two renames leaves the earlier content in `.NAME.previous-*`."""
+    if not os.path.lexists(target):
         os.replace(staged, target)
         return
     previous = _staging_name(target, "previous")
@@ -86,7 +87,10 @@ def _move_into_place(staged: str, target: str) -> None:
     except BaseException:
         os.rename(previous, target)
         raise
-    shutil.rmtree(previous)
+    if os.path.islink(previous):  # the link goes, the folder it pointed to stays
+        os.unlink(previous)
+    else:
+        shutil.rmtree(previous)
 
 
 @contextmanager

@@ -1,4 +1,4 @@
-"""Silence `transformers` while a command loads models whose load reports it states better itself."""
+"""Silence `transformers` while loading models whose load reports the caller states itself."""
 
 from __future__ import annotations
 
