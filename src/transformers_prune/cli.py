@@ -18,6 +18,7 @@ from .command_line import add_common_arguments, run_command
 COMMANDS = {
     "convert": ("convert", "turn a BERT checkpoint folder into one of our model types"),
     "finetune": ("finetune", "train a checkpoint on a text classification file with the stock Trainer"),
+    "finetune-qa": ("finetune_qa", "train a checkpoint on SQuAD-format question answering with the stock Trainer"),
     "saliency": ("saliency", "gradient-x-input saliency targets for adapler-bert from fine-tuned classifiers"),
     "autobert-targets": ("autobert_targets", "imitation scores and teacher logits for autobert from a fine-tuned classifier"),
     "compress": ("compress", "compress a trained BERT's weights offline into a compressed-bert checkpoint"),
