@@ -48,6 +48,7 @@ MODULE_COMMANDS = {
     "autobert_targets": "imitation scores and teacher logits for autobert from a fine-tuned classifier",
     "compress": "compress a trained BERT's weights offline into a compressed-bert checkpoint",
     "bench": "quality, FLOPs, tokens and latency of checkpoints against their baselines",
+    "export": "a checkpoint as an ONNX graph (and int8) that runs with onnxruntime alone",
 }
 
 

@@ -1,0 +1,222 @@
+"""ONNX export of a model (`torch.onnx.export`, dynamo), ONNX Runtime dynamic int8, and the export folder.
+
+An export folder holds everything `ort_runner.py` (copied into it) needs, and nothing that needs torch:
+
+| file | what |
+|---|---|
+| `model.onnx` | the fp32 graph |
+| `model_int8.onnx` | with `int8=True`: ONNX Runtime `quantize_dynamic` of it (int8 weights, activations quantized per call) |
+| `tokenizer.json` | the checkpoint's fast tokenizer, padding to the longest text of a batch, no truncation |
+| `export_config.json` | graph kind, head, output names, vocabulary sizes, `max_length`, labels, the export's own check |
+| `ort_runner.py` | the torch-free runner (`deploy/ort_runner.py`) |
+
+The folder is written next to its destination and moved there at the end, so a failed export leaves nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import warnings
+
+import torch
+from torch import nn
+
+from . import ort_runner
+from .traceable import INPUT_NAMES, PaddedGraph, dense_inference_copy, head_of
+
+ONNX_FILE, INT8_FILE = "model.onnx", "model_int8.onnx"
+# fp32 export against torch on the export's check inputs, relative to the outputs' scale (at least 1): the order of
+# float sums differs, nothing else.
+EXPORT_TOLERANCE = 1e-4
+
+
+@contextlib.contextmanager
+def _quiet_exporter():
+    """Hide the exporter's progress lines and the warnings torch.export raises on HF code; errors still surface."""
+    exporter_logger = logging.getLogger("torch.onnx")
+    level = exporter_logger.level
+    exporter_logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        exporter_logger.setLevel(level)
+
+
+def export_onnx(graph: nn.Module, path: str, example: dict[str, torch.Tensor], max_length: int, dynamic_batch: bool = True) -> None:
+    """Write `graph` (a module of `INPUT_NAMES` returning a tuple named by `graph.output_names`) to `path`.
+
+    `example` traces it; its sizes must not be 0 or 1 where the dimension is dynamic (torch.export would
+    specialise them). The sequence dimension is dynamic up to `max_length`; the batch dimension when
+    `dynamic_batch`, else fixed to the example's.
+    """
+    sequence = torch.export.Dim("sequence", min=1, max=max_length)
+    axes = {0: torch.export.Dim("batch", min=1), 1: sequence} if dynamic_batch else {1: sequence}
+    with _quiet_exporter(), torch.no_grad():
+        program = torch.onnx.export(
+            graph,
+            tuple(example[name] for name in INPUT_NAMES),
+            input_names=list(INPUT_NAMES),
+            output_names=list(graph.output_names),
+            dynamic_shapes={name: axes for name in INPUT_NAMES},
+            dynamo=True,
+            verbose=False,
+        )
+        program.save(path)
+
+
+def quantize_onnx_int8(source: str, target: str) -> None:
+    """ONNX Runtime dynamic quantization: int8 weights (QInt8), activations quantized per call (CPU)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    logging.getLogger().disabled, disabled = True, logging.getLogger().disabled  # its "consider pre-processing" note
+    try:
+        quantize_dynamic(source, target, weight_type=QuantType.QInt8)
+    finally:
+        logging.getLogger().disabled = disabled
+
+
+def ort_session(path: str, threads: int | None = None):
+    """A CPU `onnxruntime.InferenceSession` on `path`; `threads` intra-op threads (None: ONNX Runtime's choice)."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    if threads is not None:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    return onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+
+
+def check_inputs(tokenizer, config, lengths: tuple[int, ...], seed: int = 0) -> dict[str, torch.Tensor]:
+    """A right-padded `[len(lengths), max(lengths)]` batch of random token ids between [CLS] and [SEP], two
+    segments, for tracing and checking an export (values do not matter to a dense graph)."""
+    generator = torch.Generator().manual_seed(seed)
+    seq_len = max(lengths)
+    input_ids = torch.randint(0, config.vocab_size, (len(lengths), seq_len), generator=generator)
+    attention_mask = torch.zeros(len(lengths), seq_len, dtype=torch.long)
+    token_type_ids = torch.zeros(len(lengths), seq_len, dtype=torch.long)
+    for row, length in enumerate(lengths):
+        attention_mask[row, :length] = 1
+        token_type_ids[row, length // 2 : length] = 1 if config.type_vocab_size > 1 else 0
+        input_ids[row, 0] = tokenizer.cls_token_id
+        input_ids[row, length - 1] = tokenizer.sep_token_id
+    input_ids = input_ids.masked_fill(attention_mask == 0, tokenizer.pad_token_id)
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
+
+
+def _max_abs_difference(graph: nn.Module, runner: ort_runner.ExportedModel, batches: list[dict]) -> tuple[float, float]:
+    """The largest absolute difference between the graph in ONNX Runtime and in torch over `batches`, and the
+    largest absolute output value (the scale the difference is judged against)."""
+    worst, scale = 0.0, 0.0
+    for batch in batches:
+        with torch.no_grad():
+            expected = graph(*(batch[name] for name in INPUT_NAMES))
+        got = runner(**{name: tensor.numpy() for name, tensor in batch.items()})
+        for name, tensor in zip(graph.output_names, expected):
+            worst = max(worst, float(abs(got[name] - tensor.numpy()).max()))
+            scale = max(scale, float(tensor.abs().max()))
+    return worst, scale
+
+
+def _save_tokenizer(tokenizer, path: str) -> None:
+    """The fast tokenizer's `tokenizer.json`, set to pad to the longest text of a batch and not to truncate."""
+    if not getattr(tokenizer, "is_fast", False):
+        raise ValueError(f"export needs a fast tokenizer (tokenizer.json); {type(tokenizer).__name__} is not one")
+    from tokenizers import Tokenizer
+
+    backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+    backend.no_truncation()
+    backend.enable_padding(pad_id=tokenizer.pad_token_id, pad_token=tokenizer.pad_token, pad_type_id=0, direction="right")
+    backend.save(path)
+
+
+def _export_config(model: nn.Module, head: str, graph_kind: str, output_names, max_length: int, files: dict) -> dict:
+    config = model.config
+    return {
+        "format": "onnx",
+        "graph": graph_kind,
+        "model_type": config.model_type,
+        "architecture": type(model).__name__,
+        "head": head,
+        "inputs": list(INPUT_NAMES),
+        "outputs": list(output_names),
+        "max_length": max_length,
+        "vocab_size": config.vocab_size,
+        "type_vocab_size": config.type_vocab_size,
+        "num_hidden_layers": config.num_hidden_layers,
+        "id2label": {str(index): label for index, label in config.id2label.items()},
+        "files": files,
+    }
+
+
+def check_output_dir(output_dir: str) -> None:
+    if os.path.exists(output_dir) and (not os.path.isdir(output_dir) or os.listdir(output_dir)):
+        raise ValueError(f"{output_dir} already exists and is not an empty folder; choose a new output folder")
+
+
+def export_folder(model: nn.Module, tokenizer, output_dir: str, int8: bool = False, max_length: int | None = None) -> dict:
+    """Export `model` (eval, any of our types or HF BERT) with `tokenizer` into `output_dir` (see module docstring).
+
+    Returns the written `export_config.json`, whose "check" entry holds the largest absolute difference between
+    the fp32 graph in ONNX Runtime and the torch model on random inputs. Raises ValueError when `output_dir` is
+    not new or empty, for a `max_length` beyond the model's positions, and when that difference exceeds
+    `EXPORT_TOLERANCE` x max(1, largest output); nothing is written then.
+    """
+    check_output_dir(output_dir)
+    positions = model.config.max_position_embeddings
+    max_length = positions if max_length is None else max_length
+    if not 2 <= max_length <= positions:
+        raise ValueError(f"max_length must be between 2 and the model's {positions} positions, got {max_length}")
+    parent = os.path.dirname(os.path.abspath(output_dir))
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(dir=parent, prefix=".export-")
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staging, 0o777 & ~umask)  # mkdtemp's folder is private; the export is an ordinary folder
+    try:
+        config = _write_folder(model, tokenizer, staging, int8, max_length)
+        if os.path.isdir(output_dir):
+            os.rmdir(output_dir)  # empty, checked above
+        os.replace(staging, output_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return config
+
+
+def _write_folder(model: nn.Module, tokenizer, folder: str, int8: bool, max_length: int) -> dict:
+    graph = PaddedGraph(dense_inference_copy(model))
+    short = min(max_length, 16)
+    export_onnx(graph, os.path.join(folder, ONNX_FILE), check_inputs(tokenizer, model.config, (short, short // 2 + 1)), max_length)
+    if int8:
+        quantize_onnx_int8(os.path.join(folder, ONNX_FILE), os.path.join(folder, INT8_FILE))
+    _save_tokenizer(tokenizer, os.path.join(folder, ort_runner.TOKENIZER_FILE))
+    shutil.copy2(ort_runner.__file__, os.path.join(folder, "ort_runner.py"))
+    files = {"fp32": ONNX_FILE, **({"int8": INT8_FILE} if int8 else {})}
+    config = _export_config(model, head_of(model), ort_runner.PADDED, graph.output_names, max_length, files)
+    _write_json(config, os.path.join(folder, ort_runner.CONFIG_FILE))
+    lengths = ((short, short - 3, 2), (max(2, short // 3),))
+    batches = [check_inputs(tokenizer, model.config, batch_lengths, seed) for seed, batch_lengths in enumerate(lengths)]
+    difference, scale = _max_abs_difference(graph, ort_runner.ExportedModel(folder), batches)
+    if difference > EXPORT_TOLERANCE * max(1.0, scale):
+        raise ValueError(
+            f"the exported graph differs from the torch model by {difference:.3g} on random inputs (outputs up to "
+            f"{scale:.3g}; allowed {EXPORT_TOLERANCE} x max(1, that))"
+        )
+    config["check"] = {"max_abs_difference_fp32": difference, "lengths": [list(batch_lengths) for batch_lengths in lengths]}
+    _write_json(config, os.path.join(folder, ort_runner.CONFIG_FILE))
+    return config
+
+
+def _write_json(value: dict, path: str) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(value, f, indent=1)
+
+
+__all__ = ["EXPORT_TOLERANCE", "INT8_FILE", "ONNX_FILE", "check_inputs", "check_output_dir", "export_folder", "export_onnx", "ort_session", "quantize_onnx_int8"]
