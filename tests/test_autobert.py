@@ -15,6 +15,7 @@ from transformers_prune.autobert_targets import residual_scores_and_logits
 from transformers_prune.cli import main
 from transformers_prune.models.modeling_autobert import policy_gradient_loss, soft_cross_entropy
 from transformers_prune.models.token_engine import pack, repeat_examples, unpack
+from transformers_prune.models.token_views import PackedView
 
 from conftest import (
     CPU_BACKENDS,
@@ -177,13 +178,15 @@ def test_stages_train_what_they_should():
     outputs.loss.backward()
     assert all(p.grad is not None for p in joint.parameters() if p.requires_grad)
     assert all(p.requires_grad for p in joint.parameters())
-    assert outputs.logits.shape == (len(LENGTHS), 2) and outputs.tokens_per_layer.shape == (2 * len(LENGTHS), 3)
+    # One row per input in every output (means over the rollouts); the rollouts' log-likelihoods as [B, K].
+    assert outputs.logits.shape == (len(LENGTHS), 2) and outputs.tokens_per_layer.shape == (len(LENGTHS), 3)
+    assert outputs.action_log_prob.shape == (len(LENGTHS), 2)
 
 
 def test_rollouts_sample_their_own_selections_and_keep_cls():
     model = dropping_model(AutoBertForSequenceClassification, rl_num_samples=8).train()
     input_ids, attention_mask = make_batch(LENGTHS)
-    tokens = model(input_ids, attention_mask=attention_mask, labels=LABELS).tokens_per_layer.view(len(LENGTHS), 8, 3)
+    tokens = model.bert(input_ids, attention_mask=attention_mask).tokens_per_layer.view(len(LENGTHS), 8, 3)
     assert torch.equal(tokens[:, :, 0], lengths_of(attention_mask)[:, None].expand(-1, 8))
     assert (tokens[:, :, 1:] >= 1).all()
     long_input = LENGTHS.index(12)
@@ -201,7 +204,8 @@ def test_imitation_rollout_follows_the_residual_scores():
         batch = pack(model.bert.embeddings(input_ids=input_ids), attention_mask)
         rollouts = repeat_examples(batch, 4)
         probs = torch.full((rollouts.num_tokens,), 0.25)  # round(0.25 x 11) = 3 tokens expected besides [CLS]
-        actions, _ = encoder._sample_actions(probs, rollouts, scores)
+        view = PackedView(rollouts)
+        actions, _ = encoder._sample_actions(probs, view, view.from_grid(scores.repeat_interleave(4, 0)[:, 0]))
     kept = actions.view(8, 12)
     assert kept[0].nonzero().flatten().tolist() == [0, 9, 10, 11]
     assert kept[4].nonzero().flatten().tolist() == [0, 1, 2, 3]

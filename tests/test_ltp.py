@@ -174,7 +174,7 @@ def test_mean_and_mean_norm_scores_differ_by_length_over_normalisation_length():
 def test_threshold_schedule_grows_linearly_from_zero_at_layer_zero():
     model = LTPModel(make_config(num_hidden_layers=4, final_token_threshold=0.02))
     torch.testing.assert_close(model.encoder.thresholds(), torch.tensor([0.0, 0.005, 0.01, 0.015]))
-    assert model.encoder.pruning_layers() == [False, True, True, True]
+    assert [model.encoder.decision_point(layer) for layer in range(4)] == [None, *["after_attention"] * 3]
     with torch.no_grad():
         model.encoder.threshold_offsets.fill_(0.001)
     # The learned offset counts threshold_lr_scale (default 10) times.

@@ -24,8 +24,7 @@ from .benchmark.latency import environment, measure_latency
 from .benchmark.runner import DeviceBatches, evaluate
 from .convert import convert_bert_checkpoint
 from .finetune import TrainingSettings, read_text_classification, tokenize_for_training, train
-from .models.configuration_transkimmer import TranskimmerConfig
-from .models.modeling_transkimmer import TranskimmerForSequenceClassification
+from .models.modeling_packed_bert import PackedBertForSequenceClassification
 from .resources import bundled_file, default_model_dir
 
 
@@ -58,9 +57,7 @@ def run(args: argparse.Namespace) -> dict:
 
     models = {
         "hf_dense_dynamic_padding": AutoModelForSequenceClassification.from_pretrained(dense_dir, attn_implementation="sdpa"),
-        "dense_packed": TranskimmerForSequenceClassification.from_pretrained(
-            dense_dir, config=TranskimmerConfig.from_pretrained(dense_dir, prune_at_inference=False)
-        ),
+        "dense_packed": PackedBertForSequenceClassification.from_pretrained(dense_dir),
         "transkimmer_packed": AutoModelForSequenceClassification.from_pretrained(skim_dir),
     }
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -5,8 +5,7 @@ One checkpoint's weights run as (each a row of the report):
 - `hf_padded`, `hf_dynamic`: HF `BertForSequenceClassification` / `BertForQuestionAnswering` (sdpa), one model fed
   batches padded to `max_length` or to their longest input. Our models keep BERT's parameter names, so a
   token-pruning checkpoint loads into the BERT class; its extra tensors (e.g. skim predictors) are ignored.
-- `dense_packed`: our packed engine with nothing dropped (`prune_at_inference=False`); a plain BERT checkpoint
-  runs as `transkimmer-bert` for this.
+- `dense_packed`: the method-free packed engine (`PackedBert*`, nothing dropped) with the checkpoint's BERT weights.
 - the checkpoint itself on our engine, for a token-pruning checkpoint (row named by its `model_type`).
 
 A `compressed-bert` checkpoint has no uncompressed weights to build baselines from: it runs as saved (its config's
@@ -43,16 +42,15 @@ from transformers import (
 from transformers.utils import logging as hf_logging
 
 from .. import COMPRESSED_MODEL_TYPES, MODEL_TYPES
-from ..models.configuration_transkimmer import TranskimmerConfig
+from ..models.modeling_packed_bert import PackedBertForQuestionAnswering, PackedBertForSequenceClassification
 from .data import CLASSIFICATION, QUESTION_ANSWERING, TaskSpec
 
 logger = logging.getLogger(__name__)
 
 HF_DYNAMIC, HF_PADDED, DENSE_PACKED = "hf_dynamic", "hf_padded", "dense_packed"
-# The model type whose engine runs a plain BERT checkpoint's dense-packed baseline.
-DENSE_PACKED_TYPE_FOR_BERT = TranskimmerConfig.model_type
 SUPPORTED_MODEL_TYPES = ("bert", *MODEL_TYPES, *COMPRESSED_MODEL_TYPES)
 HF_CLASSES = {CLASSIFICATION: BertForSequenceClassification, QUESTION_ANSWERING: BertForQuestionAnswering}
+PACKED_CLASSES = {CLASSIFICATION: PackedBertForSequenceClassification, QUESTION_ANSWERING: PackedBertForQuestionAnswering}
 AUTO_CLASSES = {CLASSIFICATION: AutoModelForSequenceClassification, QUESTION_ANSWERING: AutoModelForQuestionAnswering}
 # Architecture-name suffix -> the task kind of its head; other architectures (BertModel, BertForMaskedLM, ...)
 # carry no task head.
@@ -216,14 +214,16 @@ def _load_hf(checkpoint: Checkpoint, task: TaskSpec) -> tuple[PreTrainedModel, l
     return model, missing, ignored
 
 
-def _load_packed(checkpoint: Checkpoint, task: TaskSpec, prune_at_inference: bool | None) -> PreTrainedModel:
-    """The checkpoint on our engine; `prune_at_inference=None` keeps the saved setting."""
-    model_type = checkpoint.model_type if checkpoint.is_token_pruning else DENSE_PACKED_TYPE_FOR_BERT
-    config_class, model_classes = MODEL_TYPES[model_type]
-    overrides = {} if prune_at_inference is None else {"prune_at_inference": prune_at_inference}
-    with _quiet_transformers():  # a plain BERT checkpoint loads into our classes with a model-type warning
-        config = config_class.from_pretrained(checkpoint.path, **overrides)
-        return model_classes[AUTO_CLASSES[task.kind]].from_pretrained(checkpoint.path, config=config)
+def _load_dense_packed(checkpoint: Checkpoint, task: TaskSpec) -> PreTrainedModel:
+    """The checkpoint's BERT weights on the method-free packed engine (a method's own tensors are left out)."""
+    with _quiet_transformers():
+        return PACKED_CLASSES[task.kind].from_pretrained(checkpoint.path, config=bert_config(checkpoint.config))
+
+
+def _load_token_pruning(checkpoint: Checkpoint, task: TaskSpec) -> PreTrainedModel:
+    """The token-pruning checkpoint as saved, on our engine."""
+    with _quiet_transformers():
+        return AUTO_CLASSES[task.kind].from_pretrained(checkpoint.path)
 
 
 def _copy_parameters(source: PreTrainedModel, target: PreTrainedModel, keys: list[str]) -> None:
@@ -240,8 +240,8 @@ def load_checkpoint(checkpoint: Checkpoint, task: TaskSpec, device: torch.device
         compressed, new_head_keys = _load_compressed(checkpoint, task)
         return LoadedCheckpoint(None, None, compressed.to(device).eval(), new_head_keys)
     hf, new_head_keys, ignored = _load_hf(checkpoint, task)
-    dense_packed = _load_packed(checkpoint, task, prune_at_inference=False)
-    pruned = _load_packed(checkpoint, task, prune_at_inference=None) if checkpoint.is_token_pruning else None
+    dense_packed = _load_dense_packed(checkpoint, task)
+    pruned = _load_token_pruning(checkpoint, task) if checkpoint.is_token_pruning else None
     for model in (dense_packed, pruned):
         if model is not None:
             _copy_parameters(hf, model, new_head_keys)

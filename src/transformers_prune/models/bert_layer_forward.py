@@ -49,7 +49,8 @@ def masked_layer_forward(
     hidden: torch.Tensor,
     padding_mask: torch.Tensor,
     key_weights: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
+    attention: str = "eager",
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """One BERT layer on a padded batch, where tokens can be hidden from attention by soft or hard weights.
 
     Args:
@@ -58,9 +59,11 @@ def masked_layer_forward(
         key_weights: `[B, S]` weights in [0, 1] on keys (e.g. a straight-through skim mask), or None.
             Attention becomes exp(s_k) w_k / sum_j exp(s_j) w_j: a *masked softmax*, so kept keys' weights
             still sum to 1 and a gradient reaches w_k even where w_k = 0.
+        attention: "eager" forms the probabilities explicitly; "sdpa" runs one SDPA call, for weights that are
+            exactly 0 or 1 and need no gradient (the caller decides), and returns no probabilities.
 
     Returns:
-        The layer output `[B, S, H]` and the attention probabilities `[B, nh, S, S]` before dropout.
+        The layer output `[B, S, H]` and the attention probabilities `[B, nh, S, S]` before dropout (None for sdpa).
     """
     batch_size, seq_len, _ = hidden.shape
     self_attention = layer.attention.self
@@ -69,6 +72,13 @@ def masked_layer_forward(
         projection(hidden).view(head_shape).transpose(1, 2)  # (B, nh, S, d)
         for projection in (self_attention.query, self_attention.key, self_attention.value)
     )
+    dropout = self_attention.dropout.p if self_attention.training else 0.0
+    if attention == "sdpa":
+        keys = padding_mask if key_weights is None else padding_mask & (key_weights > 0)
+        context = F.scaled_dot_product_attention(
+            query, key, value, attn_mask=keys[:, None, None, :], dropout_p=dropout, scale=self_attention.scaling
+        )
+        return feed_forward(layer, context.transpose(1, 2).reshape(batch_size, seq_len, -1), hidden), None
     scores = torch.matmul(query, key.transpose(-1, -2)) * self_attention.scaling  # (B, nh, S, S)
     scores = scores.masked_fill(~padding_mask[:, None, None, :], torch.finfo(scores.dtype).min)
     probs = scores.softmax(dim=-1)
@@ -77,7 +87,7 @@ def masked_layer_forward(
         # for stability. [CLS] is always a kept key, so the sum is positive; the clamp guards fp16 underflow.
         probs = probs * key_weights[:, None, None, :].to(probs.dtype)
         probs = probs / probs.sum(dim=-1, keepdim=True).clamp_min(torch.finfo(probs.dtype).tiny)
-    dropped = F.dropout(probs, p=self_attention.dropout.p, training=self_attention.training)
+    dropped = F.dropout(probs, p=dropout, training=self_attention.training)
     context = torch.matmul(dropped, value).transpose(1, 2).reshape(batch_size, seq_len, -1)
     return feed_forward(layer, context, hidden), probs
 

@@ -26,25 +26,24 @@ Differences from the official code (amodaresi/AdapLeR, TensorFlow), each listed 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 from transformers import initialization as init
-from transformers.models.bert.modeling_bert import BertLayer
 from transformers.utils import logging
 
-from .bert_layer_forward import masked_layer_forward
 from .configuration_adapler import AdapLeRConfig
 from .modeling_token_pruning import (
-    EncoderResult,
+    TokenPruningEncoder,
     TokenPruningForQuestionAnswering,
     TokenPruningForSequenceClassification,
     TokenPruningForTokenClassification,
     TokenPruningModel,
     TokenPruningPreTrainedModel,
-    packed_layers_with_selector,
 )
-from .token_engine import PackedBatch
+from .token_selection import BEFORE_LAYER, SelectionTrace
+from .token_views import GridView, TokenView
 
 logger = logging.get_logger(__name__)
 
@@ -58,12 +57,6 @@ def soft_removal_log_mask(shares: torch.Tensor, thresholds: torch.Tensor, sharpn
     below = (sharpness / thresholds) * (shares - thresholds) - beta / sharpness
     above = (beta / (sharpness * (1 - thresholds))) * (shares - 1)
     return torch.where(shares < thresholds, below, above).clamp(min=-10000.0, max=0.0)
-
-
-def renormalised_shares(logits: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """softmax(logits) x weights, renormalised to sum to 1 over the sequence (`weights` 0 on padding)."""
-    shares = torch.softmax(logits.masked_fill(weights == 0, -math.inf), dim=-1) * weights
-    return shares / shares.sum(dim=-1, keepdim=True)
 
 
 def kl_divergence(target: torch.Tensor, predicted: torch.Tensor) -> torch.Tensor:
@@ -85,14 +78,25 @@ class AdapLeRContributionPredictor(nn.Module):
         return self.output(self.activation(self.dense(hidden))).squeeze(-1)
 
 
-class AdapLeREncoder(nn.Module):
-    """`layer.N` are BERT's layers (checkpoint names unchanged); `contribution_predictors.N` runs before layer N;
-    `eta_logits[N]` parametrises layer N's eta."""
+@dataclass
+class SoftRemovalState:
+    """One training forward's soft removal: the etas, the saliency target, the length term's own presence
+    (the same recurrence on detached predictor logits, so its gradient reaches eta only), and the per-layer KL
+    terms and soft lengths the loss sums."""
+
+    etas: torch.Tensor  # [L]
+    target: torch.Tensor | None  # [B, S] saliency on real tokens
+    eta_presence: torch.Tensor  # [B, S]
+    kl_terms: list[torch.Tensor] = field(default_factory=list)
+    soft_lengths: list[torch.Tensor] = field(default_factory=list)
+
+
+class AdapLeREncoder(TokenPruningEncoder):
+    """`contribution_predictors.N` runs before layer N; `eta_logits[N]` parametrises layer N's eta. A token whose
+    share of its example is below eta_l / n (n = tokens still in the encoder) leaves before layer l."""
 
     def __init__(self, config: AdapLeRConfig):
-        super().__init__()
-        self.config = config
-        self.layer = nn.ModuleList(BertLayer(config, layer_idx=i) for i in range(config.num_hidden_layers))
+        super().__init__(config)
         self.contribution_predictors = nn.ModuleList(AdapLeRContributionPredictor(config) for _ in range(config.num_hidden_layers))
         self.eta_logits = nn.Parameter(torch.full((config.num_hidden_layers,), self.initial_eta_logit(config)))
         self.sharpness = float(config.sharpness_start)
@@ -112,56 +116,47 @@ class AdapLeREncoder(nn.Module):
         start, end = self.config.sharpness_start, self.config.sharpness_end
         self.sharpness = start * (end / start) ** min(max(fraction, 0.0), 1.0)
 
-    def forward_masked(
-        self,
-        hidden: torch.Tensor,
-        padding_mask: torch.Tensor,
-        prune: bool,
-        output_hidden_states: bool,
-        output_attentions: bool,
-        saliency: torch.Tensor | None = None,
-    ) -> EncoderResult:
-        """Padded form. Training: soft removal (survival masks weigh tokens down as attention keys) and the
-        losses. Evaluation: hard removal by masks, dropped tokens keeping the state they had when dropped."""
-        soft = prune and self.training
-        real = padding_mask.to(hidden.dtype)
-        droppable = torch.cat([torch.zeros_like(real[:, :1]), real[:, 1:]], dim=1)  # every real token but [CLS]
-        etas = self.etas() if self.training else self.etas().detach() * self.config.eta_scale
-        survival = real  # 1 = in the encoder; soft in training
-        eta_survival = real  # the same recurrence on detached shares: the length term's gradient reaches eta only
-        target = self._saliency_target(saliency, real) if soft else None
-        state, kept_counts, all_hidden, all_attentions = hidden, [], [hidden], []
-        kl_terms, soft_lengths = [], []
-        num_layers = self.config.num_hidden_layers
-        for index, (layer, predictor) in enumerate(zip(self.layer, self.contribution_predictors)):
-            if prune:
-                logits = predictor(state)
-                shares = renormalised_shares(logits, survival)
-                thresholds = etas[index] / ((survival * droppable).sum(dim=1, keepdim=True) + 1)
-                if soft:
-                    if target is not None:
-                        kl_terms.append((num_layers - index) * self._gated_kl(target, logits, survival.detach(), droppable))
-                    log_mask = soft_removal_log_mask(shares, thresholds, self.sharpness, self.config.soft_removal_beta)
-                    survival = survival * torch.exp(log_mask * survival * droppable)
-                    eta_survival = self._detached_share_step(logits, eta_survival, etas[index], droppable)
-                    soft_lengths.append((eta_survival * droppable).sum(dim=1) + 1)
-                else:
-                    survival = survival * ((shares >= thresholds) | (droppable == 0)).to(survival.dtype)
-            kept_counts.append(survival.sum(dim=1))
-            output, probs = masked_layer_forward(layer, state, padding_mask, key_weights=survival if prune else None)
-            # Hard: a dropped token keeps its last state (as the packed engine forwards it); soft: nothing leaves.
-            state = state + (output - state) * survival[..., None] if prune and not soft else output
-            all_hidden.append(state)
-            all_attentions.append(probs)
-        return EncoderResult(
-            last_hidden_state=state,
-            tokens_per_layer=torch.stack(kept_counts, dim=1).detach().round().long(),
-            pruning_loss=self._loss(kl_terms, soft_lengths) if soft else None,
-            hidden_states=tuple(all_hidden) if output_hidden_states else None,
-            attentions=tuple(all_attentions) if output_attentions else None,
-        )
+    def decision_point(self, index: int) -> str:
+        return BEFORE_LAYER
 
-    def _saliency_target(self, saliency: torch.Tensor | None, real: torch.Tensor) -> torch.Tensor | None:
+    def removal(self) -> str:
+        return "soft_keys" if self.training else "hard"
+
+    def begin(self, trace: SelectionTrace, view: TokenView) -> None:
+        if not self.training:
+            trace.method = self.etas().detach() * self.config.eta_scale
+            return
+        target = self._saliency_target(trace.inputs.get("saliency"), view)
+        trace.method = SoftRemovalState(self.etas(), target, view.presence)
+
+    def keep_values(self, index: int, view: TokenView, trace: SelectionTrace, received=None) -> torch.Tensor:
+        """Inference: share >= eta_l / n. Training: the soft mask exp(S(share)), which multiplies each token's
+        presence; the KL and length terms of this layer are recorded for the loss."""
+        logits = self.contribution_predictors[index](view.hidden)
+        shares = view.segment_softmax(logits)
+        if not self.training:
+            etas = trace.method
+            return shares >= etas[index] / view.per_token(view.counts())
+        state = trace.method
+        if state.target is not None:
+            depth_weight = self.config.num_hidden_layers - index  # early layers count more
+            state.kl_terms.append(depth_weight * self._gated_kl(state.target, logits, view))
+        keep = self._soft_keep(shares, state.etas[index], view)
+        detached = GridView(view.hidden, state.eta_presence, view.real)
+        eta_keep = self._soft_keep(detached.segment_softmax(logits.detach()), state.etas[index], detached)
+        state.eta_presence = state.eta_presence * torch.where(view.first_token, torch.ones_like(eta_keep), eta_keep)
+        state.soft_lengths.append(detached.segment_sum(state.eta_presence))
+        return keep
+
+    def _soft_keep(self, shares: torch.Tensor, eta: torch.Tensor, view: GridView) -> torch.Tensor:
+        """exp(S(share)) with the threshold eta / n, n = the expected number of tokens in the encoder (the +1 of
+        the original's `n` is [CLS], whose presence is always 1); 1 where the token is already gone."""
+        thresholds = eta / view.per_token(view.counts())
+        log_mask = soft_removal_log_mask(shares, thresholds, self.sharpness, self.config.soft_removal_beta)
+        return torch.exp(log_mask * view.presence)
+
+    def _saliency_target(self, saliency: torch.Tensor | None, view: GridView) -> torch.Tensor | None:
+        real = view.presence
         if saliency is None:
             if self.config.gamma > 0:
                 logger.warning_once(
@@ -177,47 +172,24 @@ class AdapLeREncoder(nn.Module):
             raise ValueError(f"saliency covers {saliency.shape[1]} positions, the inputs have {seq_len}")
         return saliency.clamp(min=0) * real
 
-    def _gated_kl(self, target, logits, survival, droppable) -> torch.Tensor:
-        """Mean over the batch of KL(saliency target || shares), each example gated by its largest surviving
-        non-[CLS] mask value (about 0 once everything is gone), as the original's `compute_head_lossV5`."""
-        weighted = target * survival
+    def _gated_kl(self, target: torch.Tensor, logits: torch.Tensor, view: GridView) -> torch.Tensor:
+        """Mean over the batch of KL(saliency target || shares), on the presence entering this layer (detached, so
+        the KL's direct gradient never reaches eta), each example gated by its largest surviving non-[CLS]
+        presence (about 0 once everything is gone), as the original's `compute_head_lossV5`."""
+        presence = view.presence.detach()
+        weighted = target * presence
         target_shares = weighted / weighted.sum(dim=1, keepdim=True).clamp_min(KL_CLIP)
-        gate = (survival * droppable).amax(dim=1)
-        return (gate * kl_divergence(target_shares, renormalised_shares(logits, survival))).mean()
+        gate = presence.masked_fill(view.first_token, 0).amax(dim=1)
+        return (gate * kl_divergence(target_shares, view.segment_softmax(logits, presence))).mean()
 
-    def _detached_share_step(self, logits, eta_survival, eta, droppable) -> torch.Tensor:
-        shares = renormalised_shares(logits.detach(), eta_survival)
-        thresholds = eta / ((eta_survival * droppable).sum(dim=1, keepdim=True) + 1)
-        log_mask = soft_removal_log_mask(shares, thresholds, self.sharpness, self.config.soft_removal_beta)
-        return eta_survival * torch.exp(log_mask * eta_survival * droppable)
-
-    def _loss(self, kl_terms: list[torch.Tensor], soft_lengths: list[torch.Tensor]) -> torch.Tensor:
-        length = torch.stack(soft_lengths, dim=1).sum(dim=1).mean()  # tokens processed, summed over layers
-        loss = self.config.phi * length
-        if kl_terms:
-            loss = loss + self.config.gamma * torch.stack(kl_terms).sum()
+    def pruning_loss(self, trace: SelectionTrace) -> torch.Tensor:
+        """`phi` x the soft length (tokens processed, summed over layers, mean over the batch) + `gamma` x the
+        summed depth-weighted KL terms."""
+        state = trace.method
+        loss = self.config.phi * torch.stack(state.soft_lengths, dim=1).sum(dim=1).mean()
+        if state.kl_terms:
+            loss = loss + self.config.gamma * torch.stack(state.kl_terms).sum()
         return loss
-
-    def forward_packed(
-        self, batch: PackedBatch, attention_backend: str, prune: bool, output_hidden_states: bool
-    ) -> tuple[PackedBatch, EncoderResult]:
-        """Packed form: each predictor's shares are a softmax over each example's live tokens; tokens below
-        eta_l / n are removed before layer l and the restore buffer forwards them to the output."""
-        etas = self.etas().detach() * self.config.eta_scale
-
-        def keep(index: int, batch: PackedBatch) -> torch.Tensor:
-            shares = self._packed_shares(self.contribution_predictors[index](batch.hidden), batch)
-            return (shares >= etas[index] / batch.seqlens()[batch.example_ids()]) | batch.first_token_mask()
-
-        return packed_layers_with_selector(self.layer, batch, attention_backend, keep if prune else None, output_hidden_states)
-
-    @staticmethod
-    def _packed_shares(logits: torch.Tensor, batch: PackedBatch) -> torch.Tensor:
-        """Softmax of `[N]` logits within each example."""
-        example = batch.example_ids()
-        maxima = logits.new_full((batch.batch_size,), -math.inf).scatter_reduce(0, example, logits, "amax")
-        exp = torch.exp(logits - maxima[example])
-        return exp / exp.new_zeros(batch.batch_size).index_add(0, example, exp)[example]
 
 
 class AdapLeRPreTrainedModel(TokenPruningPreTrainedModel):
@@ -235,6 +207,10 @@ class AdapLeRPreTrainedModel(TokenPruningPreTrainedModel):
 class AdapLeRModel(AdapLeRPreTrainedModel, TokenPruningModel):
     encoder_class = AdapLeREncoder
     method_input_names = ("saliency",)
+
+
+# The heads name `saliency` in their signatures because `Trainer` drops dataset columns that the model's forward
+# signature does not list; through **kwargs alone the targets would never reach the model.
 
 
 class AdapLeRForSequenceClassification(AdapLeRPreTrainedModel, TokenPruningForSequenceClassification):

@@ -26,27 +26,32 @@ Differences from the official code (thunlp/TR-BERT), each listed in our research
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn import CrossEntropyLoss
-from transformers.models.bert.modeling_bert import BertLayer
 from transformers.utils import can_return_tuple, logging
 
-from .bert_layer_forward import masked_layer_forward
 from .configuration_autobert import AutoBertConfig
 from .modeling_token_pruning import (
-    EncoderResult,
+    TokenPruningEncoder,
     TokenPruningForQuestionAnswering,
     TokenPruningForSequenceClassification,
     TokenPruningForTokenClassification,
     TokenPruningModel,
+    TokenPruningModelOutput,
     TokenPruningPreTrainedModel,
-    packed_layers_with_selector,
+    TokenPruningQuestionAnsweringOutput,
+    TokenPruningSequenceClassifierOutput,
+    TokenPruningTokenClassifierOutput,
+    packed_result,
     sequence_classification_loss,
 )
-from .token_engine import PackedBatch, configured_attention_backend, pack, repeat_examples, unpack
+from .token_engine import PackedBatch, configured_attention_backend, pack, repeat_examples
+from .token_selection import BEFORE_LAYER, EncoderResult, SelectionTrace, run_packed_layers
+from .token_views import PackedView, TokenView
 
 logger = logging.get_logger(__name__)
 
@@ -67,33 +72,24 @@ class AutoBertSelector(nn.Module):
         return torch.sigmoid(self.output(self.activation(self.dense(hidden))).squeeze(-1))
 
 
-def per_example_sum(values: torch.Tensor, batch: PackedBatch) -> torch.Tensor:
-    """`[B]` sums of `[N]` packed values within each example."""
-    return values.new_zeros(batch.batch_size).index_add(0, batch.example_ids(), values)
+@dataclass
+class RolloutState:
+    """One training forward's rollouts: whether the selectors build a graph (they do in every stage), the
+    expert's `[B * K, P, S]` imitation scores when this step imitates, and each rollout's `[B * K]` summed
+    log-likelihood of its sampled actions."""
+
+    grad_enabled: bool
+    imitation_scores: torch.Tensor | None
+    action_log_prob: torch.Tensor
 
 
-def per_example_mean(values: torch.Tensor, weights: torch.Tensor, batch: PackedBatch) -> torch.Tensor:
-    """`[B]` weighted mean of `[N]` packed values within each example (0 where an example has no weight)."""
-    return per_example_sum(values * weights, batch) / per_example_sum(weights, batch).clamp_min(1)
-
-
-def rank_within_examples(scores: torch.Tensor, batch: PackedBatch) -> torch.Tensor:
-    """`[N]` rank of each live token's score within its example, 0 for the highest."""
-    by_score = torch.argsort(scores, descending=True, stable=True)
-    order = by_score[torch.argsort(batch.example_ids()[by_score], stable=True)]
-    ranks = torch.empty_like(order)
-    ranks[order] = torch.arange(order.numel(), device=order.device) - batch.cu_seqlens.long()[batch.example_ids()[order]]
-    return ranks
-
-
-class AutoBertEncoder(nn.Module):
-    """`layer.N` are BERT's layers (checkpoint names unchanged); `selectors.i` runs on the input of layer
-    `config.selection_layers[i]`."""
+class AutoBertEncoder(TokenPruningEncoder):
+    """`selectors.i` runs on the input of layer `config.selection_layers[i]`. Inference keeps a token when its
+    probability is >= `keep_threshold`; training samples keep/drop actions in `rl_num_samples` rollouts per input
+    (`forward_rollouts`)."""
 
     def __init__(self, config: AutoBertConfig):
-        super().__init__()
-        self.config = config
-        self.layer = nn.ModuleList(BertLayer(config, layer_idx=i) for i in range(config.num_hidden_layers))
+        super().__init__(config)
         self.selectors = nn.ModuleList(AutoBertSelector(config) for _ in config.selection_layers)
         self.selector_of_layer = {layer: point for point, layer in enumerate(config.selection_layers)}
         self.training_progress = 0.0
@@ -102,94 +98,50 @@ class AutoBertEncoder(nn.Module):
         """Imitation (`guide_rate`) applies while the fraction of training done is below `guide_rate`."""
         self.training_progress = fraction
 
-    def forward_masked(
-        self,
-        hidden: torch.Tensor,
-        padding_mask: torch.Tensor,
-        prune: bool,
-        output_hidden_states: bool,
-        output_attentions: bool,
-        residual_scores: torch.Tensor | None = None,
-    ) -> EncoderResult:
-        """The padded reference of inference: tokens below `keep_threshold` are hidden from attention by masks and
-        keep the state they had when dropped. Training always runs rollouts on the packed engine, so
-        `residual_scores` (a training input) is ignored here."""
-        real = padding_mask.to(hidden.dtype)
-        is_first = torch.zeros_like(padding_mask)
-        is_first[:, 0] = True
-        survival, state, kept_counts, all_hidden, all_attentions = real, hidden, [], [hidden], []
-        for index, layer in enumerate(self.layer):
-            point = self.selector_of_layer.get(index)
-            if prune and point is not None:
-                keep = (self.selectors[point](state) >= self.config.keep_threshold) | is_first
-                survival = survival * keep.to(survival.dtype)
-            kept_counts.append(survival.sum(dim=1))
-            output, probs = masked_layer_forward(layer, state, padding_mask, key_weights=survival if prune else None)
-            state = state + (output - state) * survival[..., None] if prune else output
-            all_hidden.append(state)
-            all_attentions.append(probs)
-        return EncoderResult(
-            last_hidden_state=state,
-            tokens_per_layer=torch.stack(kept_counts, dim=1).round().long(),
-            hidden_states=tuple(all_hidden) if output_hidden_states else None,
-            attentions=tuple(all_attentions) if output_attentions else None,
-        )
+    def decision_point(self, index: int) -> str | None:
+        return BEFORE_LAYER if index in self.selector_of_layer else None
 
-    def forward_packed(
-        self, batch: PackedBatch, attention_backend: str, prune: bool, output_hidden_states: bool
-    ) -> tuple[PackedBatch, EncoderResult]:
-        """Inference: each selector drops, per example, the live tokens whose keep-probability is below
-        `keep_threshold`; the restore buffer forwards them to the output."""
-
-        def keep(index: int, batch: PackedBatch) -> torch.Tensor | None:
-            point = self.selector_of_layer.get(index)
-            if point is None:
-                return None
-            return (self.selectors[point](batch.hidden) >= self.config.keep_threshold) | batch.first_token_mask()
-
-        return packed_layers_with_selector(self.layer, batch, attention_backend, keep if prune else None, output_hidden_states)
+    def keep_values(self, index: int, view: TokenView, trace: SelectionTrace, received=None) -> torch.Tensor:
+        point = self.selector_of_layer[index]
+        rollouts = trace.method if isinstance(trace.method, RolloutState) else None
+        if rollouts is None:
+            return self.selectors[point](view.hidden) >= self.config.keep_threshold
+        with torch.set_grad_enabled(rollouts.grad_enabled):  # the selectors learn in every stage
+            probs = self.selectors[point](view.hidden)
+            scores = None if rollouts.imitation_scores is None else view.from_grid(rollouts.imitation_scores[:, point])
+            actions, log_likelihood = self._sample_actions(probs, view, scores)
+            rollouts.action_log_prob = rollouts.action_log_prob + log_likelihood
+        return actions
 
     def forward_rollouts(
-        self,
-        batch: PackedBatch,
-        attention_backend: str,
-        output_hidden_states: bool,
-        residual_scores: torch.Tensor | None = None,
-    ) -> tuple[PackedBatch, EncoderResult]:
+        self, batch: PackedBatch, attention_backend: str, output_hidden_states: bool, method_inputs: dict[str, torch.Tensor]
+    ) -> tuple[PackedBatch, list[torch.Tensor], tuple[torch.Tensor, ...] | None, torch.Tensor]:
         """Training: the layers before the first selection once per input, then `rl_num_samples` rollouts per
-        input (example i's rollouts are rows i * K ... i * K + K - 1), each sampling its keep/drop actions.
-
-        In stage "train_rl" BERT runs without autograd; only the selectors build a graph."""
+        input (example i's rollouts are rows i * K ... i * K + K - 1), each sampling its keep/drop actions. Returns
+        the batch after the last layer, the `[B * K]` tokens entering each layer, the states (when asked) and each
+        rollout's `[B * K]` log-likelihood of its actions. In stage "train_rl" BERT runs without autograd; only the
+        selectors build a graph."""
         config, rollouts = self.config, self.config.rl_num_samples
-        first = config.selection_layers[0]
-        guided = self._imitation_scores(residual_scores, batch)
+        first, num_layers = config.selection_layers[0], config.num_hidden_layers
         grad_enabled = torch.is_grad_enabled()
-        action_log_prob = batch.hidden.new_zeros(batch.batch_size * rollouts)
-
-        def keep(index: int, batch: PackedBatch) -> torch.Tensor | None:
-            nonlocal action_log_prob
-            point = self.selector_of_layer.get(first + index)
-            if point is None:
-                return None
-            with torch.set_grad_enabled(grad_enabled):  # the selectors learn in every stage
-                probs = self.selectors[point](batch.hidden)
-                actions, log_likelihood = self._sample_actions(probs, batch, None if guided is None else guided[:, point])
-                action_log_prob = action_log_prob + log_likelihood
-            return actions
-
+        imitation = self._imitation_scores(method_inputs.get("residual_scores"), batch)
         with torch.set_grad_enabled(grad_enabled and config.training_stage != "train_rl"):
-            prefix = None
-            if first > 0:
-                batch, prefix = packed_layers_with_selector(self.layer[:first], batch, attention_backend, None, output_hidden_states)
+            batch, prefix_counts, prefix_hidden = run_packed_layers(
+                self.layer, batch, attention_backend, None, None, output_hidden_states, range(first), self
+            )
             batch = repeat_examples(batch, rollouts)
-            batch, result = packed_layers_with_selector(self.layer[first:], batch, attention_backend, keep, output_hidden_states)
-        if prefix is not None:
-            result.tokens_per_layer = torch.cat([prefix.tokens_per_layer.repeat_interleave(rollouts, 0), result.tokens_per_layer], 1)
-            if output_hidden_states:
-                repeated = tuple(h.repeat_interleave(rollouts, 0) for h in prefix.hidden_states[:-1])
-                result.hidden_states = repeated + result.hidden_states
-        result.action_log_prob = action_log_prob
-        return batch, result
+            trace = SelectionTrace(method_inputs, batch.num_tokens)
+            trace.method = RolloutState(
+                grad_enabled, None if imitation is None else imitation.repeat_interleave(rollouts, 0),
+                batch.hidden.new_zeros(batch.batch_size),
+            )
+            batch, counts, hidden_states = run_packed_layers(
+                self.layer, batch, attention_backend, self, trace, output_hidden_states, range(first, num_layers), self
+            )
+        counts = [count.repeat_interleave(rollouts) for count in prefix_counts] + counts
+        if output_hidden_states:
+            hidden_states = tuple(h.repeat_interleave(rollouts, 0) for h in prefix_hidden[:-1]) + hidden_states
+        return batch, counts, hidden_states, trace.method.action_log_prob
 
     def _imitation_scores(self, residual_scores: torch.Tensor | None, batch: PackedBatch) -> torch.Tensor | None:
         """`[B, P, S]` heuristic scores when this step imitates (stage "train_rl", within `guide_rate`), else None."""
@@ -211,24 +163,24 @@ class AutoBertEncoder(nn.Module):
         return residual_scores[:, :, : batch.seq_len].to(batch.hidden.dtype)
 
     def _sample_actions(
-        self, probs: torch.Tensor, batch: PackedBatch, scores: torch.Tensor | None
+        self, probs: torch.Tensor, view: PackedView, scores: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Keep/drop actions of every rollout's live tokens ([CLS] always kept) and `[B * K]` log-likelihood of
-        each rollout's actions under the policy (mean over the tokens decided). With `scores` (`[B, S]`), the
-        first rollout of each input takes the expert's actions instead: the top round(sum p) tokens by score."""
-        first_token = batch.first_token_mask()
+        each rollout's actions under the policy (mean over the tokens decided). With `scores` (`[N]`, the expert's
+        score of each token), the first rollout of each input takes the expert's actions instead: the top
+        round(sum p) tokens by score."""
+        first_token = view.first_token
         decided = (~first_token).to(probs.dtype)
         sample_prob = probs.detach()
         if scores is not None:
-            rollouts = self.config.rl_num_samples
-            token_scores = scores.repeat_interleave(rollouts, 0).flatten()[batch.indices].masked_fill(first_token, -torch.inf)
-            expected_kept = per_example_sum(sample_prob * decided, batch)
-            expert = rank_within_examples(token_scores, batch) < expected_kept.round()[batch.example_ids()]
-            is_guided = batch.example_ids() % rollouts == 0
+            expected_kept = view.segment_sum(sample_prob * decided).round()  # [B * K]
+            expert = view.segment_rank(scores.masked_fill(first_token, -torch.inf)) < view.per_token(expected_kept)
+            # repeat_examples lays out example i's rollouts as rows i * K ... i * K + K - 1: the first is guided.
+            is_guided = view.batch.example_ids() % self.config.rl_num_samples == 0
             sample_prob = torch.where(is_guided, expert.to(probs.dtype), sample_prob)
         actions = torch.bernoulli(sample_prob).bool() | first_token
         log_likelihood = torch.where(actions, torch.log(probs + LOG_EPSILON), torch.log(1 - probs + LOG_EPSILON))
-        return actions, per_example_mean(log_likelihood, decided, batch)
+        return actions, view.segment_sum(log_likelihood * decided) / view.segment_sum(decided).clamp_min(1)
 
 
 def policy_gradient_loss(
@@ -261,15 +213,55 @@ def soft_cross_entropy(logits: torch.Tensor, teacher_logits: torch.Tensor, tempe
     return -(teacher * F.log_softmax(logits / temperature, dim=-1)).sum(dim=-1)
 
 
+@dataclass
+class AutoBertModelOutput(TokenPruningModelOutput):
+    """`TokenPruningModelOutput`, plus in training `action_log_prob`: `[B * K]` log-likelihood of each rollout's
+    sampled keep/drop actions (the base model's training outputs have one row per rollout)."""
+
+    action_log_prob: torch.FloatTensor | None = None
+
+
+@dataclass
+class AutoBertSequenceClassifierOutput(TokenPruningSequenceClassifierOutput):
+    """In training, every field has one row per input (means over its rollouts); `action_log_prob` is `[B, K]`."""
+
+    action_log_prob: torch.FloatTensor | None = None
+
+
+@dataclass
+class AutoBertQuestionAnsweringOutput(TokenPruningQuestionAnsweringOutput):
+    """In training, every field has one row per input (means over its rollouts); `action_log_prob` is `[B, K]`."""
+
+    action_log_prob: torch.FloatTensor | None = None
+
+
+@dataclass
+class AutoBertTokenClassifierOutput(TokenPruningTokenClassifierOutput):
+    """In training, every field has one row per input (means over its rollouts); `action_log_prob` is `[B, K]`."""
+
+    action_log_prob: torch.FloatTensor | None = None
+
+
 class AutoBertPreTrainedModel(TokenPruningPreTrainedModel):
     config_class = AutoBertConfig
     config: AutoBertConfig
 
     def post_init(self):
-        """Stage "train_rl" freezes everything but the selectors, so the stock `Trainer` optimises only them."""
         super().post_init()
-        frozen = self.config.training_stage == "train_rl"
-        self.requires_grad_(not frozen)
+        self.apply_training_stage()
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        """As HF's, then `apply_training_stage`: HF materialises the loaded parameters after `post_init`, which
+        would undo the freeze."""
+        loaded = super().from_pretrained(*args, **kwargs)
+        (loaded[0] if isinstance(loaded, tuple) else loaded).apply_training_stage()
+        return loaded
+
+    def apply_training_stage(self) -> None:
+        """Stage "train_rl" trains the selectors alone: every other parameter gets `requires_grad=False`, so the
+        stock `Trainer`'s optimizer holds only the selectors; "train_both" trains everything."""
+        self.requires_grad_(self.config.training_stage != "train_rl")
         for module in self.modules():
             if isinstance(module, AutoBertSelector):
                 module.requires_grad_(True)
@@ -278,18 +270,33 @@ class AutoBertPreTrainedModel(TokenPruningPreTrainedModel):
         """An input of `[B, ...]` as `[B * K, ...]`, one row per training rollout."""
         return None if tensor is None else tensor.repeat_interleave(self.config.rl_num_samples, 0)
 
-    def finish_training_outputs(self, outputs, task_losses: torch.Tensor | None, real_tokens: torch.Tensor, rollout_fields: tuple[str, ...]):
-        """Training outputs of a head: TR-BERT's loss from the `[B * K]` per-rollout task losses (when there are
-        labels or teacher logits), and the `rollout_fields` logits averaged over each input's rollouts."""
-        changes = {
-            field: outputs[field].view(-1, self.config.rl_num_samples, *outputs[field].shape[1:]).mean(dim=1)
-            for field in rollout_fields
-        }
+    def per_input(self, tensor: torch.Tensor) -> torch.Tensor:
+        """`[B * K, ...]` rollout rows as `[B, ...]` means over each input's rollouts (counts rounded)."""
+        rows = tensor.view(-1, self.config.rl_num_samples, *tensor.shape[1:])
+        if tensor.dtype.is_floating_point:
+            return rows.mean(dim=1)
+        return rows.float().mean(dim=1).round().to(tensor.dtype)
+
+    def finish_training_outputs(self, outputs, task_losses: torch.Tensor | None, real_tokens: torch.Tensor):
+        """Training outputs of a head from its `[B * K]` rollout rows: TR-BERT's loss from the per-rollout task
+        losses (when there are labels or teacher logits), then one row per input for every field: means over the
+        rollouts, and `action_log_prob` as `[B, K]`."""
+        changes = {}
         if task_losses is not None:
             changes["loss"], changes["pruning_loss"] = policy_gradient_loss(
                 self.config, task_losses, outputs.action_log_prob, outputs.tokens_per_layer,
                 self.rollout_rows(real_tokens).to(task_losses.dtype),
             )
+        for field in dataclasses.fields(outputs):
+            value = getattr(outputs, field.name)
+            if field.name in ("loss", "pruning_loss") or value is None:
+                continue
+            if field.name == "action_log_prob":
+                changes[field.name] = value.view(-1, self.config.rl_num_samples)
+            elif isinstance(value, tuple):
+                changes[field.name] = tuple(self.per_input(layer) for layer in value)
+            else:
+                changes[field.name] = self.per_input(value)
         # A new record, not attribute writes: ModelOutput only lists (for `outputs["loss"]`, tuples) the fields set at init.
         return dataclasses.replace(outputs, **changes)
 
@@ -314,6 +321,7 @@ class AutoBertModel(AutoBertPreTrainedModel, TokenPruningModel):
     """BERT with TR-BERT's selectors. In training every output has `rl_num_samples` rows per input (rollouts)."""
 
     encoder_class = AutoBertEncoder
+    output_class = AutoBertModelOutput
     method_input_names = ("residual_scores",)
 
     def encode(self, hidden, attention_mask, output_hidden_states, output_attentions, method_inputs) -> EncoderResult:
@@ -321,14 +329,17 @@ class AutoBertModel(AutoBertPreTrainedModel, TokenPruningModel):
             return super().encode(hidden, attention_mask, output_hidden_states, output_attentions, method_inputs)
         if output_attentions:
             raise ValueError("output_attentions is not available in training: autobert's rollouts run on the packed engine")
-        batch = pack(hidden, attention_mask, keep_restore_buffer=True)
-        batch, result = self.encoder.forward_rollouts(batch, configured_attention_backend(self.config, hidden), output_hidden_states, **method_inputs)
-        result.last_hidden_state = unpack(batch)
-        return result
+        full_length = self.every_position or output_hidden_states
+        batch = pack(hidden, attention_mask, keep_restore_buffer=full_length)
+        batch, counts, hidden_states, action_log_prob = self.encoder.forward_rollouts(
+            batch, configured_attention_backend(self.config, hidden), output_hidden_states, method_inputs
+        )
+        return packed_result(batch, counts, hidden_states, full_length, {"action_log_prob": action_log_prob})
 
 
 class AutoBertForSequenceClassification(AutoBertPreTrainedModel, TokenPruningForSequenceClassification):
     model_class = AutoBertModel
+    output_class = AutoBertSequenceClassifierOutput
 
     @can_return_tuple
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, inputs_embeds=None,
@@ -349,13 +360,14 @@ class AutoBertForSequenceClassification(AutoBertPreTrainedModel, TokenPruningFor
         elif labels is not None:
             task_losses = sequence_classification_loss(self.config, outputs.logits, self.rollout_rows(labels), reduction="none")
         real = real_token_counts(attention_mask, input_ids, inputs_embeds)
-        return self.finish_training_outputs(outputs, task_losses, real, ("logits",))
+        return self.finish_training_outputs(outputs, task_losses, real)
 
 
 class AutoBertForQuestionAnswering(AutoBertPreTrainedModel, TokenPruningForQuestionAnswering):
     """Span logits over every position: a token dropped by a selector keeps the state it had when dropped."""
 
     model_class = AutoBertModel
+    output_class = AutoBertQuestionAnsweringOutput
 
     @can_return_tuple
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, inputs_embeds=None,
@@ -385,13 +397,14 @@ class AutoBertForQuestionAnswering(AutoBertPreTrainedModel, TokenPruningForQuest
             end = self.rollout_rows(end_positions.view(-1).clamp(0, ignored_index))
             task_losses = (loss_fct(outputs.start_logits, start) + loss_fct(outputs.end_logits, end)) / 2
         real = real_token_counts(attention_mask, input_ids, inputs_embeds)
-        return self.finish_training_outputs(outputs, task_losses, real, ("start_logits", "end_logits"))
+        return self.finish_training_outputs(outputs, task_losses, real)
 
 
 class AutoBertForTokenClassification(AutoBertPreTrainedModel, TokenPruningForTokenClassification):
     """Per-token labels over every position: a dropped token keeps the state it had when dropped."""
 
     model_class = AutoBertModel
+    output_class = AutoBertTokenClassifierOutput
 
     @can_return_tuple
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, inputs_embeds=None,
@@ -411,7 +424,7 @@ class AutoBertForTokenClassification(AutoBertPreTrainedModel, TokenPruningForTok
             labelled = (labels != -100).to(token_losses.dtype)
             task_losses = (token_losses * labelled).sum(dim=1) / labelled.sum(dim=1).clamp_min(1)
         real = real_token_counts(attention_mask, input_ids, inputs_embeds)
-        return self.finish_training_outputs(outputs, task_losses, real, ("logits",))
+        return self.finish_training_outputs(outputs, task_losses, real)
 
 
 __all__ = [

@@ -17,19 +17,16 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers.modeling_outputs import BaseModelOutputWithPoolingAndCrossAttentions
 from transformers.models.bert.modeling_bert import (
     BertForQuestionAnswering,
     BertForSequenceClassification,
     BertForTokenClassification,
     BertModel,
 )
-from transformers.utils import can_return_tuple
 
 from .checkpoint_files import HubCheckpointMixin
 from .configuration_compressed_bert import CompressedBertConfig
-from .modeling_token_pruning import packed_layers_with_selector
-from .token_engine import checked_attention_mask, configured_attention_backend, pack, unpack
+from .modeling_packed_bert import PackedBertHeadMixin, PackedBertModel
 
 
 class LowRankLinear(nn.Module):
@@ -352,12 +349,9 @@ def swap_compressed_modules(bert: BertModel, config: CompressedBertConfig) -> No
         setattr(parent, name, compressed_module(getattr(parent, name), spec, decoders))
 
 
-class CompressedBertModel(HubCheckpointMixin, BertModel):
-    """HF's `BertModel` with compressed modules, and inference on the packed token engine (`inference_engine`).
-
-    The packed forward runs the same layers and modules as BERT's own, on the real tokens only: a batch costs what
-    its tokens cost, whatever the padding, and the compressed modules' savings are not spent on padding.
-    """
+class CompressedBertModel(HubCheckpointMixin, PackedBertModel):
+    """`PackedBertModel` (HF's BERT, inference on the packed token engine: see `inference_engine`) with compressed
+    modules: a batch costs what its tokens cost, and the compressed modules' savings are not spent on padding."""
 
     config_class = CompressedBertConfig
 
@@ -365,56 +359,9 @@ class CompressedBertModel(HubCheckpointMixin, BertModel):
         super().__init__(config, add_pooling_layer=add_pooling_layer)
         swap_compressed_modules(self, config)
 
-    def runs_packed(self, kwargs: dict) -> bool:
-        """Whether a call with these keyword arguments runs on the packed engine (see `CompressedBertConfig`)."""
-        output_attentions = kwargs.get("output_attentions")
-        output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
-        bert_only_features = ("encoder_hidden_states", "encoder_attention_mask", "past_key_values")
-        return (
-            self.config.inference_engine == "packed"
-            and not self.training
-            and not output_attentions
-            and not self.config.is_decoder
-            and all(kwargs.get(name) is None for name in bert_only_features)
-        )
 
-    @can_return_tuple
-    def forward(
-        self,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        **kwargs,
-    ) -> BaseModelOutputWithPoolingAndCrossAttentions:
-        if not self.runs_packed(kwargs):
-            return super().forward(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, **kwargs)
-        attention_mask = checked_attention_mask(input_ids, inputs_embeds, attention_mask)
-        output_hidden_states = kwargs.get("output_hidden_states")
-        output_hidden_states = self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
-        hidden = self.embeddings(
-            input_ids=input_ids, position_ids=position_ids, token_type_ids=token_type_ids, inputs_embeds=inputs_embeds
-        )
-        batch, result = packed_layers_with_selector(
-            self.encoder.layer, pack(hidden, attention_mask), configured_attention_backend(self.config, hidden), None,
-            output_hidden_states,
-        )
-        sequence_output = unpack(batch)
-        return BaseModelOutputWithPoolingAndCrossAttentions(
-            last_hidden_state=sequence_output,
-            pooler_output=self.pooler(sequence_output) if self.pooler is not None else None,
-            hidden_states=result.hidden_states,
-        )
-
-
-class CompressedBertHeadMixin:
-    """A BERT task head whose `bert` is a `CompressedBertModel` (HF's head builds a plain `BertModel` first)."""
-
-    def __init__(self, config: CompressedBertConfig):
-        super().__init__(config)
-        self.bert = CompressedBertModel(config, add_pooling_layer=self.bert.pooler is not None)
-        self.post_init()
+class CompressedBertHeadMixin(PackedBertHeadMixin):
+    base_model_class = CompressedBertModel
 
 
 class CompressedBertForSequenceClassification(CompressedBertHeadMixin, HubCheckpointMixin, BertForSequenceClassification):

@@ -1,150 +1,121 @@
-"""What every token-pruning model type shares: outputs, the base model's engine dispatch, the task heads.
+"""What every token-pruning model type shares: the encoder contract, outputs, the base model's engine dispatch.
 
-A method supplies an encoder module with two forwards:
+A method subclasses `TokenPruningEncoder`, which holds BERT's layers, adding its parameters and the selector
+methods of `token_selection.TokenSelector` (where it decides, its keep values, its loss); the generic loops run it
+in both forms. It then names its config and encoder in one subclass of each model class here. Everything else
+(embeddings, input checks, pooling, heads and their losses, kept-token statistics for the training callback) lives
+here once.
 
-- `forward_masked(hidden, padding_mask, prune, output_hidden_states, output_attentions) -> EncoderResult`:
-  the padded, differentiable form (training, and `inference_engine="masked"`);
-- `forward_packed(batch, attention_backend, prune, output_hidden_states) -> (PackedBatch, EncoderResult)`:
-  hard decisions on the packed engine (inference).
-
-and a subclass of each class here naming its config and encoder. Everything else (embeddings, input checks,
-pooling, heads and their losses, kept-token statistics for the training callback) lives here once.
+Conventions every type follows:
+- `loss` is the task loss plus the method's `pruning_loss` in training; at evaluation it is the task loss alone,
+  so `Trainer`'s `eval_loss` compares across types and with plain BERT.
+- `attn_implementation`: "sdpa" (the default) runs fused SDPA kernels wherever the method needs neither attention
+  probabilities nor differentiable key weights; "eager" forms attention explicitly everywhere; flash and flex
+  attention are refused at load (the methods weight attention keys inside the softmax, which those kernels cannot
+  express; on CUDA the packed engine uses flash-attn's varlen kernel by itself when it is installed).
+- Gradient checkpointing (`gradient_checkpointing_enable()`) recomputes each layer in backward on the training path.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
-from transformers.modeling_outputs import ModelOutput
-from transformers.models.bert.modeling_bert import BertEmbeddings, BertPooler, BertPreTrainedModel
+from transformers.modeling_outputs import (
+    ModelOutput,
+    BaseModelOutputWithPooling,
+    QuestionAnsweringModelOutput,
+    SequenceClassifierOutput,
+    TokenClassifierOutput,
+)
+from transformers.models.bert.modeling_bert import BertEmbeddings, BertLayer, BertPooler, BertPreTrainedModel
 from transformers.utils import can_return_tuple
 
 from .checkpoint_files import HubCheckpointMixin
-from .bert_layer_forward import packed_layer_forward
-from .token_engine import (
-    PackedBatch,
-    checked_attention_mask,
-    configured_attention_backend,
-    drop_tokens,
-    pack,
-    unpack,
-)
+from .token_engine import PackedBatch, checked_attention_mask, configured_attention_backend, pack, unpack
+from .token_selection import EncoderResult, SelectionTrace, TokenSelector, run_masked_layers, run_packed_layers
+
+
+def masked_attention_kernel(config) -> str:
+    """The masked form's attention: "eager" when the model was loaded with `attn_implementation="eager"`."""
+    return "eager" if getattr(config, "_attn_implementation", None) == "eager" else "sdpa"
+
+
+class TokenPruningEncoder(TokenSelector):
+    """`layer.N` are BERT's layers (checkpoint names unchanged); a method's parameters sit beside them and its
+    selector methods (see `TokenSelector`) say which tokens go on."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        self.layer = nn.ModuleList(BertLayer(config, layer_idx=i) for i in range(config.num_hidden_layers))
+        self.gradient_checkpointing = False  # set by HF's gradient_checkpointing_enable()
+
+    def set_training_progress(self, fraction: float) -> None:
+        """How far training is, 0 to 1, for methods with a training schedule; the callback `import
+        transformers_prune` installs calls it before every `Trainer` step."""
+
+    def forward_masked(
+        self,
+        hidden: torch.Tensor,
+        padding_mask: torch.Tensor,
+        prune: bool,
+        output_hidden_states: bool,
+        output_attentions: bool,
+        method_inputs: dict[str, torch.Tensor],
+    ) -> EncoderResult:
+        """The padded, differentiable form (training, `inference_engine="masked"`); `prune=False` runs every token."""
+        trace = SelectionTrace(method_inputs, padding_mask.sum())
+        return run_masked_layers(
+            self.layer, hidden, padding_mask, self if prune else None, trace, masked_attention_kernel(self.config),
+            output_hidden_states, output_attentions, checkpointing_owner=self,
+        )
+
+    def forward_packed(
+        self, batch: PackedBatch, attention_backend: str, prune: bool, output_hidden_states: bool,
+        method_inputs: dict[str, torch.Tensor],
+    ) -> tuple[PackedBatch, list[torch.Tensor], tuple[torch.Tensor, ...] | None]:
+        """Hard decisions on the packed engine (see `run_packed_layers` for what it returns)."""
+        trace = SelectionTrace(method_inputs, batch.num_tokens)
+        return run_packed_layers(self.layer, batch, attention_backend, self if prune else None, trace, output_hidden_states)
 
 
 @dataclass
-class EncoderResult:
-    """What a method's encoder returns. `tokens_per_layer`: `[B, L]` real tokens entering each layer (`[B * K, L]`
-    when training runs K rollouts per input); `action_log_prob`: `[B * K]` log-likelihood of each rollout's sampled
-    keep/drop actions, for methods trained by policy gradient."""
-
-    last_hidden_state: torch.Tensor | None
-    tokens_per_layer: torch.Tensor
-    pruning_loss: torch.Tensor | None = None
-    hidden_states: tuple[torch.Tensor, ...] | None = None
-    attentions: tuple[torch.Tensor, ...] | None = None
-    action_log_prob: torch.Tensor | None = None
-
-
-def run_packed_layers(
-    batch: PackedBatch,
-    num_layers: int,
-    layer_step: Callable[[int, PackedBatch], tuple[torch.Tensor, PackedBatch]],
-    output_hidden_states: bool,
-) -> tuple[PackedBatch, EncoderResult]:
-    """The packed encoder loop every method shares. `layer_step(index, batch)` runs layer `index`, dropping what
-    the method drops, and returns the `[B]` token counts entering that layer and the batch after it."""
-    kept_counts, all_hidden = [], [unpack(batch)] if output_hidden_states else None
-    for index in range(num_layers):
-        entering, batch = layer_step(index, batch)
-        kept_counts.append(entering)
-        if output_hidden_states:
-            all_hidden.append(unpack(batch))
-    return batch, EncoderResult(
-        last_hidden_state=None,
-        tokens_per_layer=torch.stack(kept_counts, dim=1),
-        hidden_states=tuple(all_hidden) if output_hidden_states else None,
-    )
-
-
-def packed_layers_with_selector(
-    layers: nn.ModuleList,
-    batch: PackedBatch,
-    attention_backend: str,
-    keep_before_layer: Callable[[int, PackedBatch], torch.Tensor | None] | None,
-    output_hidden_states: bool,
-) -> tuple[PackedBatch, EncoderResult]:
-    """`run_packed_layers` for methods that decide before layers: `keep_before_layer(index, batch)` returns the
-    `[N]` bool keep mask over the live tokens ([CLS] included), or None where it does not decide, and dropped
-    tokens go to the restore buffer; `keep_before_layer=None` runs every token."""
-
-    def layer_step(index: int, batch: PackedBatch) -> tuple[torch.Tensor, PackedBatch]:
-        keep = keep_before_layer(index, batch) if keep_before_layer is not None else None
-        if keep is not None:
-            batch = drop_tokens(batch, keep)
-        return batch.seqlens(), batch.with_hidden(packed_layer_forward(layers[index], batch, attention_backend))
-
-    return run_packed_layers(batch, len(layers), layer_step, output_hidden_states)
-
-
-@dataclass
-class TokenPruningModelOutput(ModelOutput):
+class TokenPruningModelOutput(BaseModelOutputWithPooling):
     """
     Args:
-        last_hidden_state: `[B, S, H]`; a dropped token holds its state from the last layer it was kept in.
+        last_hidden_state: `[B, S, H]`; a dropped token holds its state from the last layer it was kept in. None
+            from the base model inside a sequence classifier on the packed engine, which reads [CLS] only.
         pooler_output: `[B, H]` pooled [CLS] state, when the model has a pooler.
         hidden_states: per-layer `[B, S, H]` states when `output_hidden_states=True`.
         attentions: per-layer attention probabilities when `output_attentions=True` (masked engine only).
         tokens_per_layer: `[B, L]` int64, real (non-padding) tokens of each example entering each layer.
-        pruning_loss: the method's auxiliary loss, coefficient applied, as added to the task loss.
-        action_log_prob: `[B * K]` log-likelihood of each training rollout's sampled actions (policy-gradient
-            methods); the other outputs then have K rows per input.
+        pruning_loss: the method's auxiliary loss, coefficient applied, as added to the task loss (training only).
     """
 
-    last_hidden_state: torch.FloatTensor | None = None
-    pooler_output: torch.FloatTensor | None = None
-    hidden_states: tuple[torch.FloatTensor, ...] | None = None
-    attentions: tuple[torch.FloatTensor, ...] | None = None
     tokens_per_layer: torch.LongTensor | None = None
     pruning_loss: torch.FloatTensor | None = None
-    action_log_prob: torch.FloatTensor | None = None
 
 
 @dataclass
-class TokenPruningSequenceClassifierOutput(ModelOutput):
-    loss: torch.FloatTensor | None = None
-    logits: torch.FloatTensor | None = None
-    hidden_states: tuple[torch.FloatTensor, ...] | None = None
-    attentions: tuple[torch.FloatTensor, ...] | None = None
+class TokenPruningSequenceClassifierOutput(SequenceClassifierOutput):
     tokens_per_layer: torch.LongTensor | None = None
     pruning_loss: torch.FloatTensor | None = None
-    action_log_prob: torch.FloatTensor | None = None
 
 
 @dataclass
-class TokenPruningQuestionAnsweringOutput(ModelOutput):
-    loss: torch.FloatTensor | None = None
-    start_logits: torch.FloatTensor | None = None
-    end_logits: torch.FloatTensor | None = None
-    hidden_states: tuple[torch.FloatTensor, ...] | None = None
-    attentions: tuple[torch.FloatTensor, ...] | None = None
+class TokenPruningQuestionAnsweringOutput(QuestionAnsweringModelOutput):
     tokens_per_layer: torch.LongTensor | None = None
     pruning_loss: torch.FloatTensor | None = None
-    action_log_prob: torch.FloatTensor | None = None
 
 
 @dataclass
-class TokenPruningTokenClassifierOutput(ModelOutput):
-    loss: torch.FloatTensor | None = None
-    logits: torch.FloatTensor | None = None
-    hidden_states: tuple[torch.FloatTensor, ...] | None = None
-    attentions: tuple[torch.FloatTensor, ...] | None = None
+class TokenPruningTokenClassifierOutput(TokenClassifierOutput):
     tokens_per_layer: torch.LongTensor | None = None
     pruning_loss: torch.FloatTensor | None = None
-    action_log_prob: torch.FloatTensor | None = None
 
 
 class TokenPruningPreTrainedModel(HubCheckpointMixin, BertPreTrainedModel):
@@ -152,33 +123,39 @@ class TokenPruningPreTrainedModel(HubCheckpointMixin, BertPreTrainedModel):
 
     # The loss is a per-batch mean plus an auxiliary term; Trainer must divide it by the accumulation steps.
     accepts_loss_kwargs = False
-    # Layers run through `bert_layer_forward`, not `BertLayer.__call__`, so HF's checkpointing hook never fires.
-    supports_gradient_checkpointing = False
+    supports_gradient_checkpointing = True
+    # Attention runs through our own kernels (see the module docstring): sdpa and eager only.
+    _supports_flash_attn = False
+    _supports_flex_attn = False
+    _supports_attention_backend = False
 
     def pop_token_stats(self) -> dict[str, float]:
         """Mean kept fraction per layer over the training batches since the last call (see `KeepRatioCallback`)."""
         return self.base_model.pop_token_stats()
 
     def set_training_progress(self, fraction: float) -> None:
-        """Tell a method with a training schedule (AdapLeR's soft-mask sharpness) how far training is, 0 to 1;
-        the callback `import transformers_prune` installs calls it before every `Trainer` step."""
-        set_progress = getattr(self.base_model.encoder, "set_training_progress", None)
-        if set_progress is not None:
-            set_progress(fraction)
+        """See `TokenPruningEncoder.set_training_progress`."""
+        self.base_model.encoder.set_training_progress(fraction)
 
 
 class TokenPruningModel(TokenPruningPreTrainedModel):
-    """BERT embeddings and pooler around a method's encoder; dispatches to the masked or packed forward."""
+    """BERT embeddings and pooler around a method's encoder; dispatches to the masked or packed forward.
 
-    encoder_class: type[nn.Module]
+    `every_position=False` (what a sequence classifier builds) skips the restore buffer and the full-length output
+    on the packed engine: the pooler reads each example's [CLS] row directly.
+    """
+
+    encoder_class: type[TokenPruningEncoder]
+    output_class: type[TokenPruningModelOutput] = TokenPruningModelOutput
     # Extra inputs a method's training forward reads (e.g. AdapLeR's `saliency`), passed from the heads' kwargs.
     method_input_names: tuple[str, ...] = ()
 
-    def __init__(self, config, add_pooling_layer: bool = True):
+    def __init__(self, config, add_pooling_layer: bool = True, every_position: bool = True):
         super().__init__(config)
         self.embeddings = BertEmbeddings(config)
         self.encoder = self.encoder_class(config)
         self.pooler = BertPooler(config) if add_pooling_layer else None
+        self.every_position = every_position
         self._kept_fraction_sum: torch.Tensor | None = None
         self._kept_fraction_batches = 0
         self.post_init()
@@ -201,7 +178,7 @@ class TokenPruningModel(TokenPruningPreTrainedModel):
         output_attentions: bool | None = None,
         **kwargs,
     ) -> TokenPruningModelOutput:
-        attention_mask = checked_attention_mask(input_ids, inputs_embeds, attention_mask)
+        attention_mask = checked_attention_mask(input_ids, inputs_embeds, attention_mask, self.config.max_position_embeddings)
         output_hidden_states = self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
         output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
 
@@ -212,16 +189,15 @@ class TokenPruningModel(TokenPruningPreTrainedModel):
         result = self.encode(hidden, attention_mask, output_hidden_states, output_attentions, method_inputs)
         if self.training:
             self._record_kept_fraction(result.tokens_per_layer, attention_mask)
-
-        sequence_output = result.last_hidden_state
-        return TokenPruningModelOutput(
-            last_hidden_state=sequence_output,
-            pooler_output=self.pooler(sequence_output) if self.pooler is not None else None,
+        pooled = self.pooler(result.first_token_states[:, None]) if self.pooler is not None else None
+        return self.output_class(
+            last_hidden_state=result.last_hidden_state,
+            pooler_output=pooled,
             hidden_states=result.hidden_states,
             attentions=result.attentions,
             tokens_per_layer=result.tokens_per_layer,
             pruning_loss=result.pruning_loss,
-            action_log_prob=result.action_log_prob,
+            **result.method_outputs,
         )
 
     def encode(
@@ -234,19 +210,23 @@ class TokenPruningModel(TokenPruningPreTrainedModel):
     ) -> EncoderResult:
         """Run the method's encoder on the embeddings: the masked form in training and for
         `inference_engine="masked"`, else the packed engine."""
-        if self.training or self.config.inference_engine == "masked":
+        engine = self.config.inference_engine
+        if self.training or engine == "masked":
             prune = self.training or self.config.prune_at_inference
             return self.encoder.forward_masked(
-                hidden, attention_mask.bool(), prune, output_hidden_states, output_attentions, **method_inputs
+                hidden, attention_mask.bool(), prune, output_hidden_states, output_attentions, method_inputs
             )
+        if engine != "packed":
+            raise ValueError(f"inference_engine={engine!r} is invalid; allowed: 'packed' or 'masked'")
         if output_attentions:
             raise ValueError("output_attentions needs inference_engine='masked'; the packed engine never forms attention maps")
-        batch = pack(hidden, attention_mask, keep_restore_buffer=True)
-        batch, result = self.encoder.forward_packed(
-            batch, configured_attention_backend(self.config, hidden), self.config.prune_at_inference, output_hidden_states
+        full_length = self.every_position or output_hidden_states
+        batch = pack(hidden, attention_mask, keep_restore_buffer=full_length)
+        batch, counts, hidden_states = self.encoder.forward_packed(
+            batch, configured_attention_backend(self.config, hidden), self.config.prune_at_inference,
+            output_hidden_states, method_inputs,
         )
-        result.last_hidden_state = unpack(batch)
-        return result
+        return packed_result(batch, counts, hidden_states, full_length)
 
     def _record_kept_fraction(self, tokens_per_layer: torch.Tensor, attention_mask: torch.Tensor) -> None:
         # Kept over real tokens, token-weighted; accumulated on device so training steps never sync with the host.
@@ -264,6 +244,24 @@ class TokenPruningModel(TokenPruningPreTrainedModel):
         stats = {"kept_fraction": sum(per_layer) / len(per_layer)}
         stats.update({f"kept_fraction_layer_{i}": value for i, value in enumerate(per_layer)})
         return stats
+
+
+def packed_result(
+    batch: PackedBatch,
+    counts: list[torch.Tensor],
+    hidden_states: tuple[torch.Tensor, ...] | None,
+    full_length: bool,
+    method_outputs: dict[str, torch.Tensor] | None = None,
+) -> EncoderResult:
+    """The `EncoderResult` of a packed run: [CLS] rows straight from the packed batch (compaction keeps each
+    example's first token first), the full-length states only when `full_length`."""
+    return EncoderResult(
+        last_hidden_state=unpack(batch) if full_length else None,
+        first_token_states=batch.hidden[batch.first_token_rows()],
+        tokens_per_layer=torch.stack(counts, dim=1),
+        hidden_states=hidden_states,
+        method_outputs=method_outputs or {},
+    )
 
 
 def sequence_classification_loss(config, logits: torch.Tensor, labels: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
@@ -293,15 +291,37 @@ def _with_pruning_loss(task_loss: torch.Tensor | None, outputs: TokenPruningMode
     return task_loss + outputs.pruning_loss
 
 
-class TokenPruningForSequenceClassification(TokenPruningPreTrainedModel):
-    """Classification/regression on the pooled [CLS] state, as `BertForSequenceClassification`."""
+class TokenPruningHead(TokenPruningPreTrainedModel):
+    """A task head over `model_class` (built as `self.bert`, the name BERT checkpoints use). Its output class
+    declares which of the base model's outputs it carries: `carried_outputs` copies those."""
 
     model_class: type[TokenPruningModel]
+    output_class: type[ModelOutput]
+
+    def carried_outputs(self, outputs: TokenPruningModelOutput) -> dict:
+        """The base model's outputs that this head's output class also declares (hidden states, tokens per layer,
+        pruning loss, a method's own fields), by name."""
+        names = {field.name for field in dataclasses.fields(self.output_class)} & {
+            field.name for field in dataclasses.fields(outputs)
+        }
+        return {name: getattr(outputs, name) for name in names - {"last_hidden_state", "pooler_output"}}
+
+    def base_outputs(self, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, kwargs) -> TokenPruningModelOutput:
+        return self.bert(
+            input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, position_ids=position_ids,
+            inputs_embeds=inputs_embeds, return_dict=True, **kwargs,
+        )
+
+
+class TokenPruningForSequenceClassification(TokenPruningHead):
+    """Classification/regression on the pooled [CLS] state, as `BertForSequenceClassification`."""
+
+    output_class = TokenPruningSequenceClassifierOutput
 
     def __init__(self, config):
         super().__init__(config)
         self.num_labels = config.num_labels
-        self.bert = self.model_class(config)
+        self.bert = self.model_class(config, every_position=False)
         dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
@@ -318,27 +338,16 @@ class TokenPruningForSequenceClassification(TokenPruningPreTrainedModel):
         labels: torch.Tensor | None = None,
         **kwargs,
     ) -> TokenPruningSequenceClassifierOutput:
-        outputs = self.bert(
-            input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, position_ids=position_ids,
-            inputs_embeds=inputs_embeds, return_dict=True, **kwargs,
-        )
+        outputs = self.base_outputs(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, kwargs)
         logits = self.classifier(self.dropout(outputs.pooler_output))
         loss = sequence_classification_loss(self.config, logits, labels) if labels is not None else None
-        return TokenPruningSequenceClassifierOutput(
-            loss=_with_pruning_loss(loss, outputs),
-            logits=logits,
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
-            tokens_per_layer=outputs.tokens_per_layer,
-            pruning_loss=outputs.pruning_loss,
-            action_log_prob=outputs.action_log_prob,
-        )
+        return self.output_class(loss=_with_pruning_loss(loss, outputs), logits=logits, **self.carried_outputs(outputs))
 
 
-class TokenPruningForQuestionAnswering(TokenPruningPreTrainedModel):
+class TokenPruningForQuestionAnswering(TokenPruningHead):
     """Extractive QA span logits over every input position, as `BertForQuestionAnswering`."""
 
-    model_class: type[TokenPruningModel]
+    output_class = TokenPruningQuestionAnsweringOutput
 
     def __init__(self, config):
         super().__init__(config)
@@ -359,10 +368,7 @@ class TokenPruningForQuestionAnswering(TokenPruningPreTrainedModel):
         end_positions: torch.Tensor | None = None,
         **kwargs,
     ) -> TokenPruningQuestionAnsweringOutput:
-        outputs = self.bert(
-            input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, position_ids=position_ids,
-            inputs_embeds=inputs_embeds, return_dict=True, **kwargs,
-        )
+        outputs = self.base_outputs(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, kwargs)
         start_logits, end_logits = self.qa_outputs(outputs.last_hidden_state).split(1, dim=-1)
         start_logits, end_logits = start_logits.squeeze(-1).contiguous(), end_logits.squeeze(-1).contiguous()
         loss = None
@@ -373,22 +379,16 @@ class TokenPruningForQuestionAnswering(TokenPruningPreTrainedModel):
             end_positions = end_positions.view(-1).clamp(0, ignored_index)
             loss_fct = CrossEntropyLoss(ignore_index=ignored_index)
             loss = (loss_fct(start_logits, start_positions) + loss_fct(end_logits, end_positions)) / 2
-        return TokenPruningQuestionAnsweringOutput(
-            loss=_with_pruning_loss(loss, outputs),
-            start_logits=start_logits,
-            end_logits=end_logits,
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
-            tokens_per_layer=outputs.tokens_per_layer,
-            pruning_loss=outputs.pruning_loss,
-            action_log_prob=outputs.action_log_prob,
+        return self.output_class(
+            loss=_with_pruning_loss(loss, outputs), start_logits=start_logits, end_logits=end_logits,
+            **self.carried_outputs(outputs),
         )
 
 
-class TokenPruningForTokenClassification(TokenPruningPreTrainedModel):
+class TokenPruningForTokenClassification(TokenPruningHead):
     """Per-token labels over every input position, as `BertForTokenClassification`."""
 
-    model_class: type[TokenPruningModel]
+    output_class = TokenPruningTokenClassifierOutput
 
     def __init__(self, config):
         super().__init__(config)
@@ -410,27 +410,15 @@ class TokenPruningForTokenClassification(TokenPruningPreTrainedModel):
         labels: torch.Tensor | None = None,
         **kwargs,
     ) -> TokenPruningTokenClassifierOutput:
-        outputs = self.bert(
-            input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, position_ids=position_ids,
-            inputs_embeds=inputs_embeds, return_dict=True, **kwargs,
-        )
+        outputs = self.base_outputs(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, kwargs)
         logits = self.classifier(self.dropout(outputs.last_hidden_state))
         loss = CrossEntropyLoss()(logits.view(-1, self.num_labels), labels.view(-1)) if labels is not None else None
-        return TokenPruningTokenClassifierOutput(
-            loss=_with_pruning_loss(loss, outputs),
-            logits=logits,
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
-            tokens_per_layer=outputs.tokens_per_layer,
-            pruning_loss=outputs.pruning_loss,
-            action_log_prob=outputs.action_log_prob,
-        )
+        return self.output_class(loss=_with_pruning_loss(loss, outputs), logits=logits, **self.carried_outputs(outputs))
 
 
 __all__ = [
     "EncoderResult",
-    "packed_layers_with_selector",
-    "run_packed_layers",
+    "TokenPruningEncoder",
     "TokenPruningForQuestionAnswering",
     "TokenPruningForSequenceClassification",
     "TokenPruningForTokenClassification",
@@ -440,4 +428,7 @@ __all__ = [
     "TokenPruningQuestionAnsweringOutput",
     "TokenPruningSequenceClassifierOutput",
     "TokenPruningTokenClassifierOutput",
+    "masked_attention_kernel",
+    "packed_result",
+    "sequence_classification_loss",
 ]

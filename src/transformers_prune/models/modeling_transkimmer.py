@@ -21,20 +21,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import initialization as init
-from transformers.models.bert.modeling_bert import BertLayer
 
-from .bert_layer_forward import masked_layer_forward
 from .configuration_transkimmer import TranskimmerConfig
 from .modeling_token_pruning import (
-    EncoderResult,
+    TokenPruningEncoder,
     TokenPruningForQuestionAnswering,
     TokenPruningForSequenceClassification,
     TokenPruningForTokenClassification,
     TokenPruningModel,
     TokenPruningPreTrainedModel,
-    packed_layers_with_selector,
 )
-from .token_engine import PackedBatch
+from .token_selection import BEFORE_LAYER, SelectionTrace
+from .token_views import TokenView
 
 KEEP, SKIM = 1, 0  # predictor output channels, as in the official code
 
@@ -59,65 +57,28 @@ class TranskimmerSkimPredictor(nn.Module):
         return self.classifier(self.activation(self.hidden_norm(self.dense(self.input_norm(hidden)))))
 
 
-class TranskimmerEncoder(nn.Module):
-    """`layer.N` are BERT's layers (checkpoint names unchanged); `skim_predictors.N` runs before layer N."""
+class TranskimmerEncoder(TokenPruningEncoder):
+    """`skim_predictors.N` decides before layer N which tokens it still processes; skimmed tokens never return."""
 
     def __init__(self, config: TranskimmerConfig):
-        super().__init__()
-        self.config = config
-        self.layer = nn.ModuleList(BertLayer(config, layer_idx=i) for i in range(config.num_hidden_layers))
+        super().__init__(config)
         self.skim_predictors = nn.ModuleList(TranskimmerSkimPredictor(config) for _ in range(config.num_hidden_layers))
 
-    def skim_loss(self, kept_per_layer: torch.Tensor, real_tokens: torch.Tensor) -> torch.Tensor:
-        """`skim_coefficient` x mean over layers of (kept real tokens / real tokens), token-weighted over the batch."""
-        return self.config.skim_coefficient * (kept_per_layer.sum(0) / real_tokens).mean()
+    def decision_point(self, index: int) -> str:
+        return BEFORE_LAYER
 
-    def _keep_decision(self, logits: torch.Tensor) -> torch.Tensor:
-        """0/1 keep values; in training a straight-through Gumbel sample, so gradients reach the predictor."""
+    def keep_values(self, index: int, view: TokenView, trace: SelectionTrace, received=None) -> torch.Tensor:
+        """In training a straight-through Gumbel sample (0/1 values whose gradient reaches the predictor), else
+        keep where the keep logit beats the skim logit."""
+        logits = self.skim_predictors[index](view.hidden)  # [..., 2]
         if self.training:
             return F.gumbel_softmax(logits, tau=self.config.skim_gumbel_tau, hard=True)[..., KEEP]
-        return (logits[..., KEEP] > logits[..., SKIM]).to(logits.dtype)
+        return logits[..., KEEP] > logits[..., SKIM]
 
-    def forward_masked(
-        self, hidden: torch.Tensor, padding_mask: torch.Tensor, prune: bool, output_hidden_states: bool, output_attentions: bool
-    ) -> EncoderResult:
-        """Padded form: skimmed tokens stay in the tensor, hidden from attention by a cumulative mask."""
-        mask = padding_mask.to(hidden.dtype)  # [B, S]; 1 = token still in the encoder
-        forwarded = hidden  # each token's state from the last layer that kept it
-        # Recorded per-layer states are `forwarded`, as in the packed engine: skimmed tokens at their last state.
-        kept_counts, all_hidden, all_attentions = [], [hidden], []
-        for layer, predictor in zip(self.layer, self.skim_predictors):
-            if prune:
-                keep = self._keep_decision(predictor(hidden))
-                keep = torch.cat([torch.ones_like(keep[:, :1]), keep[:, 1:]], dim=1)  # [CLS] is never skimmed
-                mask = mask * keep  # cumulative: a skimmed token never returns
-            kept_counts.append(mask.sum(dim=1))
-            hidden, probs = masked_layer_forward(layer, hidden, padding_mask, key_weights=mask if prune else None)
-            forwarded = forwarded + (hidden - forwarded) * mask[..., None] if prune else hidden
-            all_hidden.append(forwarded)
-            all_attentions.append(probs)
-        kept_per_layer = torch.stack(kept_counts, dim=1)  # [B, L], differentiable through the Gumbel samples
-        return EncoderResult(
-            last_hidden_state=forwarded,
-            tokens_per_layer=kept_per_layer.detach().round().long(),
-            pruning_loss=self.skim_loss(kept_per_layer, padding_mask.sum()),
-            hidden_states=tuple(all_hidden) if output_hidden_states else None,
-            attentions=tuple(all_attentions) if output_attentions else None,
-        )
-
-    def forward_packed(
-        self, batch: PackedBatch, attention_backend: str, prune: bool, output_hidden_states: bool
-    ) -> tuple[PackedBatch, EncoderResult]:
-        """Packed form: skimmed tokens are removed; the engine's restore buffer forwards them to the output."""
-        real_tokens = batch.num_tokens
-
-        def keep(index: int, batch: PackedBatch) -> torch.Tensor:
-            logits = self.skim_predictors[index](batch.hidden)  # [N, 2]
-            return (logits[:, KEEP] > logits[:, SKIM]) | batch.first_token_mask()
-
-        batch, result = packed_layers_with_selector(self.layer, batch, attention_backend, keep if prune else None, output_hidden_states)
-        result.pruning_loss = self.skim_loss(result.tokens_per_layer.float(), real_tokens)
-        return batch, result
+    def pruning_loss(self, trace: SelectionTrace) -> torch.Tensor:
+        """`skim_coefficient` x mean over layers of (kept real tokens / real tokens), token-weighted over the batch."""
+        kept_per_layer = torch.stack(trace.kept_counts, dim=1)  # [B, L], differentiable through the Gumbel samples
+        return self.config.skim_coefficient * (kept_per_layer.sum(0) / trace.real_tokens).mean()
 
 
 class TranskimmerPreTrainedModel(TokenPruningPreTrainedModel):

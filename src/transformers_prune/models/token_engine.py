@@ -35,7 +35,9 @@ FLASH_ATTN_AVAILABLE = is_flash_attn_2_available()
 if FLASH_ATTN_AVAILABLE:
     from flash_attn import flash_attn_varlen_func
 
-ATTENTION_BACKENDS = ("sdpa_per_example", "sdpa_padded", "flash_varlen")
+# "eager" forms the probabilities explicitly (per example on CPU, on the re-padded block elsewhere), as HF's
+# `attn_implementation="eager"` does; the others are fused kernels.
+ATTENTION_BACKENDS = ("sdpa_per_example", "sdpa_padded", "flash_varlen", "eager")
 
 
 @dataclass(frozen=True)
@@ -95,27 +97,37 @@ def check_attention_mask(attention_mask: torch.Tensor) -> None:
         raise ValueError(f"attention_mask must be 2-D [batch, seq_len], got shape {tuple(attention_mask.shape)}")
     if attention_mask.shape[1] == 0:
         raise ValueError("the input is empty: seq_len is 0")
-    empty = (attention_mask.sum(dim=1) == 0).nonzero().flatten().tolist()
-    if empty:
-        raise ValueError(f"examples {empty} are all padding (attention_mask is all zeros); each needs a [CLS] token")
-    left_padded = (attention_mask[:, 0] == 0).nonzero().flatten().tolist()
-    if left_padded:
-        raise ValueError(
-            f"examples {left_padded} are left-padded (attention_mask[:, 0] == 0); BERT reads [CLS] at position 0, "
-            "so pad on the right (the default of BERT tokenizers)"
-        )
+    empty, left_padded = attention_mask.sum(dim=1) == 0, attention_mask[:, 0] == 0
+    if not (empty | left_padded).any():  # the one host sync of a valid input
+        return
+    if empty.any():
+        examples = empty.nonzero().flatten().tolist()
+        raise ValueError(f"examples {examples} are all padding (attention_mask is all zeros); each needs a [CLS] token")
+    examples = left_padded.nonzero().flatten().tolist()
+    raise ValueError(
+        f"examples {examples} are left-padded (attention_mask[:, 0] == 0); BERT reads [CLS] at position 0, "
+        "so pad on the right (the default of BERT tokenizers)"
+    )
 
 
 def checked_attention_mask(
-    input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None, attention_mask: torch.Tensor | None
+    input_ids: torch.Tensor | None,
+    inputs_embeds: torch.Tensor | None,
+    attention_mask: torch.Tensor | None,
+    max_positions: int | None = None,
 ) -> torch.Tensor:
-    """The `[B, S]` attention mask of a model call (all ones when None), after checking the inputs' shapes and
-    `check_attention_mask`."""
+    """The `[B, S]` attention mask of a model call (all ones when None), after checking the inputs' shapes, their
+    length against `max_positions` (the model's position embeddings) and `check_attention_mask`."""
     if (input_ids is None) == (inputs_embeds is None):
         raise ValueError("pass exactly one of input_ids or inputs_embeds")
     batch_shape = input_ids.shape if input_ids is not None else inputs_embeds.shape[:-1]
     if len(batch_shape) != 2:
         raise ValueError(f"inputs must be [batch, seq_len], got shape {tuple(batch_shape)}")
+    if max_positions is not None and batch_shape[1] > max_positions:
+        raise ValueError(
+            f"inputs have {batch_shape[1]} positions but the model has {max_positions} position embeddings "
+            f"(max_position_embeddings); truncate them, e.g. tokenizer(..., truncation=True, max_length={max_positions})"
+        )
     if attention_mask is None:
         device = input_ids.device if input_ids is not None else inputs_embeds.device
         attention_mask = torch.ones(batch_shape, dtype=torch.long, device=device)
@@ -196,8 +208,11 @@ def repeat_examples(batch: PackedBatch, copies: int) -> PackedBatch:
     )
 
 
-def default_attention_backend(device: torch.device, dtype: torch.dtype) -> str:
-    """The kernel measured fastest for this device (see the module docstring)."""
+def default_attention_backend(device: torch.device, dtype: torch.dtype, attn_implementation: str | None = None) -> str:
+    """The kernel measured fastest for this device (see the module docstring); "eager" when the model was loaded
+    with `attn_implementation="eager"`."""
+    if attn_implementation == "eager":
+        return "eager"
     if device.type == "cuda":
         if dtype in (torch.float16, torch.bfloat16) and FLASH_ATTN_AVAILABLE:
             return "flash_varlen"
@@ -206,8 +221,11 @@ def default_attention_backend(device: torch.device, dtype: torch.dtype) -> str:
 
 
 def configured_attention_backend(config, hidden: torch.Tensor) -> str:
-    """`config.packed_attention_backend` when the user forced one, else the default for `hidden`'s device and dtype."""
-    return config.packed_attention_backend or default_attention_backend(hidden.device, hidden.dtype)
+    """`config.packed_attention_backend` when the user forced one, else the default for `hidden`'s device and dtype
+    and the model's `attn_implementation`."""
+    return getattr(config, "packed_attention_backend", None) or default_attention_backend(
+        hidden.device, hidden.dtype, getattr(config, "_attn_implementation", None)
+    )
 
 
 def packed_attention(
@@ -224,6 +242,8 @@ def packed_attention(
         return flash_attn_varlen_func(
             query, key, value, batch.cu_seqlens, batch.cu_seqlens, batch.max_seqlen, batch.max_seqlen, softmax_scale=scale
         )
+    if backend == "eager":
+        return packed_attention_with_received(query, key, value, batch, scale, backend)[0]
     raise ValueError(f"unknown attention backend {backend!r}; expected one of {ATTENTION_BACKENDS}")
 
 
@@ -263,10 +283,10 @@ def packed_attention_with_received(
     """Attention as `packed_attention`, plus the attention each token receives: `[N]`, summed over heads and
     over the live queries of its example (what attention-based selectors score tokens by).
 
-    The probabilities are formed explicitly (fused kernels never return them): one example at a time on CPU,
-    as "sdpa_per_example" does, else on the re-padded block with padding queries' rows zeroed.
+    The probabilities are formed explicitly (fused kernels never return them): one example at a time for
+    "sdpa_per_example" and for "eager" on CPU, else on the re-padded block with padding queries' rows zeroed.
     """
-    if backend == "sdpa_per_example":
+    if backend == "sdpa_per_example" or (backend == "eager" and not query.is_cuda):
         out, received = torch.empty_like(query), query.new_empty(batch.num_tokens)
         for start, end in zip(batch.offsets[:-1], batch.offsets[1:]):
             q, k, v = (t[start:end].transpose(0, 1) for t in (query, key, value))  # (nh, L, d)
