@@ -3,9 +3,10 @@
 - `PaddedGraph`: a dense model (plain BERT, compressed-bert) through HF's BERT forward on the padded batch, at
   any batch size; what ONNX Runtime users export today, and the benchmark's ORT peer rows.
 
-`dense_inference_copy` prepares a compressed-bert model for tracing: its weights rebuilt once from their stored
-factors into plain `nn.Linear` / `nn.Embedding` (low-rank factors stay two matmuls, which is where their saving
-is), and HF's forward instead of the packed engine, whose per-example loop is Python control flow on data.
+`dense_inference_copy` prepares a dense model for tracing: HF's forward instead of the packed engine (packed BERT,
+compressed-bert), whose per-example loop is Python control flow on data, and compressed-bert's weights rebuilt
+once from their stored factors into plain `nn.Linear` / `nn.Embedding` (low-rank factors stay two matmuls, which
+is where their saving is).
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def dense_inference_copy(model: nn.Module) -> nn.Module:
     """An eval-mode fp32 CPU copy of `model` that HF's forward runs and `torch.export` traces (see module docstring);
     other models are copied unchanged."""
     model = copy.deepcopy(model).float().cpu().eval()
-    if getattr(model.config, "model_type", None) == "compressed-bert":
+    if hasattr(model.base_model, "runs_packed"):  # PackedBertModel and compressed-bert: HF's own forward
         model.config.inference_engine = "hf"
         factored = [(name, module) for name, module in model.named_modules() if isinstance(module, (FactoredLinear, FactoredEmbedding))]
         for name, module in factored:
