@@ -68,7 +68,7 @@ def report(workspace):
     output_dir = workspace["folder"] / "out"
     bench_main([
         workspace["bert"], workspace["encoder"], workspace["skimmer"], "--task", "sst2", "--data-file", workspace["data"],
-        "--eval-batch-size", "1", "--sweep", "prune_at_inference=true,false", "--int8", "--output-dir", str(output_dir), *FAST,
+        "--eval-batch-size", "1", "--sweep", "prune_at_inference=true,false", "--int8", "--export-methods", "--output-dir", str(output_dir), *FAST,
     ])
     with open(output_dir / "bench.json", encoding="utf-8") as f:
         return json.load(f)
@@ -87,7 +87,7 @@ def test_report_has_every_field(report):
         f"{checkpoint}/{variant}"
         for checkpoint in ("bert", "encoder", "skimmer")
         for variant in ("hf_padded", "hf_dynamic", "dense_packed", "ort_fp32", "ort_int8", "dense_packed+int8")
-    } | {"skimmer/transkimmer-bert", "skimmer/transkimmer-bert+int8"}
+    } | {f"skimmer/transkimmer-bert{suffix}" for suffix in ("", "+int8", "+ort_fp32", "+ort_int8")}
     assert set(report["models"]) == expected_rows
     for row in report["models"].values():
         for key in ("accuracy", "flops_per_example", "flop_reduction", "kept_fraction"):
@@ -157,6 +157,15 @@ def test_peer_rows_run_the_dense_model_in_onnx_runtime(report):
             peer_ratios = [rows[v]["latency"][batch_size]["speedup_vs_best_peer"] for v in ("ort_fp32", "ort_int8")]
             assert max(peer_ratios) == 1.0
     assert "x best peer" in open(report["outputs"]["markdown"], encoding="utf-8").read()
+
+
+def test_exported_method_rows_drop_the_same_tokens_in_onnx_runtime(report):
+    torch_row = report["models"]["skimmer/transkimmer-bert"]
+    for suffix in ("+ort_fp32", "+ort_int8"):
+        row = report["models"][f"skimmer/transkimmer-bert{suffix}"]
+        assert row["model_class"] == "OrtModel" and row["flops_as"] == "transkimmer-bert"
+        assert row["tokens_per_layer"] == torch_row["tokens_per_layer"]  # [CLS] only, as the torch model
+    assert report["models"]["skimmer/transkimmer-bert+ort_fp32"]["accuracy"] == torch_row["accuracy"]
 
 
 def test_int8_rows_quantize_the_packed_models(report):

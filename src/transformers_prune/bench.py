@@ -55,6 +55,7 @@ def settings_from(args: argparse.Namespace, max_length: int) -> BenchmarkSetting
         baselines=args.baselines,
         peers=args.peers,
         int8=args.int8,
+        export_methods=args.export_methods,
     )
 
 
@@ -74,7 +75,7 @@ def run(args: argparse.Namespace) -> dict:
     """Check every input (task, data file, checkpoints, sweep), then measure, write the outputs, print the tables."""
     task = get_task(args.task)
     settings = settings_from(args, args.max_length or task.max_length)
-    check_peers_available(settings.peers, settings.device)
+    check_peers_available("ort" if settings.export_methods else settings.peers, settings.device)
     if task.kind == QUESTION_ANSWERING and settings.doc_stride >= settings.max_length:
         raise ValueError(f"--doc-stride ({settings.doc_stride}) must be smaller than --max-length ({settings.max_length})")
     data_file = resolve_data_file(task, args.data_file, args.data_dir)
@@ -129,6 +130,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "none: leave them out",
     )
     parser.add_argument("--int8", action="store_true", help="also time the packed models with their encoder linears in int8 (torch, CPU)")
+    parser.add_argument(
+        "--export-methods", action="store_true",
+        help="also time each token-pruning and compressed checkpoint exported to ONNX Runtime, fp32 and int8 (CPU; a "
+        "token-pruning graph drops tokens and runs one example at a time)",
+    )
     parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads before timing (default: torch's choice)")
     parser.add_argument("--output-dir", default="runs/bench")

@@ -1,9 +1,11 @@
-"""What a user would deploy instead, measured in the same run: ONNX Runtime fp32 and dynamic int8 of the dense model.
+"""ONNX Runtime rows: the peers a user would deploy instead (the dense model, fp32 and dynamic int8), and with
+`--export-methods` our own token-pruning and compressed models exported the same way.
 
-The benchmark exports the checkpoint's HF BERT (the `hf_dynamic` model, same weights and head) itself with
-`torch.onnx.export` (dynamo), quantizes it with ONNX Runtime's `quantize_dynamic` (int8 weights), and runs both on
-`CPUExecutionProvider` with the benchmark's thread count, on the very batches `hf_dynamic` gets (dynamic padding).
-`OrtModel` puts a session behind the interface the runner times (`model(**batch)` on torch tensors).
+The benchmark exports each model itself (`transformers-prune export`'s `export_folder`: torch.onnx dynamo,
+ONNX Runtime `quantize_dynamic` with int8 weights) and runs it through the export's torch-free runner on
+`CPUExecutionProvider` with the benchmark's thread count, on the same dynamically padded batches as every other
+row. The dense peers export the `hf_dynamic` model (same weights and head): HF's padded graph, whole batches.
+A token-pruning model exports its token-dropping graph, which the runner feeds one example at a time.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from types import SimpleNamespace
 import torch
 
 ORT_FP32, ORT_INT8 = "ort_fp32", "ort_int8"
+# A method row's ONNX Runtime rows: "<model type>" + suffix.
+ORT_SUFFIXES = {"fp32": "+ort_fp32", "int8": "+ort_int8"}
 PEER_VARIANTS = (ORT_FP32, ORT_INT8)
 PEER_CHOICES = ("ort", "none")
 
@@ -37,42 +41,35 @@ def check_peers_available(peers: str, device: torch.device) -> None:
 
 
 class OrtModel:
-    """An ONNX Runtime session called like a HF model: `model(**batch)` with torch tensors, outputs as attributes."""
+    """An exported model in ONNX Runtime (through the export's own runner, input checks included), called like a HF
+    model: `model(**batch)` with torch tensors, outputs as attributes."""
 
     device = torch.device("cpu")
 
-    def __init__(self, session, output_names: tuple[str, ...], config):
-        self.session = session
-        self.output_names = list(output_names)
+    def __init__(self, runner, config):
+        self.runner = runner
         self.config = config
-        self.input_names = [node.name for node in session.get_inputs()]
 
     def eval(self):
         return self
 
     def __call__(self, **batch) -> SimpleNamespace:
-        feeds = {name: batch[name].numpy() for name in self.input_names}
-        outputs = self.session.run(self.output_names, feeds)
-        return SimpleNamespace(**{name: torch.from_numpy(value) for name, value in zip(self.output_names, outputs)})
+        outputs = self.runner(**{name: tensor.numpy() for name, tensor in batch.items()})
+        return SimpleNamespace(**{name: torch.from_numpy(value) for name, value in outputs.items()})
 
 
 @contextlib.contextmanager
-def ort_peer_models(hf_model, tokenizer, max_length: int, threads: int | None):
-    """`{ORT_FP32: OrtModel, ORT_INT8: OrtModel}` of `hf_model`, exported into a temporary folder removed on exit."""
-    from ..deploy.onnx_export import check_inputs, export_onnx, ort_session, quantize_onnx_int8
-    from ..deploy.traceable import PaddedGraph, dense_inference_copy
+def onnx_runtime_models(model, tokenizer, max_length: int, threads: int | None):
+    """`{"fp32": OrtModel, "int8": OrtModel}` of `model` exported (`export_folder`, with int8) into a temporary
+    folder, removed on exit: the padded graph of a dense model, the token-dropping graph of a token-pruning one."""
+    from ..deploy.onnx_export import export_folder
+    from ..deploy.ort_runner import ExportedModel
 
-    graph = PaddedGraph(dense_inference_copy(hf_model))
-    short = min(max_length, 16)
     threads = threads or torch.get_num_threads()
     with tempfile.TemporaryDirectory(prefix="bench-onnx-") as folder:
-        fp32, int8 = os.path.join(folder, "model.onnx"), os.path.join(folder, "model_int8.onnx")
-        export_onnx(graph, fp32, check_inputs(tokenizer, hf_model.config, (short, short // 2 + 1)), max_length)
-        quantize_onnx_int8(fp32, int8)
-        yield {
-            variant: OrtModel(ort_session(path, threads), graph.output_names, hf_model.config)
-            for variant, path in ((ORT_FP32, fp32), (ORT_INT8, int8))
-        }
+        export_dir = os.path.join(folder, "export")
+        export_folder(model, tokenizer, export_dir, int8=True, max_length=max_length)
+        yield {precision: OrtModel(ExportedModel(export_dir, precision, threads), model.config) for precision in ("fp32", "int8")}
 
 
-__all__ = ["ORT_FP32", "ORT_INT8", "PEER_CHOICES", "PEER_VARIANTS", "OrtModel", "check_peers_available", "ort_peer_models"]
+__all__ = ["ORT_FP32", "ORT_INT8", "ORT_SUFFIXES", "PEER_CHOICES", "PEER_VARIANTS", "OrtModel", "check_peers_available", "onnx_runtime_models"]

@@ -110,8 +110,13 @@ def _peers_note(settings: dict) -> str | None:
             "`+int8` rows: the same model with its encoder linears dynamically quantized to int8 (torch, fbgemm); "
             "predictors, embeddings and heads stay fp32."
         )
+    if settings.get("export_methods"):
+        notes.append(
+            "`+ort_fp32` / `+ort_int8` rows: the checkpoint's own model exported as `transformers-prune export` does "
+            "and run by its ONNX Runtime runner; a token-pruning graph drops tokens and takes one example per call."
+        )
     if notes:
-        notes.append("Peer and int8 rows carry the FLOPs of the fp32 row they compute the same multiply-adds as.")
+        notes.append("Peer, int8 and exported rows carry the FLOPs of the fp32 row they compute the same multiply-adds as.")
     return " ".join(notes) or None
 
 

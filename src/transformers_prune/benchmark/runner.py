@@ -14,7 +14,8 @@ Each row of the report (one model variant, or one sweep point) gets:
 
 Peer rows (`--peers ort`, see `peers.py`): the dense model in ONNX Runtime, fp32 and dynamic int8. int8 rows
 (`--int8`): `dense_packed+int8` and `<model type>+int8`, the same models with their encoder linears in int8
-(`deploy/torch_int8.py`). Neither kind is seen by `FlopCounterMode` as it runs (ONNX Runtime is outside torch;
+(`deploy/torch_int8.py`). Exported rows (`--export-methods`): `<model type>+ort_fp32` / `+ort_int8`, the
+checkpoint's own model exported as `transformers-prune export` does and run in ONNX Runtime. None of these is seen by `FlopCounterMode` as it runs (ONNX Runtime is outside torch;
 torch's quantized kernels have no FLOP formula), so both carry the FLOPs of the fp32 row they compute the same
 multiply-adds as (`flops_as`).
 """
@@ -35,7 +36,7 @@ from .data import TaskSpec
 from .flops import flop_counter
 from .inputs import task_inputs
 from .latency import measure_latency
-from .peers import ORT_FP32, ORT_INT8, PEER_CHOICES, PEER_VARIANTS, ort_peer_models
+from .peers import ORT_FP32, ORT_INT8, ORT_SUFFIXES, PEER_CHOICES, PEER_VARIANTS, onnx_runtime_models
 from .sweep import Sweep, config_value
 
 INT8_SUFFIX = "+int8"
@@ -59,6 +60,7 @@ class BenchmarkSettings:
     latency_rounds: int = 1
     peers: str = "ort"
     int8: bool = False
+    export_methods: bool = False
 
     def __post_init__(self):
         for name in ("eval_batch_size", "max_length", "doc_stride"):
@@ -78,6 +80,8 @@ class BenchmarkSettings:
             raise ValueError(f"peers must be one of {PEER_CHOICES}, got {self.peers!r}")
         if self.int8 and self.device.type != "cpu":
             raise ValueError(f"int8 rows run torch's CPU int8 kernels; --int8 needs --device cpu, got {self.device}")
+        if self.export_methods and self.device.type != "cpu":
+            raise ValueError(f"--export-methods times ONNX Runtime on CPU; it needs --device cpu, got {self.device}")
 
     def to_dict(self) -> dict:
         return {
@@ -94,6 +98,7 @@ class BenchmarkSettings:
             "latency_rounds": self.latency_rounds,
             "peers": self.peers,
             "int8": self.int8,
+            "export_methods": self.export_methods,
         }
 
 
@@ -181,7 +186,7 @@ def measure(model, batches: DeviceBatches, settings: BenchmarkSettings, name: st
 
 def measures_method_flops(variant: str) -> bool:
     """Whether a row's speed-up against dense-packed comes from the FLOPs its method cuts (see module docstring)."""
-    return variant not in (HF_PADDED, HF_DYNAMIC, DENSE_PACKED, *PEER_VARIANTS) and not variant.endswith(INT8_SUFFIX)
+    return variant not in (HF_PADDED, HF_DYNAMIC, DENSE_PACKED, *PEER_VARIANTS) and "+" not in variant  # "+int8", "+ort_*"
 
 
 def add_ratios(row: dict, baselines: dict) -> None:
@@ -211,11 +216,12 @@ def rows_per_checkpoint(checkpoint: Checkpoint, settings: BenchmarkSettings, sha
     """How many rows `benchmark_checkpoint` measures (for the progress bar)."""
     int8 = 2 if settings.int8 else 1  # each measured model once more in int8
     baselines = 0 if shares_baselines else 2 + int8 + (len(PEER_VARIANTS) if settings.peers == "ort" else 0)
+    method = int8 + (len(ORT_SUFFIXES) if settings.export_methods else 0)
     if checkpoint.is_compressed:
-        return int8
+        return method
     if not checkpoint.is_token_pruning:
         return baselines
-    return baselines + int8 + (len(settings.sweep.values) if settings.sweep else 0)
+    return baselines + method + (len(settings.sweep.values) if settings.sweep else 0)
 
 
 def benchmark_checkpoint(
@@ -248,9 +254,9 @@ def benchmark_checkpoint(
         rows[HF_DYNAMIC] = measure_row(loaded.hf, HF_DYNAMIC)
         rows[DENSE_PACKED] = measure_row(loaded.dense_packed, DENSE_PACKED)
         if settings.peers == "ort":
-            with ort_peer_models(loaded.hf, checkpoint.tokenizer, settings.max_length, settings.threads) as peers:
-                for variant in (ORT_FP32, ORT_INT8):
-                    measure_twin(peers[variant], variant, HF_DYNAMIC)
+            with onnx_runtime_models(loaded.hf, checkpoint.tokenizer, settings.max_length, settings.threads) as peers:
+                for precision, variant in (("fp32", ORT_FP32), ("int8", ORT_INT8)):
+                    measure_twin(peers[precision], variant, HF_DYNAMIC)
         if settings.int8:
             measure_twin(quantize_encoder_int8(loaded.dense_packed), DENSE_PACKED + INT8_SUFFIX, DENSE_PACKED)
         baselines = rows
@@ -258,6 +264,10 @@ def benchmark_checkpoint(
         rows[checkpoint.model_type] = measure_row(loaded.method_model, checkpoint.model_type)
         if settings.int8:
             measure_twin(quantize_encoder_int8(loaded.method_model), checkpoint.model_type + INT8_SUFFIX, checkpoint.model_type)
+        if settings.export_methods:
+            with onnx_runtime_models(loaded.method_model, checkpoint.tokenizer, settings.max_length, settings.threads) as exported:
+                for precision, suffix in ORT_SUFFIXES.items():
+                    measure_twin(exported[precision], checkpoint.model_type + suffix, checkpoint.model_type)
         if settings.sweep is not None and checkpoint.is_token_pruning:
             points = []
             for value in settings.sweep.values:

@@ -26,8 +26,9 @@ import warnings
 import torch
 from torch import nn
 
+from ..models.modeling_token_pruning import TokenPruningModel
 from . import ort_runner
-from .traceable import INPUT_NAMES, PaddedGraph, dense_inference_copy, head_of
+from .traceable import INPUT_NAMES, PaddedGraph, SingleExampleGraph, dense_inference_copy, head_of
 
 ONNX_FILE, INT8_FILE = "model.onnx", "model_int8.onnx"
 # fp32 export against torch on the export's check inputs, relative to the outputs' scale (at least 1): the order of
@@ -38,15 +39,17 @@ EXPORT_TOLERANCE = 1e-4
 @contextlib.contextmanager
 def _quiet_exporter():
     """Hide the exporter's progress lines and the warnings torch.export raises on HF code; errors still surface."""
-    exporter_logger = logging.getLogger("torch.onnx")
-    level = exporter_logger.level
-    exporter_logger.setLevel(logging.ERROR)
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "onnx_ir", "onnxscript")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             yield
     finally:
-        exporter_logger.setLevel(level)
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 def export_onnx(graph: nn.Module, path: str, example: dict[str, torch.Tensor], max_length: int, dynamic_batch: bool = True) -> None:
@@ -110,17 +113,26 @@ def check_inputs(tokenizer, config, lengths: tuple[int, ...], seed: int = 0) -> 
     return {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
 
 
-def _max_abs_difference(graph: nn.Module, runner: ort_runner.ExportedModel, batches: list[dict]) -> tuple[float, float]:
-    """The largest absolute difference between the graph in ONNX Runtime and in torch over `batches`, and the
-    largest absolute output value (the scale the difference is judged against)."""
+def compare_with_torch(model: nn.Module, runner: ort_runner.ExportedModel, batches: list[dict]) -> tuple[float, float]:
+    """The largest absolute difference between the exported graph (through `runner`) and the torch model itself
+    over `batches`, on real positions (a packed model leaves padding positions as zeros, HF's BERT computes them),
+    and the largest absolute output value. Raises ValueError if the graph keeps other token counts per layer."""
     worst, scale = 0.0, 0.0
     for batch in batches:
         with torch.no_grad():
-            expected = graph(*(batch[name] for name in INPUT_NAMES))
+            expected = model(**batch, return_dict=True)
         got = runner(**{name: tensor.numpy() for name, tensor in batch.items()})
-        for name, tensor in zip(graph.output_names, expected):
-            worst = max(worst, float(abs(got[name] - tensor.numpy()).max()))
-            scale = max(scale, float(tensor.abs().max()))
+        real = batch["attention_mask"].bool().numpy()
+        for name in runner.output_names:
+            reference = expected[name].numpy()
+            if name == "tokens_per_layer":
+                if not (got[name] == reference).all():
+                    raise ValueError(f"the exported graph keeps {got[name].tolist()} tokens per layer, the torch model {reference.tolist()}")
+                continue
+            difference = abs(got[name] - reference)
+            if difference.shape[:2] == real.shape:
+                difference, reference = difference[real], reference[real]
+            worst, scale = max(worst, float(difference.max())), max(scale, float(abs(reference).max()))
     return worst, scale
 
 
@@ -141,7 +153,7 @@ def _export_config(model: nn.Module, head: str, graph_kind: str, output_names, m
     return {
         "format": "onnx",
         "graph": graph_kind,
-        "model_type": config.model_type,
+        "model_type": type(config).model_type,  # the class's: a config loaded from a BERT folder keeps "bert"
         "architecture": type(model).__name__,
         "head": head,
         "inputs": list(INPUT_NAMES),
@@ -165,8 +177,9 @@ def export_folder(model: nn.Module, tokenizer, output_dir: str, int8: bool = Fal
 
     Returns the written `export_config.json`, whose "check" entry holds the largest absolute difference between
     the fp32 graph in ONNX Runtime and the torch model on random inputs. Raises ValueError when `output_dir` is
-    not new or empty, for a `max_length` beyond the model's positions, and when that difference exceeds
-    `EXPORT_TOLERANCE` x max(1, largest output); nothing is written then.
+    not new or empty, for a `max_length` beyond the model's positions, when that difference exceeds
+    `EXPORT_TOLERANCE` x max(1, largest output), and when the graph keeps other token counts per layer than the
+    torch model; nothing is written then.
     """
     check_output_dir(output_dir)
     positions = model.config.max_position_embeddings
@@ -190,20 +203,33 @@ def export_folder(model: nn.Module, tokenizer, output_dir: str, int8: bool = Fal
     return config
 
 
+def export_graph(model: nn.Module) -> tuple[nn.Module, str]:
+    """The traceable forward of `model` and its kind: `SingleExampleGraph` for a token-pruning model (it drops
+    tokens), `PaddedGraph` for a dense one (see `traceable.py`)."""
+    copy = dense_inference_copy(model)
+    if isinstance(model.base_model, TokenPruningModel):
+        return SingleExampleGraph(copy), ort_runner.SINGLE_EXAMPLE
+    return PaddedGraph(copy), ort_runner.PADDED
+
+
 def _write_folder(model: nn.Module, tokenizer, folder: str, int8: bool, max_length: int) -> dict:
-    graph = PaddedGraph(dense_inference_copy(model))
+    graph, graph_kind = export_graph(model)
     short = min(max_length, 16)
-    export_onnx(graph, os.path.join(folder, ONNX_FILE), check_inputs(tokenizer, model.config, (short, short // 2 + 1)), max_length)
+    trace_lengths = (short, short // 2 + 1) if graph_kind == ort_runner.PADDED else (short,)
+    export_onnx(
+        graph, os.path.join(folder, ONNX_FILE), check_inputs(tokenizer, model.config, trace_lengths), max_length,
+        dynamic_batch=graph_kind == ort_runner.PADDED,
+    )
     if int8:
         quantize_onnx_int8(os.path.join(folder, ONNX_FILE), os.path.join(folder, INT8_FILE))
     _save_tokenizer(tokenizer, os.path.join(folder, ort_runner.TOKENIZER_FILE))
     shutil.copy2(ort_runner.__file__, os.path.join(folder, "ort_runner.py"))
     files = {"fp32": ONNX_FILE, **({"int8": INT8_FILE} if int8 else {})}
-    config = _export_config(model, head_of(model), ort_runner.PADDED, graph.output_names, max_length, files)
+    config = _export_config(model, head_of(model), graph_kind, graph.output_names, max_length, files)
     _write_json(config, os.path.join(folder, ort_runner.CONFIG_FILE))
     lengths = ((short, short - 3, 2), (max(2, short // 3),))
     batches = [check_inputs(tokenizer, model.config, batch_lengths, seed) for seed, batch_lengths in enumerate(lengths)]
-    difference, scale = _max_abs_difference(graph, ort_runner.ExportedModel(folder), batches)
+    difference, scale = compare_with_torch(model, ort_runner.ExportedModel(folder), batches)
     if difference > EXPORT_TOLERANCE * max(1.0, scale):
         raise ValueError(
             f"the exported graph differs from the torch model by {difference:.3g} on random inputs (outputs up to "
@@ -219,4 +245,4 @@ def _write_json(value: dict, path: str) -> None:
         json.dump(value, f, indent=1)
 
 
-__all__ = ["EXPORT_TOLERANCE", "INT8_FILE", "ONNX_FILE", "check_inputs", "check_output_dir", "export_folder", "export_onnx", "ort_session", "quantize_onnx_int8"]
+__all__ = ["EXPORT_TOLERANCE", "INT8_FILE", "ONNX_FILE", "check_inputs", "check_output_dir", "compare_with_torch", "export_graph", "export_folder", "export_onnx", "ort_session", "quantize_onnx_int8"]
