@@ -56,7 +56,7 @@ def compile_cost(model, batches: list[dict]) -> tuple[float, dict]:
     return time.perf_counter() - start, {
         "graph_breaks": sum(counters["graph_break"].values()),
         "frames_compiled": counters["stats"]["unique_graphs"],
-        "break_reasons": sorted(counters["graph_break"])[:3],
+        "break_reasons": sorted({reason.splitlines()[0] for reason in counters["graph_break"]}),
     }
 
 
