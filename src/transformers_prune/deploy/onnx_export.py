@@ -78,22 +78,12 @@ def quantize_onnx_int8(source: str, target: str) -> None:
     """ONNX Runtime dynamic quantization: int8 weights (QInt8), activations quantized per call (CPU)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    logging.getLogger().disabled, disabled = True, logging.getLogger().disabled  # its "consider pre-processing" note
+    root = logging.getLogger()
+    disabled, root.disabled = root.disabled, True  # it logs a "consider pre-processing" note to the root logger
     try:
         quantize_dynamic(source, target, weight_type=QuantType.QInt8)
     finally:
-        logging.getLogger().disabled = disabled
-
-
-def ort_session(path: str, threads: int | None = None):
-    """A CPU `onnxruntime.InferenceSession` on `path`; `threads` intra-op threads (None: ONNX Runtime's choice)."""
-    import onnxruntime
-
-    options = onnxruntime.SessionOptions()
-    if threads is not None:
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-    return onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        root.disabled = disabled
 
 
 def check_inputs(tokenizer, config, lengths: tuple[int, ...], seed: int = 0) -> dict[str, torch.Tensor]:
@@ -168,12 +158,13 @@ def _export_config(model: nn.Module, head: str, graph_kind: str, output_names, m
 
 
 def check_output_dir(output_dir: str) -> None:
+    """Refuse an `output_dir` that exists and is not an empty folder (an export never mixes with other files)."""
     if os.path.exists(output_dir) and (not os.path.isdir(output_dir) or os.listdir(output_dir)):
         raise ValueError(f"{output_dir} already exists and is not an empty folder; choose a new output folder")
 
 
 def export_folder(model: nn.Module, tokenizer, output_dir: str, int8: bool = False, max_length: int | None = None) -> dict:
-    """Export `model` (eval, any of our types or HF BERT) with `tokenizer` into `output_dir` (see module docstring).
+    """Export `model` (eval, on CPU, any of our types or HF BERT) with `tokenizer` into `output_dir` (see module docstring).
 
     Returns the written `export_config.json`, whose "check" entry holds the largest absolute difference between
     the fp32 graph in ONNX Runtime and the torch model on random inputs. Raises ValueError when `output_dir` is
@@ -245,4 +236,15 @@ def _write_json(value: dict, path: str) -> None:
         json.dump(value, f, indent=1)
 
 
-__all__ = ["EXPORT_TOLERANCE", "INT8_FILE", "ONNX_FILE", "check_inputs", "check_output_dir", "compare_with_torch", "export_graph", "export_folder", "export_onnx", "ort_session", "quantize_onnx_int8"]
+__all__ = [
+    "EXPORT_TOLERANCE",
+    "INT8_FILE",
+    "ONNX_FILE",
+    "check_inputs",
+    "check_output_dir",
+    "compare_with_torch",
+    "export_folder",
+    "export_graph",
+    "export_onnx",
+    "quantize_onnx_int8",
+]

@@ -31,7 +31,6 @@ import onnxruntime as ort
 
 CONFIG_FILE = "export_config.json"
 TOKENIZER_FILE = "tokenizer.json"
-INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 PADDED, SINGLE_EXAMPLE = "padded", "single_example"
 
 
