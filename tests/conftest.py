@@ -1,7 +1,5 @@
-"""Shared fixtures for the transformers_prune test suite.
-
-Follows the idea of Hugging Face's model testers (a tiny config, one check per head) with plain pytest fixtures.
-"""
+"""Shared fixtures and helpers for the transformers_prune test suite: tiny configs and batches, BERT twins,
+output comparisons, tiny checkpoints with a tokenizer. Per-model-type testers live in `model_testers.py`."""
 
 from __future__ import annotations
 
@@ -15,7 +13,6 @@ import torch
 from transformers import BertConfig, BertModel, BertTokenizerFast
 
 import transformers_prune  # noqa: F401  (registers the Auto classes and the Trainer callback)
-from transformers_prune import TranskimmerConfig
 
 TINY_CONFIG_KWARGS = dict(
     vocab_size=99,
@@ -28,7 +25,7 @@ TINY_CONFIG_KWARGS = dict(
     attention_probs_dropout_prob=0.0,
 )
 
-# BERT architecture keys shared by TranskimmerConfig and BertConfig.
+# BERT architecture keys shared by every config of this package and BertConfig.
 BERT_CONFIG_KEYS = (
     "vocab_size",
     "hidden_size",
@@ -55,15 +52,6 @@ def _seed():
     """Every test starts from the same RNG state, so random inputs and Gumbel samples are reproducible."""
     torch.manual_seed(0)
     yield
-
-
-def make_tiny_config(**overrides) -> TranskimmerConfig:
-    return TranskimmerConfig(**{**TINY_CONFIG_KWARGS, **overrides})
-
-
-@pytest.fixture
-def tiny_config() -> TranskimmerConfig:
-    return make_tiny_config()
 
 
 def make_batch(lengths=DEFAULT_LENGTHS, seq_len: int | None = None, vocab_size: int = 99, seed: int = 0):
@@ -94,14 +82,21 @@ def bert_config_from(config) -> BertConfig:
     return BertConfig(**{key: getattr(config, key) for key in BERT_CONFIG_KEYS})
 
 
-def bert_twin(model, method_keys: str = ".skim_predictors.") -> BertModel:
-    """A stock `BertModel` carrying a token-pruning base model's BERT weights: every BERT key must be present,
-    and the only other keys are the method's (those containing `method_keys`)."""
-    base = model.base_model
-    bert = BertModel(bert_config_from(base.config), add_pooling_layer=base.pooler is not None).eval()
-    result = bert.load_state_dict(base.state_dict(), strict=False)
+def bert_twin(model, method_keys: str | tuple[str, ...], bert_class=None):
+    """A stock BERT carrying a token-pruning model's weights: every BERT key must be present, and the only other
+    keys are the method's (those containing one of `method_keys`). `bert_class` (e.g. `BertForQuestionAnswering`)
+    takes the whole model, head included; None gives a `BertModel` of the base model."""
+    method_keys = (method_keys,) if isinstance(method_keys, str) else method_keys
+    if bert_class is None:
+        model = model.base_model
+        bert = BertModel(bert_config_from(model.config), add_pooling_layer=model.pooler is not None)
+    else:
+        config = bert_config_from(model.config)
+        config.num_labels = model.config.num_labels
+        bert = bert_class(config)
+    result = bert.eval().load_state_dict(model.state_dict(), strict=False)
     assert result.missing_keys == [], f"BERT keys missing from the state_dict: {result.missing_keys}"
-    assert all(method_keys in key for key in result.unexpected_keys), result.unexpected_keys
+    assert all(any(part in key for part in method_keys) for key in result.unexpected_keys), result.unexpected_keys
     return bert
 
 
@@ -118,18 +113,6 @@ class DictDataset(torch.utils.data.Dataset):
         return {"input_ids": self.input_ids[i], "attention_mask": self.attention_mask[i], "labels": self.labels[i]}
 
 
-def skim_predictors(model):
-    return model.base_model.encoder.skim_predictors
-
-
-@torch.no_grad()
-def randomise_predictors(model, weight_std: float = 1.0, keep_bias: float = 0.0, skim_bias: float = 0.0) -> None:
-    """Overwrite every skim predictor's last Linear: random weights, given (skim, keep) biases."""
-    for predictor in skim_predictors(model):
-        predictor.classifier.weight.normal_(0.0, weight_std)
-        predictor.classifier.bias.copy_(torch.tensor([skim_bias, keep_bias]))
-
-
 def lengths_of(attention_mask: torch.Tensor) -> torch.Tensor:
     """`[B]` real tokens of each example."""
     return attention_mask.sum(dim=1)
@@ -142,7 +125,7 @@ def run(model, input_ids, attention_mask, engine: str = "packed", **kwargs):
         return model(input_ids, attention_mask=attention_mask, **kwargs)
 
 
-def assert_pruning_off_equals_bert(model, input_ids, attention_mask, engine: str, method_keys: str, **settings) -> None:
+def assert_pruning_off_equals_bert(model, input_ids, attention_mask, engine: str, method_keys, **settings) -> None:
     """`model` drops tokens on this batch; with `settings` (default `prune_at_inference=False`) it runs every real
     token in every layer and gives what its BERT twin gives (`bert_twin(model, method_keys)`)."""
     every_token = lengths_of(attention_mask)[:, None].expand(-1, model.config.num_hidden_layers)

@@ -1,6 +1,7 @@
-"""`adapler-bert`: equality with BERT, packed vs masked hard removal, the soft mask's limit, eta's bounds and
-learning speed, which loss reaches which parameters, the sharpness schedule, the saliency command against a
-direct autograd computation, the saliency -> finetune path, save/load and config validation."""
+"""`adapler-bert`'s own behaviour: eta_scale's trade of tokens, the soft mask's limit, eta's bounds and learning
+speed, which loss reaches which parameters, the sharpness schedule, the saliency command against a direct
+autograd computation, the saliency -> finetune path, and loading BERT. What every token-pruning type shares
+(engine parity, pruning off equals BERT, save/load, validation) is in `test_common.py`."""
 
 from __future__ import annotations
 
@@ -10,68 +11,30 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, BertConfig, BertForSequenceClassification, Trainer, TrainingArguments
 
-from transformers_prune import AdapLeRConfig, AdapLeRForQuestionAnswering, AdapLeRForSequenceClassification, AdapLeRModel
+from safetensors.torch import load_file
+
+from transformers_prune import AdapLeRConfig, AdapLeRForSequenceClassification, AdapLeRModel
 from transformers_prune.cli import main
 from transformers_prune.models.modeling_adapler import soft_removal_log_mask
 from transformers_prune.saliency import token_saliency
 
-from conftest import (
-    CPU_BACKENDS,
-    TINY_CONFIG_KWARGS,
-    DictDataset,
-    assert_pruning_off_equals_bert,
-    assert_same_outputs,
-    make_batch,
-    lengths_of,
-    run,
-    save_checkpoint,
-    write_sst2_csv,
-    write_tokenizer,
-)
+from conftest import TINY_CONFIG_KWARGS, DictDataset, make_batch, run, save_checkpoint, write_sst2_csv, write_tokenizer
+from model_testers import TESTERS
 
 LENGTHS = (1, 12, 5, 9, 3, 11)
 LABELS = torch.tensor([0, 1, 0, 1, 1, 0])
 
 
-def make_config(**overrides) -> AdapLeRConfig:
-    return AdapLeRConfig(**{**TINY_CONFIG_KWARGS, **overrides})
+TESTER = TESTERS["adapler-bert"]
+make_config = TESTER.make_config
 
 
-@torch.no_grad()
-def randomise_predictors(model, std: float = 0.3) -> None:
-    """Large random predictor weights: uneven shares, so eta / n really drops some tokens."""
-    for predictor in model.base_model.encoder.contribution_predictors:
-        predictor.dense.weight.normal_(0.0, std)
-        predictor.output.weight.normal_(0.0, std)
-
-
-def dropping_model(cls=AdapLeRModel, **overrides):
-    model = cls(make_config(**{"eta_init": 0.6, **overrides})).eval()
-    randomise_predictors(model)
-    return model
+def dropping_model(head: str = "base", **overrides):
+    """Random predictors with uneven shares, so eta / n really drops some tokens."""
+    return TESTER.make_model(head, **overrides)
 
 
 # ----------------------------------------------------------------------------------------------- inference
-
-
-@pytest.mark.parametrize("engine", ["packed", "masked"])
-def test_prune_at_inference_false_equals_bert(engine):
-    input_ids, attention_mask = make_batch(LENGTHS)
-    assert_pruning_off_equals_bert(dropping_model(), input_ids, attention_mask, engine, method_keys="encoder.")
-
-
-@pytest.mark.parametrize("backend", CPU_BACKENDS)
-def test_packed_matches_masked_with_drops(backend):
-    model = dropping_model(packed_attention_backend=backend)
-    input_ids, attention_mask = make_batch(LENGTHS)
-    packed = run(model, input_ids, attention_mask, "packed", output_hidden_states=True)
-    masked = run(model, input_ids, attention_mask, "masked", output_hidden_states=True)
-
-    tokens, real = packed.tokens_per_layer, lengths_of(attention_mask)
-    assert (tokens[:, 0] < real).any() and (tokens[:, -1] > 1).any()  # drops before layer 0 already, not all
-    assert (tokens[:, 1:] <= tokens[:, :-1]).all()
-    assert torch.equal(packed.tokens_per_layer, masked.tokens_per_layer)
-    assert_same_outputs(packed, masked, attention_mask, atol=1e-5, every_layer=True)
 
 
 def test_cls_is_never_dropped_and_eta_scale_trades_tokens():
@@ -83,18 +46,6 @@ def test_cls_is_never_dropped_and_eta_scale_trades_tokens():
         kept[scale] = run(model, input_ids, attention_mask).tokens_per_layer
     assert (kept[0.5] >= kept[1.0]).all() and (kept[1.0] > kept[1000.0]).any()
     assert torch.equal(kept[1000.0][:, -1], torch.ones(len(LENGTHS), dtype=torch.long))  # only [CLS] is left
-
-
-@pytest.mark.parametrize("backend", CPU_BACKENDS)
-def test_question_answering_head_full_length_with_drops(backend):
-    model = dropping_model(AdapLeRForQuestionAnswering, packed_attention_backend=backend)
-    input_ids, attention_mask = make_batch(LENGTHS)
-    packed = run(model, input_ids, attention_mask, "packed")
-    masked = run(model, input_ids, attention_mask, "masked")
-    assert packed.start_logits.shape == input_ids.shape
-    assert (packed.tokens_per_layer[:, -1] < lengths_of(attention_mask)).any()
-    real = attention_mask.bool()
-    torch.testing.assert_close(packed.start_logits[real], masked.start_logits[real], rtol=0, atol=1e-5)
 
 
 # ----------------------------------------------------------------------------------------------- training
@@ -112,7 +63,7 @@ def test_soft_mask_tends_to_the_hard_mask_as_sharpness_grows():
 
 
 def test_soft_training_forward_matches_hard_removal_at_extreme_sharpness():
-    model = dropping_model(AdapLeRForSequenceClassification)
+    model = dropping_model("sequence_classification")
     input_ids, attention_mask = make_batch(LENGTHS)
     hard = run(model, input_ids, attention_mask, "masked")
     model.train()
@@ -127,28 +78,71 @@ def test_losses_reach_the_parameters_they_should():
     encoder_of = lambda model: model.base_model.encoder  # noqa: E731
 
     # The length term (phi) trains eta only.
-    model = dropping_model(AdapLeRForSequenceClassification, gamma=0.0, phi=1.0).train()
+    model = dropping_model("sequence_classification", gamma=0.0, phi=1.0).train()
     model(input_ids, attention_mask=attention_mask, saliency=saliency).pruning_loss.backward()
     assert (encoder_of(model).eta_logits.grad != 0).all()
     assert all(p.grad is None or (p.grad == 0).all() for p in encoder_of(model).contribution_predictors.parameters())
 
     # The KL term (gamma) trains the predictors (and BERT beneath them). Its only way to eta is through the hidden
     # states of later layers, so the last layer's eta, which no later layer's KL sees, gets nothing.
-    model = dropping_model(AdapLeRForSequenceClassification, gamma=1.0, phi=0.0).train()
+    model = dropping_model("sequence_classification", gamma=1.0, phi=0.0).train()
     model(input_ids, attention_mask=attention_mask, saliency=saliency).pruning_loss.backward()
     assert encoder_of(model).eta_logits.grad[-1] == 0
     assert encoder_of(model).contribution_predictors[0].output.weight.grad.abs().sum() > 0
 
     # The task loss reaches the predictors through the soft mask, and eta.
-    model = dropping_model(AdapLeRForSequenceClassification, gamma=0.0, phi=0.0).train()
+    model = dropping_model("sequence_classification", gamma=0.0, phi=0.0).train()
     out = model(input_ids, attention_mask=attention_mask, labels=LABELS)
     out.loss.backward()
     assert encoder_of(model).contribution_predictors[1].output.weight.grad.abs().sum() > 0
     assert encoder_of(model).eta_logits.grad.abs().sum() > 0
 
 
+def kl_gradients(**overrides):
+    """Gradients of the KL term alone (gamma 1, phi 0) on a batch that drops tokens, seeded identically."""
+    torch.manual_seed(0)
+    model = dropping_model("sequence_classification", gamma=1.0, phi=0.0, **overrides).train()
+    model.base_model.encoder.set_training_progress(0.3)  # a sharp enough mask for its gradient to matter
+    input_ids, attention_mask = make_batch(LENGTHS)
+    torch.manual_seed(1)
+    saliency = torch.rand(len(LENGTHS), 12)
+    model(input_ids, attention_mask=attention_mask, saliency=saliency).pruning_loss.backward()
+    return {name: p.grad for name, p in model.named_parameters()}
+
+
+def test_kl_reaches_earlier_predictors_through_the_mask_but_never_eta_or_theta():
+    through, detached = kl_gradients(), kl_gradients(kl_through_mask=False, train_theta=False)
+    first_predictor = "bert.encoder.contribution_predictors.0.output.weight"
+    # Through the mask, the layer-l KL also trains predictors 0 .. l-1: predictor 0 gets more than the detached form's.
+    assert not torch.allclose(through[first_predictor], detached[first_predictor])
+    # eta is held fixed on the KL's path and THETA only scales its target: their sole gradient from the KL is the
+    # second-order one through later layers' hidden states, so the last layer's eta and THETA get nothing.
+    assert through["bert.encoder.eta_logits"][-1] == 0
+    assert through["bert.encoder.theta_offsets"][-1] == 0
+
+
+def test_theta_learns_from_the_task_and_length_terms_and_changes_no_forward_value():
+    input_ids, attention_mask = make_batch(LENGTHS)
+    model = dropping_model("sequence_classification", gamma=0.0, phi=1.0).train()
+    model.base_model.encoder.set_training_progress(0.3)
+    torch.manual_seed(0)
+    out = model(input_ids, attention_mask=attention_mask, labels=LABELS)
+    out.loss.backward()
+    encoder = model.base_model.encoder
+    assert (encoder.theta_offsets.grad != 0).any()
+    torch.testing.assert_close(encoder.theta(), torch.ones(2))
+    # THETA_PR is 1 in value: a moved THETA leaves the forward (presence, logits) as it was.
+    with torch.no_grad():
+        encoder.theta_offsets.fill_(0.3)
+    torch.manual_seed(0)
+    moved = model(input_ids, attention_mask=attention_mask, labels=LABELS)
+    torch.testing.assert_close(moved.logits, out.logits)
+    assert torch.equal(moved.tokens_per_layer, out.tokens_per_layer)
+    assert model.config.train_theta and not AdapLeRConfig(train_theta=False).train_theta
+
+
 def test_saliency_must_cover_the_inputs():
-    model = dropping_model(AdapLeRForSequenceClassification).train()
+    model = dropping_model("sequence_classification").train()
     input_ids, attention_mask = make_batch(LENGTHS)
     with pytest.raises(ValueError, match="saliency covers 4 positions, the inputs have 12"):
         model(input_ids, attention_mask=attention_mask, saliency=torch.rand(len(LENGTHS), 4))
@@ -172,7 +166,7 @@ def test_eta_stays_in_bounds_and_learns_at_its_scaled_rate():
 
 
 def test_trainer_anneals_sharpness_and_trains_eta(tmp_path):
-    model = dropping_model(AdapLeRForSequenceClassification, sharpness_start=10.0, sharpness_end=1e4, phi=1.0).train()
+    model = dropping_model("sequence_classification", sharpness_start=10.0, sharpness_end=1e4, phi=1.0).train()
     input_ids, attention_mask = make_batch((1, 12, 5, 9, 3, 11, 7, 2), seq_len=12)
     dataset = DictDataset(input_ids, attention_mask, torch.randint(0, 2, (8,)))
     args = TrainingArguments(
@@ -244,13 +238,21 @@ def test_saliency_command_feeds_finetune(tmp_path):
     assert all(value == 0 for value in rows[0]["saliency"][length:])
 
     main(["convert", "--to", "adapler-bert", first, str(tmp_path / "adapler-init"), "--set", "gamma=1.0"])
-    main([
-        "finetune", str(tmp_path / "adapler-init"), "--output-dir", str(tmp_path / "adapler"), "--train-file", str(output),
-        "--validation-file", train, "--max-length", "32", "--batch-size", "4", "--logging-steps", "1",
-    ])
-    history = json.loads((tmp_path / "adapler" / "log_history.json").read_text())
-    assert any("kept_fraction" in row for row in history)
-    assert json.loads((tmp_path / "adapler" / "eval_results.json").read_text())["eval"]["kept_fraction"] <= 1.0
+    for name, train_file in (("with-saliency", str(output)), ("without-saliency", train)):
+        main([
+            "finetune", str(tmp_path / "adapler-init"), "--output-dir", str(tmp_path / name), "--train-file", train_file,
+            "--validation-file", train, "--max-length", "32", "--batch-size", "4", "--logging-steps", "1",
+        ])
+    history = json.loads((tmp_path / "with-saliency" / "log_history.json").read_text())
+    kept = [row["kept_fraction"] for row in history if "kept_fraction" in row and "loss" in row]
+    assert len(kept) == 2 and all(0 < value <= 1 for value in kept)  # 8 rows, batches of 4: two steps
+    predictors = "bert.encoder.contribution_predictors.0.output.weight"
+    trained, untargeted = (load_file(tmp_path / name / "model.safetensors")[predictors] for name in ("with-saliency", "without-saliency"))
+    torch.manual_seed(42)  # finetune's seed, set before it loads the converted folder (fresh predictors)
+    start = AutoModelForSequenceClassification.from_pretrained(tmp_path / "adapler-init").state_dict()[predictors]
+    assert not torch.equal(trained, start)
+    # The saliency file's column reached the KL term: the same run without it trains the predictors differently.
+    assert not torch.allclose(trained, untargeted, rtol=0, atol=1e-7)
 
 
 def test_saliency_command_rejects_bad_input(tmp_path):
@@ -258,17 +260,7 @@ def test_saliency_command_rejects_bad_input(tmp_path):
         main(["saliency", str(tmp_path / "nowhere"), "--data-file", "x.csv", "--output-file", str(tmp_path / "o.jsonl")])
 
 
-# ----------------------------------------------------------------------------------------------- I/O and config
-
-
-def test_save_and_load_keeps_learned_eta(tmp_path):
-    model = AdapLeRForSequenceClassification(make_config()).eval()
-    with torch.no_grad():
-        model.bert.encoder.eta_logits.copy_(torch.tensor([0.01, -0.02, 0.03]))
-    model.save_pretrained(tmp_path)
-    loaded = AutoModelForSequenceClassification.from_pretrained(tmp_path)
-    assert isinstance(loaded, AdapLeRForSequenceClassification)
-    torch.testing.assert_close(loaded.bert.encoder.etas(), model.bert.encoder.etas())
+# ----------------------------------------------------------------------------------------------- loading
 
 
 def test_bert_checkpoint_loads_with_eta_at_its_initial_value(tmp_path):
@@ -276,22 +268,3 @@ def test_bert_checkpoint_loads_with_eta_at_its_initial_value(tmp_path):
     model = AutoModelForSequenceClassification.from_pretrained(tmp_path, config=AdapLeRConfig.from_pretrained(tmp_path, eta_init=0.4))
     assert isinstance(model, AdapLeRForSequenceClassification)
     torch.testing.assert_close(model.bert.encoder.etas(), torch.full((3,), 0.4))
-
-
-@pytest.mark.parametrize(
-    "key, value",
-    [
-        ("cp_hidden_size", 0),
-        ("eta_min", 0.0),
-        ("eta_init", 1.0),
-        ("eta_lr_scale", 0),
-        ("gamma", -1.0),
-        ("phi", -0.1),
-        ("sharpness_start", 0.0),
-        ("sharpness_end", 1.0),
-        ("eta_scale", 0.0),
-    ],
-)
-def test_bad_config_value_raises(key, value):
-    with pytest.raises(ValueError, match=key):
-        make_config(**{key: value})

@@ -1,6 +1,7 @@
-"""`autobert` (TR-BERT): equality with BERT, packed vs masked selection at every batch size, full-length QA, the
-policy gradient's sign, which parameters each stage trains, rollouts, imitation, distillation, the targets
-command against direct autograd, the targets -> finetune recipe, and config validation."""
+"""`autobert` (TR-BERT)'s own behaviour: the policy gradient's sign, which parameters each stage trains, rollouts,
+imitation, distillation, the targets command against direct autograd, the targets -> finetune recipe, and the
+default selection layers. What every token-pruning type shares (engine parity, pruning off equals BERT,
+save/load, validation) is in `test_common.py`."""
 
 from __future__ import annotations
 
@@ -8,52 +9,33 @@ import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 from transformers import BertConfig, BertForSequenceClassification, Trainer, TrainingArguments
 
-from transformers_prune import AutoBertConfig, AutoBertForQuestionAnswering, AutoBertForSequenceClassification, AutoBertModel
+from safetensors.torch import load_file
+
+from transformers_prune import AutoBertConfig, AutoBertForSequenceClassification
 from transformers_prune.autobert_targets import residual_scores_and_logits
 from transformers_prune.cli import main
 from transformers_prune.models.modeling_autobert import policy_gradient_loss, soft_cross_entropy
 from transformers_prune.models.token_engine import pack, repeat_examples, unpack
 from transformers_prune.models.token_views import PackedView
 
-from conftest import (
-    CPU_BACKENDS,
-    TINY_CONFIG_KWARGS,
-    DictDataset,
-    assert_pruning_off_equals_bert,
-    assert_same_outputs,
-    lengths_of,
-    make_batch,
-    run,
-    save_checkpoint,
-    write_sst2_csv,
-    write_tokenizer,
-)
+from conftest import TINY_CONFIG_KWARGS, DictDataset, lengths_of, make_batch, run, save_checkpoint, write_sst2_csv, write_tokenizer
+from model_testers import TESTERS, parameters_named
 
 LENGTHS = (1, 12, 5, 9, 3, 11)
 LABELS = torch.tensor([0, 1, 0, 1, 1, 0])
 
 
-def make_config(**overrides) -> AutoBertConfig:
-    return AutoBertConfig(**{**TINY_CONFIG_KWARGS, "selection_layers": [1, 2], **overrides})
+TESTER = TESTERS["autobert"]
+make_config = TESTER.make_config  # selectors on the inputs of layers 1 and 2
 
 
-def dropping_model(cls=AutoBertModel, **overrides):
-    """Random selectors centred on the test batch: each keeps about half of its real tokens (the hidden states
-    of a tiny random BERT point in similar directions, so uncentred random selectors keep all or nothing)."""
-    model = cls(make_config(**overrides)).eval()
+def dropping_model(head: str = "base", **overrides):
+    """Random selectors centred on the test batch: each keeps about half of its real tokens."""
     input_ids, attention_mask = make_batch(LENGTHS)
-    model.config.prune_at_inference = False
-    hidden_states = run(model.base_model, input_ids, attention_mask, output_hidden_states=True).hidden_states
-    model.config.prune_at_inference = True
-    with torch.no_grad():
-        for selector, layer in zip(model.base_model.encoder.selectors, model.config.selection_layers):
-            selector.dense.weight.normal_(0.0, 1.0)
-            selector.output.weight.normal_(0.0, 1.0)
-            logits = torch.logit(selector(hidden_states[layer]))[attention_mask.bool()]
-            selector.output.bias -= logits.median()
-    return model
+    return TESTER.make_model(head, input_ids, attention_mask, **overrides)
 
 
 def mean_keep_probability(model, input_ids, attention_mask) -> float:
@@ -72,51 +54,11 @@ def mean_keep_probability(model, input_ids, attention_mask) -> float:
 # ----------------------------------------------------------------------------------------------- inference
 
 
-@pytest.mark.parametrize("engine", ["packed", "masked"])
-@pytest.mark.parametrize("setting", [{"keep_threshold": 0.0}, {"prune_at_inference": False}])
-def test_keeping_everything_equals_bert(engine, setting):
+def test_each_selection_layer_drops_tokens():
     input_ids, attention_mask = make_batch(LENGTHS)
-    assert_pruning_off_equals_bert(dropping_model(), input_ids, attention_mask, engine, ".selectors.", **setting)
-
-
-@pytest.mark.parametrize("backend", CPU_BACKENDS)
-def test_packed_matches_masked_and_every_example_is_decided_alone(backend):
-    model = dropping_model(packed_attention_backend=backend)
-    input_ids, attention_mask = make_batch(LENGTHS)
-    packed = run(model, input_ids, attention_mask, "packed", output_hidden_states=True)
-    masked = run(model, input_ids, attention_mask, "masked", output_hidden_states=True)
-
-    tokens, real = packed.tokens_per_layer, lengths_of(attention_mask)
-    assert torch.equal(tokens[:, 0], real)  # layer 0 runs every token
-    assert (tokens[:, 1] < real).any() and (tokens[:, 2] < tokens[:, 1]).any() and (tokens >= 1).all()
-    assert torch.equal(packed.tokens_per_layer, masked.tokens_per_layer)
-    assert_same_outputs(packed, masked, attention_mask, atol=1e-5, every_layer=True)
-
-    # The original pads each row to the batch's largest kept count; here an example's result is its own.
-    for row, length in enumerate(LENGTHS):
-        alone = run(model, input_ids[row : row + 1, :length], attention_mask[row : row + 1, :length])
-        assert torch.equal(alone.tokens_per_layer[0], tokens[row])
-        torch.testing.assert_close(alone.pooler_output[0], packed.pooler_output[row], rtol=0, atol=1e-5)
-
-
-@pytest.mark.parametrize("backend", CPU_BACKENDS)
-def test_question_answering_output_is_full_length_with_skipped_tokens_restored(backend):
-    model = dropping_model(AutoBertForQuestionAnswering, packed_attention_backend=backend)
-    input_ids, attention_mask = make_batch(LENGTHS)
-    packed = run(model, input_ids, attention_mask, "packed")
-    masked = run(model, input_ids, attention_mask, "masked")
-    assert packed.start_logits.shape == input_ids.shape and packed.end_logits.shape == input_ids.shape
-    assert (packed.tokens_per_layer[:, -1] < lengths_of(attention_mask)).any()
-    real = attention_mask.bool()
-    torch.testing.assert_close(packed.start_logits[real], masked.start_logits[real], rtol=0, atol=1e-5)
-    torch.testing.assert_close(packed.end_logits[real], masked.end_logits[real], rtol=0, atol=1e-5)
-
-
-def test_cls_is_always_kept():
-    model = dropping_model(keep_threshold=1.0)
-    input_ids, attention_mask = make_batch(LENGTHS)
-    tokens = run(model, input_ids, attention_mask).tokens_per_layer
-    assert torch.equal(tokens[:, 1:], torch.ones(len(LENGTHS), 2, dtype=torch.long))
+    tokens = run(dropping_model(), input_ids, attention_mask).tokens_per_layer  # selectors before layers 1 and 2
+    assert torch.equal(tokens[:, 0], lengths_of(attention_mask))
+    assert (tokens[:, 1] < tokens[:, 0]).any() and (tokens[:, 2] < tokens[:, 1]).any()
 
 
 # ----------------------------------------------------------------------------------------------- rollouts and losses
@@ -184,7 +126,7 @@ def test_stages_train_what_they_should():
 
 
 def test_rollouts_sample_their_own_selections_and_keep_cls():
-    model = dropping_model(AutoBertForSequenceClassification, rl_num_samples=8).train()
+    model = dropping_model("sequence_classification", rl_num_samples=8).train()
     input_ids, attention_mask = make_batch(LENGTHS)
     tokens = model.bert(input_ids, attention_mask=attention_mask).tokens_per_layer.view(len(LENGTHS), 8, 3)
     assert torch.equal(tokens[:, :, 0], lengths_of(attention_mask)[:, None].expand(-1, 8))
@@ -225,12 +167,19 @@ def test_distillation_uses_teacher_logits_and_needs_them():
         model(input_ids, attention_mask=attention_mask, labels=LABELS)
     with pytest.raises(ValueError, match="teacher_logits must have shape"):
         model(input_ids, attention_mask=attention_mask, teacher_logits=torch.zeros(len(LENGTHS), 3))
-    teachers = {"uniform": torch.zeros(len(LENGTHS), 2), "sure": torch.tensor([[9.0, -9.0]]).expand(len(LENGTHS), -1)}
-    losses = {}
-    for name, teacher in teachers.items():
-        torch.manual_seed(0)  # the same rollouts
-        losses[name] = model(input_ids, attention_mask=attention_mask, teacher_logits=teacher).loss
-    assert torch.isfinite(losses["uniform"]) and losses["uniform"] != losses["sure"]
+
+    def loss_with(**targets):
+        torch.manual_seed(0)  # the same rollouts every time
+        return model(input_ids, attention_mask=attention_mask, **targets)
+
+    # A teacher sure of label 0 teaches what the gold label 0 does: same task losses, so same rewards and loss.
+    sure_of_0 = torch.tensor([[30.0, 0.0]]).expand(len(LENGTHS), -1)
+    distilled, disagreeing = loss_with(teacher_logits=sure_of_0), loss_with(teacher_logits=sure_of_0.flip(-1))
+    model.config.train_teacher = False
+    gold = loss_with(labels=torch.zeros(len(LENGTHS), dtype=torch.long))
+    torch.testing.assert_close(distilled.loss, gold.loss, rtol=0, atol=1e-5)
+    torch.testing.assert_close(distilled.pruning_loss, gold.pruning_loss, rtol=0, atol=1e-5)
+    assert (disagreeing.loss - distilled.loss).abs() > 1e-3
 
     # A near one-hot teacher at temperature 1 gives the gold label's cross-entropy.
     logits = torch.randn(4, 3)
@@ -238,6 +187,51 @@ def test_distillation_uses_teacher_logits_and_needs_them():
         soft_cross_entropy(logits, torch.tensor([[30.0, 0, 0]]).expand(4, -1), 1.0),
         torch.nn.functional.cross_entropy(logits, torch.zeros(4, dtype=torch.long), reduction="none"),
     )
+
+
+def keeping_every_token(head: str, **overrides):
+    """A training-mode `head` model (stage "train_both") whose selectors keep every token with probability 1: all
+    rollouts of an input then compute the same thing, so every advantage, and the policy loss, is 0."""
+    model = TESTER.make_model(head, recipe="every_token_kept", training_stage="train_both", rl_num_samples=2, **overrides)
+    model.train()
+    with torch.no_grad():
+        for param in parameters_named(model, ".selectors.", "output.bias").values():
+            param.fill_(100.0)
+    return model
+
+
+def test_token_classification_training_loss_is_the_mean_of_each_inputs_token_loss():
+    model = keeping_every_token("token_classification", num_labels=3)
+    input_ids, attention_mask = make_batch(LENGTHS)
+    labels = torch.randint(0, 3, input_ids.shape).masked_fill(attention_mask == 0, -100)
+    out = model(input_ids, attention_mask=attention_mask, labels=labels)
+    assert out.logits.shape == (len(LENGTHS), 12, 3) and out.tokens_per_layer.shape == (len(LENGTHS), 3)
+    assert out.pruning_loss == 0
+    per_token = F.cross_entropy(out.logits.transpose(1, 2), labels, reduction="none")  # 0 where labels are -100
+    per_input = per_token.sum(dim=1) / (labels != -100).sum(dim=1)
+    torch.testing.assert_close(out.loss, per_input.mean(), rtol=0, atol=1e-5)
+
+
+def test_question_answering_training_loss_and_its_distillation():
+    """Gold positions give BERT's span loss; teachers sure of the same positions give the sum of the start and
+    end soft cross-entropies (not their mean: the original sums them), so twice that loss."""
+    model = keeping_every_token("question_answering")
+    input_ids, attention_mask = make_batch(LENGTHS)
+    start, end = torch.tensor([0, 3, 1, 2, 0, 5]), torch.tensor([0, 7, 4, 5, 2, 9])  # all inside the inputs
+    gold = model(input_ids, attention_mask=attention_mask, start_positions=start, end_positions=end)
+    assert gold.start_logits.shape == gold.end_logits.shape == input_ids.shape and gold.pruning_loss == 0
+    bert_loss = (F.cross_entropy(gold.start_logits, start) + F.cross_entropy(gold.end_logits, end)) / 2
+    torch.testing.assert_close(gold.loss, bert_loss, rtol=0, atol=1e-5)
+
+    model.config.train_teacher = True
+    with pytest.raises(ValueError, match="train_teacher=True needs `teacher_start_logits`"):
+        model(input_ids, attention_mask=attention_mask, teacher_end_logits=torch.zeros(input_ids.shape))
+    sure = {
+        f"teacher_{name}_logits": 30.0 * F.one_hot(positions, input_ids.shape[1]).float()
+        for name, positions in (("start", start), ("end", end))
+    }
+    distilled = model(input_ids, attention_mask=attention_mask, **sure)
+    torch.testing.assert_close(distilled.loss, 2 * bert_loss, rtol=0, atol=1e-4)
 
 
 def test_trainer_policy_only_run_changes_only_the_selectors(tmp_path):
@@ -288,16 +282,27 @@ def test_targets_command_feeds_both_training_stages(tmp_path):
     assert len(rows) == 8 and set(rows[0]) == {"sentence", "label", "residual_scores", "teacher_logits"}
     assert all(len(row["residual_scores"]) == 1 and len(row["residual_scores"][0]) == 32 and len(row["teacher_logits"]) == 2 for row in rows)
 
-    main(["convert", "--to", "autobert", bert, str(tmp_path / "init"), "--set", "rl_num_samples=2", "--set", "guide_rate=1.0"])
-    main(["finetune", str(tmp_path / "init"), "--output-dir", str(tmp_path / "rl"), "--train-file", str(targets),
-          "--validation-file", train, "--max-length", "32", "--batch-size", "4", "--logging-steps", "1"])
+    def finetune(init, output):
+        main(["finetune", str(tmp_path / init), "--output-dir", str(tmp_path / output), "--train-file", str(targets),
+              "--validation-file", train, "--max-length", "32", "--batch-size", "4", "--logging-steps", "1"])
+        return load_file(tmp_path / output / "model.safetensors")
+
+    # Stage "train_rl", imitating the residual scores in every step, and the same run without imitation.
+    for init, guide_rate in (("init", 1.0), ("init-unguided", 0.0)):
+        main(["convert", "--to", "autobert", bert, str(tmp_path / init), "--set", "rl_num_samples=2", "--set", f"guide_rate={guide_rate}"])
+    rl, unguided = finetune("init", "rl"), finetune("init-unguided", "rl-unguided")
     main(["convert", "--to", "autobert", str(tmp_path / "rl"), str(tmp_path / "both-init"), "--set", "training_stage=train_both",
           "--set", "train_teacher=true"])
-    main(["finetune", str(tmp_path / "both-init"), "--output-dir", str(tmp_path / "both"), "--train-file", str(targets),
-          "--validation-file", train, "--max-length", "32", "--batch-size", "4", "--logging-steps", "1"])
+    both = finetune("both-init", "both")
+
+    selector, bert_weight = "bert.encoder.selectors.0.output.weight", "bert.encoder.layer.0.attention.self.query.weight"
+    assert not torch.allclose(rl[selector], unguided[selector], rtol=0, atol=1e-7)  # imitation changed the selectors
+    original = load_file(tmp_path / "bert" / "model.safetensors")
+    assert torch.equal(rl[bert_weight], original[bert_weight]) and torch.equal(rl["classifier.weight"], original["classifier.weight"])
+    assert not torch.equal(both[bert_weight], rl[bert_weight]) and not torch.equal(both[selector], rl[selector])
     history = json.loads((tmp_path / "both" / "log_history.json").read_text())
-    assert any("kept_fraction" in row for row in history)
-    assert json.loads((tmp_path / "both" / "eval_results.json").read_text())["eval"]["kept_fraction"] <= 1.0
+    kept = [row["kept_fraction"] for row in history if "kept_fraction" in row and "loss" in row]
+    assert len(kept) == 2 and all(0 < value <= 1 for value in kept)
 
 
 def test_targets_command_rejects_bad_input(tmp_path):
@@ -318,23 +323,3 @@ def test_default_selection_layers_are_the_originals():
     assert AutoBertConfig(num_hidden_layers=12).selection_layers == [1, 6]
     assert AutoBertConfig(num_hidden_layers=6).selection_layers == [1, 3]
     assert AutoBertConfig(num_hidden_layers=2).selection_layers == [1]
-
-
-@pytest.mark.parametrize(
-    "key, value",
-    [
-        ("selection_layers", [2, 1]),
-        ("selection_layers", [3]),
-        ("selection_layers", []),
-        ("selector_hidden_size", 0),
-        ("keep_threshold", 1.5),
-        ("training_stage", "rl"),
-        ("rl_num_samples", 1),
-        ("alpha", -1.0),
-        ("guide_rate", 2.0),
-        ("kd_temperature", 0.0),
-    ],
-)
-def test_bad_config_value_raises(key, value):
-    with pytest.raises(ValueError, match=key):
-        make_config(**{key: value})

@@ -19,19 +19,11 @@ from transformers_prune.cli import main
 from transformers_prune.convert import auto_map_for
 
 from conftest import TINY_CONFIG_KWARGS, DictDataset, make_batch, save_checkpoint, write_tokenizer
+from model_testers import TESTERS
 
 # Settings under which each type really drops tokens in a tiny random model, so loading must reproduce pruning.
-PRUNING_SETTINGS = {
-    "transkimmer-bert": {"skim_init_bias": -0.5},
-    "ltp": {"final_token_threshold": 0.3},
-    "adapler-bert": {"eta_init": 0.999},  # fresh predictors give near-uniform shares: eta just under 1 drops some
-    "autobert": {"keep_threshold": 0.5, "rl_num_samples": 2},  # fresh selectors give p ~ 0.5: about half dropped
-}
+PRUNING_SETTINGS = {model_type: tester.fresh_model_drops for model_type, tester in TESTERS.items()}
 AUTO_CLASS_NAMES = ("AutoConfig", "AutoModel", "AutoModelForSequenceClassification", "AutoModelForQuestionAnswering")
-
-
-def test_every_model_type_has_pruning_settings_here():
-    assert set(PRUNING_SETTINGS) == set(MODEL_TYPES)
 
 
 @pytest.fixture(scope="module")
@@ -154,6 +146,7 @@ def saved_question_answering_model(folder, output_dir):
     return str(output_dir)
 
 
+@pytest.mark.slow  # a fresh interpreter, and 12 folders built by convert, Trainer and save_pretrained
 def test_saved_checkpoints_load_without_the_package_with_identical_outputs(bert_folders, tmp_path):
     # Every folder holds all its weights (nothing left to random init), so outputs must match exactly.
     jobs = []

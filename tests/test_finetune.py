@@ -36,7 +36,8 @@ def test_ltp_recipe_through_the_cli(stage0, tmp_path):
     assert results["train_examples"] == 16 and 0 <= results["eval"]["accuracy"] <= 1
 
     main(["convert", "--to", "ltp", str(tmp_path / "stage0"), str(tmp_path / "soft-init"), "--set", "masking_mode=soft",
-          "--set", "final_token_threshold=0.3", "--set", "lambda_threshold=0.5"])
+          "--set", "final_token_threshold=0.3", "--set", "lambda_threshold=0.5",
+          "--set", "scoring_mode=mean_norm"])  # thresholds sized for scores of about 1/n on these short inputs
     results = finetune(str(tmp_path / "soft-init"), tmp_path / "soft", stage0, "--learning-rate", "1e-3")
     learned = load_file(tmp_path / "soft" / "model.safetensors")[OFFSETS]
     assert learned[0] == 0 and (learned[1:] != 0).all()  # the stock Trainer trained the thresholds

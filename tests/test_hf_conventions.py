@@ -11,14 +11,15 @@ from transformers_prune import AutoBertConfig, AutoBertForSequenceClassification
 from transformers_prune import TranskimmerForSequenceClassification
 from transformers_prune.models.modeling_packed_bert import PackedBertForSequenceClassification
 
-from conftest import TINY_CONFIG_KWARGS, make_batch, make_tiny_config, randomise_predictors, real_token_max_diff
+from conftest import TINY_CONFIG_KWARGS, make_batch, real_token_max_diff
+from model_testers import TESTERS, randomise_predictors
 
 LENGTHS = (1, 12, 5, 9, 3)
 LABELS = torch.tensor([0, 1, 1, 0, 1])
 
 
 def dropping_transkimmer():
-    model = TranskimmerForSequenceClassification(make_tiny_config())
+    model = TranskimmerForSequenceClassification(TESTERS["transkimmer-bert"].make_config())
     randomise_predictors(model, weight_std=1.0, keep_bias=0.5)
     return model
 
@@ -78,7 +79,7 @@ def test_gradient_checkpointing_gives_the_same_training_step(make_model):
 
 
 def test_inputs_longer_than_the_position_embeddings_are_refused():
-    model = TranskimmerForSequenceClassification(make_tiny_config()).eval()
+    model = TranskimmerForSequenceClassification(TESTERS["transkimmer-bert"].make_config()).eval()
     input_ids, attention_mask = make_batch((65,), seq_len=65)  # the tiny config has 64 positions
     with pytest.raises(ValueError, match="65 positions but the model has 64 position embeddings"):
         model(input_ids, attention_mask=attention_mask)

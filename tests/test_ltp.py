@@ -1,5 +1,6 @@
-"""`ltp`: equality with BERT at zero thresholds, soft and hard training, top-k counts, packed vs masked, [CLS]
-protection, score normalisation, the threshold reparametrisation, heads, save/load and config validation."""
+"""`ltp`'s own behaviour: where pruned tokens leave a layer, top-k counts and schedule, [CLS] protection, score
+normalisation, the threshold schedule and reparametrisation, soft and hard training, and loading BERT. What every
+token-pruning type shares (engine parity, pruning off equals BERT, save/load, validation) is in `test_common.py`."""
 
 from __future__ import annotations
 
@@ -7,65 +8,18 @@ import math
 
 import pytest
 import torch
-from transformers import AutoConfig, AutoModelForQuestionAnswering, AutoModelForSequenceClassification, Trainer, TrainingArguments
+from transformers import AutoModelForQuestionAnswering, Trainer, TrainingArguments
 
 from transformers_prune import LTPConfig, LTPForQuestionAnswering, LTPForSequenceClassification, LTPModel
 from transformers_prune.models.modeling_ltp import topk_schedule
 
-from conftest import (
-    CPU_BACKENDS,
-    TINY_CONFIG_KWARGS,
-    DictDataset,
-    assert_pruning_off_equals_bert,
-    assert_same_outputs,
-    bert_twin,
-    lengths_of,
-    make_batch,
-    real_token_max_diff,
-    run,
-)
+from conftest import CPU_BACKENDS, DictDataset, assert_same_outputs, bert_twin, lengths_of, make_batch, real_token_max_diff, run
+from model_testers import TESTERS, sharpen_attention
 
 LENGTHS = (1, 12, 5, 9, 3, 11)
 
 
-def make_config(**overrides) -> LTPConfig:
-    return LTPConfig(**{**TINY_CONFIG_KWARGS, **overrides})
-
-
-@torch.no_grad()
-def sharpen_attention(model, std: float = 0.6) -> None:
-    """Large random query/key weights: peaked attention, so tokens receive very different amounts of it."""
-    for layer in model.base_model.encoder.layer:
-        layer.attention.self.query.weight.normal_(0.0, std)
-        layer.attention.self.key.weight.normal_(0.0, std)
-
-
-# ----------------------------------------------------------------------------------------------- equality with BERT
-
-
-@pytest.mark.parametrize("engine", ["packed", "masked"])
-@pytest.mark.parametrize("backend", CPU_BACKENDS)
-@pytest.mark.parametrize("prune_mode", ["absolute_threshold", "topk"])
-def test_zero_thresholds_equal_bert(engine, backend, prune_mode):
-    overrides = dict(final_token_threshold=0.0) if prune_mode == "absolute_threshold" else dict(token_keep_rate=1.0)
-    model = LTPModel(make_config(prune_mode=prune_mode, packed_attention_backend=backend, **overrides)).eval()
-    assert torch.equal(model.encoder.threshold_offsets, torch.zeros(3))
-    bert = bert_twin(model, method_keys="threshold_offsets")
-    input_ids, attention_mask = make_batch(LENGTHS)
-
-    ours = run(model, input_ids, attention_mask, engine)
-    with torch.no_grad():
-        reference = bert(input_ids, attention_mask=attention_mask)
-    assert_same_outputs(ours, reference, attention_mask, atol=1e-4)
-    assert torch.equal(ours.tokens_per_layer, lengths_of(attention_mask)[:, None].expand(-1, 3))
-
-
-@pytest.mark.parametrize("engine", ["packed", "masked"])
-def test_prune_at_inference_false_equals_bert(engine):
-    model = LTPModel(make_config(final_token_threshold=1.0)).eval()
-    sharpen_attention(model)
-    input_ids, attention_mask = make_batch(LENGTHS)
-    assert_pruning_off_equals_bert(model, input_ids, attention_mask, engine, method_keys="threshold_offsets")
+make_config = TESTERS["ltp"].make_config
 
 
 # ----------------------------------------------------------------------------------------------- hard inference
@@ -81,9 +35,9 @@ def pruning_model(prune_mode: str, backend: str = "sdpa_per_example", **override
 
 
 @pytest.mark.parametrize("backend", CPU_BACKENDS)
-@pytest.mark.parametrize("prune_mode", ["absolute_threshold", "topk"])
-def test_packed_matches_masked_with_drops(backend, prune_mode):
-    model = pruning_model(prune_mode, backend)
+def test_topk_packed_matches_masked(backend):
+    """test_common checks the engines agree for absolute thresholds; top-k is the other decision rule."""
+    model = pruning_model("topk", backend)
     input_ids, attention_mask = make_batch(LENGTHS)
     packed = run(model, input_ids, attention_mask, "packed", output_hidden_states=True)
     masked = run(model, input_ids, attention_mask, "masked", output_hidden_states=True)
@@ -177,7 +131,7 @@ def test_threshold_schedule_grows_linearly_from_zero_at_layer_zero():
     assert [model.encoder.decision_point(layer) for layer in range(4)] == [None, *["after_attention"] * 3]
     with torch.no_grad():
         model.encoder.threshold_offsets.fill_(0.001)
-    # The learned offset counts threshold_lr_scale (default 10) times.
+    # The learned offset counts threshold_lr_scale (10 in these tests' config, 1 by default) times.
     torch.testing.assert_close(model.encoder.thresholds(), torch.tensor([0.01, 0.015, 0.02, 0.025]))
 
 
@@ -230,6 +184,37 @@ def test_soft_regulariser_is_lambda_times_summed_mean_masks():
     assert 0 < out.pruning_loss.item() <= 0.5 * 2 + 1e-6
 
 
+def test_soft_regulariser_means_over_the_fixed_length_whatever_the_padding():
+    model = soft_model(lambda_threshold=0.5)
+    input_ids, attention_mask = make_batch(LENGTHS)
+    out = model(input_ids, attention_mask=attention_mask)
+    padded = model(torch.nn.functional.pad(input_ids, (0, 8)), attention_mask=torch.nn.functional.pad(attention_mask, (0, 8)))
+    # The original's mean over 128 padded positions: the batch's own padding changes nothing.
+    torch.testing.assert_close(padded.pruning_loss, out.pruning_loss, rtol=0, atol=1e-6)
+    # Masks of real tokens summed and divided by batch x score_normalization_length, for two pruning layers of three.
+    assert 0 < out.pruning_loss.item() <= 0.5 * 2 * attention_mask.sum().item() / (len(LENGTHS) * 128) + 1e-6
+
+
+def test_threshold_scale_prunes_more_at_inference_only():
+    model = LTPForSequenceClassification(make_config(final_token_threshold=0.6)).eval()
+    sharpen_attention(model)
+    input_ids, attention_mask = make_batch(LENGTHS)
+    kept = {}
+    for scale in (0.5, 1.0, 2.0):
+        model.config.threshold_scale = scale
+        packed, masked = run(model, input_ids, attention_mask, "packed"), run(model, input_ids, attention_mask, "masked")
+        assert torch.equal(packed.tokens_per_layer, masked.tokens_per_layer)
+        torch.testing.assert_close(packed.logits, masked.logits, rtol=0, atol=1e-5)
+        kept[scale] = packed.tokens_per_layer.sum().item()
+    assert kept[0.5] > kept[1.0] > kept[2.0]
+    model.train()
+    counts = {}
+    for scale in (1.0, 4.0):
+        model.config.threshold_scale = scale
+        counts[scale] = model(input_ids, attention_mask=attention_mask).tokens_per_layer
+    assert torch.equal(counts[1.0], counts[4.0])  # training ignores it
+
+
 def test_hard_mode_training_drops_tokens_and_gives_thresholds_no_gradient():
     model = LTPForSequenceClassification(make_config(masking_mode="hard", final_token_threshold=0.6)).train()
     sharpen_attention(model)
@@ -277,33 +262,7 @@ def test_stock_trainer_learns_thresholds_in_soft_mode(tmp_path):
     assert (after[1:] - before[1:]).max() <= 3 * 10 * 1e-3 + 1e-6
 
 
-# ----------------------------------------------------------------------------------------------- heads, I/O, config
-
-
-@pytest.mark.parametrize("backend", CPU_BACKENDS)
-def test_question_answering_head_full_length_with_drops(backend):
-    config = make_config(final_token_threshold=0.6, packed_attention_backend=backend)
-    model = LTPForQuestionAnswering(config).eval()
-    sharpen_attention(model)
-    input_ids, attention_mask = make_batch(LENGTHS)
-    packed = run(model, input_ids, attention_mask, "packed")
-    masked = run(model, input_ids, attention_mask, "masked")
-    assert packed.start_logits.shape == input_ids.shape
-    assert (packed.tokens_per_layer[:, -1] < lengths_of(attention_mask)).any()
-    real = attention_mask.bool()
-    torch.testing.assert_close(packed.start_logits[real], masked.start_logits[real], rtol=0, atol=1e-5)
-    torch.testing.assert_close(packed.end_logits[real], masked.end_logits[real], rtol=0, atol=1e-5)
-
-
-def test_save_and_load_round_trip_keeps_learned_thresholds(tmp_path):
-    model = LTPForSequenceClassification(make_config(final_token_threshold=0.6)).eval()
-    with torch.no_grad():
-        model.bert.encoder.threshold_offsets.copy_(torch.tensor([0.0, 0.01, -0.02]))
-    model.save_pretrained(tmp_path)
-    loaded = AutoModelForSequenceClassification.from_pretrained(tmp_path)
-    assert isinstance(loaded, LTPForSequenceClassification)
-    torch.testing.assert_close(loaded.bert.encoder.threshold_offsets, model.bert.encoder.threshold_offsets)
-    assert AutoConfig.from_pretrained(tmp_path).final_token_threshold == 0.6
+# ----------------------------------------------------------------------------------------------- loading, config
 
 
 def test_bert_checkpoint_loads_with_zero_offsets(tmp_path):
@@ -315,33 +274,10 @@ def test_bert_checkpoint_loads_with_zero_offsets(tmp_path):
     assert torch.equal(model.bert.encoder.threshold_offsets, torch.zeros(3))
 
 
-@pytest.mark.parametrize(
-    "key, value",
-    [
-        ("prune_mode", "threshold"),
-        ("final_token_threshold", -0.1),
-        ("scoring_mode", "max"),
-        ("score_normalization_length", 0),
-        ("token_keep_rate", 0.0),
-        ("token_keep_rate", 1.5),
-        ("masking_mode", "mixed"),
-        ("temperature", 0.0),
-        ("lambda_threshold", -1.0),
-        ("threshold_lr_scale", 0.0),
-    ],
-)
-def test_bad_config_value_raises(key, value):
-    with pytest.raises(ValueError, match=key):
-        make_config(**{key: value})
-
-
-def test_soft_topk_is_rejected():
-    with pytest.raises(ValueError, match="masking_mode"):
-        make_config(prune_mode="topk", masking_mode="soft")
-
-
 def test_config_defaults_follow_the_original_readme():
     config = LTPConfig()
     assert config.model_type == "ltp"
+    # The original's score normalisation (heads x 128 padded positions) and its threshold learning rate (= the main one).
+    assert (config.scoring_mode, config.score_normalization_length, config.threshold_lr_scale) == ("mean", 128, 1.0)
     assert (config.prune_mode, config.final_token_threshold, config.masking_mode) == ("absolute_threshold", 0.01, "hard")
     assert math.isclose(config.temperature, 1e-3) and math.isclose(config.lambda_threshold, 0.1)

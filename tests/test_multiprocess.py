@@ -26,6 +26,8 @@ from transformers_prune import MODEL_TYPES
 
 from conftest import TINY_CONFIG_KWARGS, make_batch
 
+pytestmark = pytest.mark.slow  # one 2-process launch training six variants
+
 # variant name -> (model_type, config settings). Each type at least once; LTP in both training stages.
 VARIANTS = {
     "transkimmer-bert": ("transkimmer-bert", {"skim_init_bias": -0.5}),
@@ -175,6 +177,10 @@ def test_checkpoint_saved_by_rank_zero_loads_and_runs(variant, ddp_run):
     assert model.config.model_type == model_type
     for key, value in settings.items():
         assert getattr(model.config, key) == value
+    # The saved weights are the ones both ranks ended with (the script's checksum, over the same parameters).
+    report = json.loads((ddp_run / variant / "report.json").read_text())
+    checksum = sum(p.detach().double().sum().item() for p in model.parameters())
+    assert math.isclose(checksum, report["rank_checksums"][0], rel_tol=0, abs_tol=1e-9), (checksum, report["rank_checksums"])
     input_ids, attention_mask = make_batch()
     with torch.no_grad():
         logits = model(input_ids, attention_mask=attention_mask).logits

@@ -45,6 +45,7 @@ from transformers_prune.benchmark.squad import f1_score, normalize_answer
 from transformers_prune.convert import convert_bert_checkpoint
 
 from conftest import TINY_CONFIG_KWARGS
+from model_testers import TESTERS
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA_DIR = os.path.join(os.path.dirname(REPO_ROOT), "shared", "data")
@@ -55,13 +56,8 @@ needs_data = pytest.mark.skipif(
 # Settings under which each type really drops tokens in a tiny random model on real text, so evaluation and
 # prediction run the pruning (packed) path whose extra outputs must not leak into the predictions. A tiny random
 # model attends almost uniformly (score ~ 1/length), and with 3 layers only layer 1's threshold,
-# final_token_threshold / 3, shows in `tokens_per_layer`: 0.3 prunes SST-2's short sentences too.
-PRUNING_SETTINGS = {
-    "transkimmer-bert": {"skim_init_bias": -0.5},
-    "ltp": {"final_token_threshold": 0.3},
-    "adapler-bert": {"eta_init": 0.999},  # fresh predictors give near-uniform shares: eta just under 1 drops some
-    "autobert": {"keep_threshold": 0.5, "rl_num_samples": 2},  # fresh selectors give p ~ 0.5: about half dropped
-}
+# final_token_threshold / 3, shows in `tokens_per_layer`: LTP's 0.3 prunes SST-2's short sentences too.
+PRUNING_SETTINGS = {model_type: tester.fresh_model_drops for model_type, tester in TESTERS.items()}
 MODEL_TYPE_CASES = [*sorted(MODEL_TYPES), "bert"]  # plain BERT is the control: what the scripts were written for
 
 
@@ -73,10 +69,6 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def test_every_model_type_has_pruning_settings_here():
-    assert set(PRUNING_SETTINGS) == set(MODEL_TYPES)
 
 
 # ------------------------------------------------------------------------------------------------- checkpoints
@@ -269,6 +261,7 @@ GLUE_TASKS = {
 }
 
 
+@pytest.mark.slow  # 10 short Trainer runs on real GLUE rows
 @needs_data
 @pytest.mark.parametrize("task", sorted(GLUE_TASKS))
 @pytest.mark.parametrize("model_type", MODEL_TYPE_CASES)
@@ -429,6 +422,7 @@ def test_squad_scores_of_the_gold_answers_are_perfect():
     assert squad_scores({"a": "Denver", "b": "nope"}, examples) == {"exact_match": 0.0, "f1": pytest.approx(100 / 3)}
 
 
+@pytest.mark.slow  # 5 short Trainer runs on real SQuAD rows
 @needs_data
 @pytest.mark.parametrize("model_type", MODEL_TYPE_CASES)
 def test_run_qa_calls_train_predict_and_postprocess(model_type, checkpoint, tmp_path):
@@ -513,6 +507,7 @@ STOCK_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_run_launcher_registers_everything_and_passes_argv_intact(checkpoint, tmp_path):
     model_dir = checkpoint("ltp")
     script = tmp_path / "run_stock.py"

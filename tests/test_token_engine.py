@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
+from transformers.utils import is_flash_attn_2_available
+
 from transformers_prune.models.token_engine import (
-    ATTENTION_BACKENDS,
     check_attention_mask,
     drop_tokens,
     pack,
     packed_attention,
+    packed_attention_with_received,
     unpack,
 )
 
@@ -204,14 +208,21 @@ LENGTH_MIXES = [
 ]
 
 
+# Not SDPA's default 1 / sqrt(head size): a backend that ignored the scale would show.
+SCALE = 0.5 * HEAD_SIZE**-0.5
+
+
 def reference_attention(query, key, value, batch, scale):
-    """Per-example softmax attention in float64, written out explicitly."""
-    out = torch.empty(query.shape, dtype=torch.float64)
+    """Per-example softmax attention in float64, written out explicitly: `[N, nh, d]` outputs and the `[N]`
+    attention each token receives, summed over heads and its example's queries."""
+    out = torch.empty(query.shape, dtype=torch.float64, device=query.device)
+    received = torch.empty(batch.num_tokens, dtype=torch.float64, device=query.device)
     for start, end in zip(batch.offsets[:-1], batch.offsets[1:]):
         q, k, v = (t[start:end].double() for t in (query, key, value))  # [L, nh, d]
-        scores = torch.einsum("qhd,khd->hqk", q, k) * scale
-        out[start:end] = torch.einsum("hqk,khd->qhd", scores.softmax(dim=-1), v)
-    return out
+        probs = (torch.einsum("qhd,khd->hqk", q, k) * scale).softmax(dim=-1)
+        out[start:end] = torch.einsum("hqk,khd->qhd", probs, v)
+        received[start:end] = probs.sum(dim=(0, 1))
+    return out, received
 
 
 def random_qkv(batch, dtype=torch.float32):
@@ -224,32 +235,43 @@ def random_qkv(batch, dtype=torch.float32):
 def test_packed_attention_matches_reference(backend, lengths, seq_len):
     batch = pack(torch.randn(len(lengths), seq_len, HIDDEN), mask_from_lengths(lengths, seq_len))
     query, key, value = random_qkv(batch)
-    scale = HEAD_SIZE**-0.5
-    out = packed_attention(query, key, value, batch, scale, backend)
+    out = packed_attention(query, key, value, batch, SCALE, backend)
     assert out.shape == query.shape and out.dtype == torch.float32
-    torch.testing.assert_close(out.double(), reference_attention(query, key, value, batch, scale), rtol=0, atol=1e-5)
+    torch.testing.assert_close(out.double(), reference_attention(query, key, value, batch, SCALE)[0], rtol=0, atol=1e-5)
+
+
+def dropped_batch():
+    """A packed batch after a drop: its examples' surviving tokens sit at non-contiguous original positions."""
+    lengths, seq_len = (6, 1, 5, 8), 8
+    batch = pack(torch.randn(len(lengths), seq_len, HIDDEN), mask_from_lengths(lengths, seq_len))
+    keep = torch.rand(batch.num_tokens) < 0.5
+    keep[batch.first_token_rows()] = True
+    return drop_tokens(batch, keep)
 
 
 @pytest.mark.parametrize("backend", CPU_BACKENDS)
 def test_packed_attention_after_drop_matches_reference(backend):
     """Examples attend only among their surviving tokens after a drop (non-contiguous indices)."""
-    lengths, seq_len = (6, 1, 5, 8), 8
-    batch = pack(torch.randn(len(lengths), seq_len, HIDDEN), mask_from_lengths(lengths, seq_len))
-    keep = torch.rand(batch.num_tokens) < 0.5
-    keep[batch.first_token_rows()] = True
-    batch = drop_tokens(batch, keep)
+    batch = dropped_batch()
     query, key, value = random_qkv(batch)
     out = packed_attention(query, key, value, batch, 0.3, backend)
-    torch.testing.assert_close(out.double(), reference_attention(query, key, value, batch, 0.3), rtol=0, atol=1e-5)
+    torch.testing.assert_close(out.double(), reference_attention(query, key, value, batch, 0.3)[0], rtol=0, atol=1e-5)
 
 
 @pytest.mark.parametrize("backend", CPU_BACKENDS)
-def test_packed_attention_scale_is_used(backend):
-    batch = pack(torch.randn(2, 5, HIDDEN), mask_from_lengths((5, 3)))
+@pytest.mark.parametrize("dropped", [False, True], ids=["packed", "after_drop"])
+def test_packed_attention_with_received_matches_reference(backend, dropped):
+    """The attention-received scores attention-based selectors (LTP) decide by, besides the outputs."""
+    lengths, seq_len = LENGTH_MIXES[0]
+    batch = dropped_batch() if dropped else pack(torch.randn(len(lengths), seq_len, HIDDEN), mask_from_lengths(lengths, seq_len))
     query, key, value = random_qkv(batch)
-    a = packed_attention(query, key, value, batch, 0.1, backend)
-    b = packed_attention(query, key, value, batch, 2.0, backend)
-    assert (a - b).abs().max() > 1e-3
+    out, received = packed_attention_with_received(query, key, value, batch, SCALE, backend)
+    expected_out, expected_received = reference_attention(query, key, value, batch, SCALE)
+    torch.testing.assert_close(out.double(), expected_out, rtol=0, atol=1e-5)
+    torch.testing.assert_close(received.double(), expected_received, rtol=0, atol=1e-5)
+    # Each query's probabilities sum to 1 over its heads: an example's received scores add up to heads x length.
+    per_example = torch.zeros(batch.batch_size, dtype=torch.float64).index_add(0, batch.example_ids(), received.double())
+    torch.testing.assert_close(per_example, NUM_HEADS * batch.seqlens().double(), rtol=0, atol=1e-4)
 
 
 @pytest.mark.parametrize("backend", CPU_BACKENDS)
@@ -268,6 +290,27 @@ def test_packed_attention_bf16_close_to_fp32(backend):
 def test_packed_attention_unknown_backend():
     batch = pack(torch.randn(1, 3, HIDDEN), mask_from_lengths((3,)))
     query, key, value = random_qkv(batch)
-    with pytest.raises(ValueError, match="unknown attention backend 'foo'"):
-        packed_attention(query, key, value, batch, 1.0, "foo")
-    assert "foo" not in ATTENTION_BACKENDS
+    for attention in (packed_attention, packed_attention_with_received):
+        with pytest.raises(ValueError, match="unknown attention backend 'foo'"):
+            attention(query, key, value, batch, 1.0, "foo")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("backend", ["sdpa_padded", "flash_varlen"])
+@pytest.mark.parametrize("dropped", [False, True], ids=["packed", "after_drop"])
+def test_cuda_half_precision_attention_is_as_close_to_float64_as_per_example_sdpa(backend, dtype, dropped):
+    """The GPU kernels in half precision, measured against float64 with the error of plain per-example SDPA in
+    the same precision as the yardstick (the flash-attn tests' rule)."""
+    if backend == "flash_varlen" and not is_flash_attn_2_available():
+        pytest.skip("flash-attn is not installed")
+    lengths, seq_len = LENGTH_MIXES[3]
+    batch = dropped_batch() if dropped else pack(torch.randn(len(lengths), seq_len, HIDDEN), mask_from_lengths(lengths, seq_len))
+    batch = dataclasses.replace(batch, hidden=batch.hidden.cuda(), indices=batch.indices.cuda(), cu_seqlens=batch.cu_seqlens.cuda())
+    query, key, value = (t.cuda() for t in random_qkv(batch))
+    expected = reference_attention(query, key, value, batch, SCALE)[0]
+    half = tuple(t.to(dtype) for t in (query, key, value))
+    yardstick = (packed_attention(*half, batch, SCALE, "sdpa_per_example").double() - expected).abs().max().item()
+    out = packed_attention(*half, batch, SCALE, backend)
+    assert out.dtype == dtype and out.shape == query.shape
+    assert (out.double() - expected).abs().max().item() <= 3 * yardstick + torch.finfo(dtype).eps

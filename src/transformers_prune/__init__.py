@@ -16,6 +16,7 @@ from .models.configuration_adapler import AdapLeRConfig
 from .models.configuration_autobert import AutoBertConfig
 from .models.configuration_compressed_bert import CompressedBertConfig
 from .models.configuration_ltp import LTPConfig
+from .models.configuration_ltp_roberta import LTPRobertaConfig
 from .models.configuration_transkimmer import TranskimmerConfig
 from .models.modeling_adapler import (
     AdapLeRForQuestionAnswering,
@@ -40,6 +41,12 @@ from .models.modeling_ltp import (
     LTPForSequenceClassification,
     LTPForTokenClassification,
     LTPModel,
+)
+from .models.modeling_ltp_roberta import (
+    LTPRobertaForQuestionAnswering,
+    LTPRobertaForSequenceClassification,
+    LTPRobertaForTokenClassification,
+    LTPRobertaModel,
 )
 from .models.modeling_transkimmer import (
     TranskimmerForQuestionAnswering,
@@ -93,6 +100,20 @@ MODEL_TYPES = {
     ),
 }
 
+# Token-pruning methods on other backbones (docs/backbones.md): convert and the stock scripts serve them; the
+# benchmark's HF baselines are BERT's, so `bench` does not.
+BACKBONE_MODEL_TYPES = {
+    LTPRobertaConfig.model_type: (
+        LTPRobertaConfig,
+        {
+            AutoModel: LTPRobertaModel,
+            AutoModelForSequenceClassification: LTPRobertaForSequenceClassification,
+            AutoModelForQuestionAnswering: LTPRobertaForQuestionAnswering,
+            AutoModelForTokenClassification: LTPRobertaForTokenClassification,
+        },
+    ),
+}
+
 # Weight-compressed model types: HF's BERT forward with compressed modules, written by `transformers-prune compress`.
 COMPRESSED_MODEL_TYPES = {
     CompressedBertConfig.model_type: (
@@ -109,7 +130,7 @@ COMPRESSED_MODEL_TYPES = {
 
 def _register() -> None:
     # `register_for_auto_class` makes HF copy the code into every folder these classes save to.
-    for model_type, (config_class, models) in {**MODEL_TYPES, **COMPRESSED_MODEL_TYPES}.items():
+    for model_type, (config_class, models) in {**MODEL_TYPES, **BACKBONE_MODEL_TYPES, **COMPRESSED_MODEL_TYPES}.items():
         AutoConfig.register(model_type, config_class, exist_ok=True)
         config_class.register_for_auto_class()
         for auto_class, model_class in models.items():
@@ -121,6 +142,7 @@ _register()
 install_keep_ratio_callback()
 
 __all__ = [
+    "BACKBONE_MODEL_TYPES",
     "COMPRESSED_MODEL_TYPES",
     "MODEL_TYPES",
     "AdapLeRConfig",
@@ -145,6 +167,11 @@ __all__ = [
     "LTPForSequenceClassification",
     "LTPForTokenClassification",
     "LTPModel",
+    "LTPRobertaConfig",
+    "LTPRobertaForQuestionAnswering",
+    "LTPRobertaForSequenceClassification",
+    "LTPRobertaForTokenClassification",
+    "LTPRobertaModel",
     "PackedBatch",
     "TranskimmerConfig",
     "TranskimmerForQuestionAnswering",

@@ -31,11 +31,18 @@ TOKENIZER_FILES = (
 )
 
 
+def convertible_types() -> dict:
+    """Every model type `convert` writes: the token-pruning types on BERT and on other backbones."""
+    from . import BACKBONE_MODEL_TYPES, MODEL_TYPES
+
+    return {**MODEL_TYPES, **BACKBONE_MODEL_TYPES}
+
+
 def auto_map_for(model_type: str) -> dict[str, str]:
     """`{"AutoConfig": "configuration_x.XConfig", "AutoModel": "modeling_x.XModel", ...}` for a model type."""
-    from . import MODEL_TYPES
+    model_types = convertible_types()
 
-    config_class, models = MODEL_TYPES[model_type]
+    config_class, models = model_types[model_type]
     auto_map = {"AutoConfig": f"{config_class.__module__.rsplit('.', 1)[-1]}.{config_class.__name__}"}
     for auto_class, model_class in models.items():
         auto_map[auto_class.__name__] = f"{model_class.__module__.rsplit('.', 1)[-1]}.{model_class.__name__}"
@@ -44,9 +51,9 @@ def auto_map_for(model_type: str) -> dict[str, str]:
 
 def code_files_for(model_type: str) -> list[str]:
     """The modeling and configuration files of a model type plus every same-folder module they import."""
-    from . import MODEL_TYPES
+    model_types = convertible_types()
 
-    config_class, models = MODEL_TYPES[model_type]
+    config_class, models = model_types[model_type]
     roots = {inspect.getfile(config_class)} | {inspect.getfile(m) for m in models.values()}
     files = set(roots)
     for root in roots:
@@ -81,10 +88,10 @@ def _copy_weights(source: str, output_dir: str) -> None:
 
 def _target_architectures(source_architectures, model_type: str) -> list[str] | None:
     """Our class for each source class with the same head (`BertForQuestionAnswering` -> `LTPForQuestionAnswering`)."""
-    from . import MODEL_TYPES
+    model_types = convertible_types()
 
-    ours = [model_class.__name__ for model_class in MODEL_TYPES[model_type][1].values()]
-    prefix = MODEL_TYPES[model_type][1][AutoModel].__name__.removesuffix("Model")
+    ours = [model_class.__name__ for model_class in model_types[model_type][1].values()]
+    prefix = model_types[model_type][1][AutoModel].__name__.removesuffix("Model")
     mapped = []
     for name in source_architectures or []:
         head = name.split("For", 1)[1] if "For" in name else ""
@@ -110,18 +117,19 @@ def convert_bert_checkpoint(source: str, model_type: str, output_dir: str, **con
     stages). Returns `output_dir`. Raises ValueError for an unknown model type, an unknown config key or a bad
     value, and FileNotFoundError when `source` is not a checkpoint folder; nothing is written in those cases.
     """
-    from . import MODEL_TYPES
+    model_types = convertible_types()
 
-    if model_type not in MODEL_TYPES:
-        raise ValueError(f"unknown model_type {model_type!r}; expected one of {sorted(MODEL_TYPES)}")
+    if model_type not in model_types:
+        raise ValueError(f"unknown model_type {model_type!r}; expected one of {sorted(model_types)}")
     check_checkpoint_folder(source)
     with open(os.path.join(source, "config.json"), encoding="utf-8") as f:
         source_config = json.load(f)
-    if source_config.get("model_type") not in ("bert", model_type):
+    config_class, models = model_types[model_type]
+    if source_config.get("model_type") not in (config_class.source_model_type, model_type):
         raise ValueError(
-            f"{source} holds a {source_config.get('model_type')!r} checkpoint; convert needs a 'bert' (or {model_type!r}) one"
+            f"{source} holds a {source_config.get('model_type')!r} checkpoint; convert --to {model_type} needs a "
+            f"{config_class.source_model_type!r} (or {model_type!r}) one"
         )
-    config_class, models = MODEL_TYPES[model_type]
     check_overrides(config_class, config_overrides)
     config = config_class.from_pretrained(source, **config_overrides)  # validates every value before writing
     config.auto_map = auto_map_for(model_type)

@@ -30,6 +30,12 @@ class AdapLeRConfig(TokenPruningConfig):
             close to the hard removal used at inference. The original steps 10, 100, ..., 1e5 over 5 epochs.
         eta_scale: inference-time multiplier on eta: above 1 drops more tokens, below 1 fewer, without retraining
             (`transformers-prune bench --sweep eta_scale=...`).
+        kl_through_mask: the KL's gradient also reaches earlier predictors and BERT through the soft mask (computed
+            with eta held fixed), as in the original; False detaches the mask (transformers_prune 0.1).
+        train_theta: learn the original's THETA (one per layer but the first), which scales [CLS]'s share of the KL
+            target and is moved by the task loss and length term; False keeps it at 1 (transformers_prune 0.1).
+        theta_lr_scale: THETA = 1 + theta_lr_scale x `theta_offsets`: with the original main learning rate 3e-5,
+            16.7 moves THETA about 5e-4 per step, as the original's separate optimizer does.
 
     Example:
 
@@ -53,6 +59,9 @@ class AdapLeRConfig(TokenPruningConfig):
     sharpness_start: float | int = 10.0
     sharpness_end: float | int = 1e5
     eta_scale: float | int = 1.0
+    kl_through_mask: bool = True
+    train_theta: bool = True
+    theta_lr_scale: float | int = 16.7
 
     def validate_adapler(self):
         require(self.cp_hidden_size > 0, "cp_hidden_size", self.cp_hidden_size, "an integer > 0")
@@ -68,6 +77,9 @@ class AdapLeRConfig(TokenPruningConfig):
             "sharpness_end", self.sharpness_end, f"a finite number >= sharpness_start (= {self.sharpness_start})",
         )
         require(self.eta_scale > 0, "eta_scale", self.eta_scale, "a number > 0")
+        require(isinstance(self.kl_through_mask, bool), "kl_through_mask", self.kl_through_mask, "True or False")
+        require(isinstance(self.train_theta, bool), "train_theta", self.train_theta, "True or False")
+        require(self.theta_lr_scale > 0, "theta_lr_scale", self.theta_lr_scale, "a number > 0")
 
 
 __all__ = ["AdapLeRConfig"]

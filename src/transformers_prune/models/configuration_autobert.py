@@ -26,7 +26,10 @@ class AutoBertConfig(TokenPruningConfig):
             loss taken through the sampled reduced forward, plus the policy loss.
         rl_num_samples: rollouts (sampled selections) per input in training; their mean reward is the baseline.
         alpha: weight of the kept fraction in the reward, reward = -task loss - alpha x kept fraction (the
-            paper's harmonic coefficient; the official IMDB recipe uses 1).
+            paper's harmonic coefficient). The kept fraction here is over each input's real tokens; the original
+            divides by the padded training length (512 in its IMDB recipe), so its alpha a corresponds to ours
+            a x (real length / padded length): about a / 2 on IMDB at 512 (mean 274 tokens), a on inputs that fill
+            the window. The official table: IMDB 1, SQuAD 5, Yelp 2, 20News 1 (its values, before this mapping).
         guide_rate: in "train_rl", for this fraction of the training steps the first rollout of every input
             follows the gradient-residual heuristic (imitation), when the batch carries `residual_scores`.
         train_teacher: the task loss is the soft cross-entropy against `teacher_logits` given with each input,

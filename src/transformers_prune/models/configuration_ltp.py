@@ -25,12 +25,14 @@ class LTPConfig(TokenPruningConfig):
         final_token_threshold: absolute_threshold's base threshold grows linearly with depth,
             `final_token_threshold * l / num_hidden_layers` at layer l (0-based, as in the original code, so
             layer 0 never prunes); a learned offset per layer is added. 0.01 is the original README's value.
-        scoring_mode: how the attention a token receives is normalised. "mean_norm" (default) divides the sum
-            over heads and live queries by heads x live queries of its own example: a true average, so each
-            example's scores sum to 1 and do not depend on how much padding the batch holds. "mean" divides by
-            heads x `score_normalization_length` instead, as the original code does with inputs padded to 128:
-            then a score compares a token with its uniform share whatever the input's length.
-        score_normalization_length: the fixed length of scoring_mode="mean".
+        scoring_mode: how the attention a token receives is normalised. "mean" (default, the original's)
+            divides the sum over heads and live queries by heads x `score_normalization_length`, as the original
+            does with inputs padded to 128: an average token scores about 1/128 whatever the input's length, so
+            thresholds transfer across lengths and `final_token_threshold`, `temperature` and `lambda_threshold`
+            keep the original's values. "mean_norm" divides by heads x the example's live queries instead, a true
+            average: scores are then about `score_normalization_length` / n times larger on an input of n tokens,
+            so thresholds and temperature need that factor (about 10 on SST-2) and do not transfer across lengths.
+        score_normalization_length: the fixed length of scoring_mode="mean" and of the regulariser's mean.
         token_keep_rate: topk's keep rate at the last layer. The first max(3, ceil(0.15 L)) layers keep every
             token; the rate then falls linearly to this value. Counts are rounded from each input's length.
         masking_mode: how training drops tokens. "soft" (stage 1): nothing is dropped, each pruning layer's
@@ -39,12 +41,16 @@ class LTPConfig(TokenPruningConfig):
             "hard" (stage 2, and topk): tokens below the fixed thresholds are dropped as at inference.
             Evaluation is always hard.
         temperature: T of the soft mask; the paper searched 1e-4 to 2e-3.
-        lambda_threshold: weight of the soft-mask regulariser; higher prunes more (the README: 0.01 to 0.2).
-        threshold_lr_scale: the learned offset of layer l is `threshold_lr_scale x threshold_offsets[l]`. Adam
-            moves every parameter by about the learning rate per step, so this makes the thresholds learn
-            `threshold_lr_scale` times faster than the weights under one optimizer: the stock `Trainer` then
-            trains them at their own speed, which the original needed a second optimizer for. Keep it fixed
+        lambda_threshold: weight of the soft-mask regulariser; higher prunes more (the README: 0.01 to 0.2). The
+            mean is over each input's `score_normalization_length` positions (real tokens' masks; padding adds 0),
+            as the original's over inputs padded to 128, so each token is pushed as hard as there.
+        threshold_lr_scale: the learned offset of layer l is `threshold_lr_scale x threshold_offsets[l]`; Adam
+            moves every parameter by about the learning rate per step, so this is the thresholds' learning rate
+            relative to the weights'. 1 (default) is the original recipe's: its separate threshold optimizer runs at
+            the main learning rate unless `--lr_threshold` is given, and the README never gives it. Keep it fixed
             between stages: the stored offsets are in its units.
+        threshold_scale: inference-time multiplier on every layer's threshold: above 1 prunes more, below 1 less,
+            without retraining (`transformers-prune bench --sweep threshold_scale=...`). Training ignores it.
 
     Example:
 
@@ -59,13 +65,14 @@ class LTPConfig(TokenPruningConfig):
 
     prune_mode: str = "absolute_threshold"
     final_token_threshold: float | int = 0.01
-    scoring_mode: str = "mean_norm"
+    scoring_mode: str = "mean"
     score_normalization_length: int = 128
     token_keep_rate: float | int = 0.5
     masking_mode: str = "hard"
     temperature: float | int = 1e-3
     lambda_threshold: float | int = 0.1
-    threshold_lr_scale: float | int = 10.0
+    threshold_lr_scale: float | int = 1.0
+    threshold_scale: float | int = 1.0
 
     def validate_ltp(self):
         require(self.prune_mode in PRUNE_MODES, "prune_mode", self.prune_mode, f"{PRUNE_MODES}")
@@ -84,6 +91,7 @@ class LTPConfig(TokenPruningConfig):
         require(self.temperature > 0, "temperature", self.temperature, "a number > 0")
         require(self.lambda_threshold >= 0, "lambda_threshold", self.lambda_threshold, "a number >= 0")
         require(self.threshold_lr_scale > 0, "threshold_lr_scale", self.threshold_lr_scale, "a number > 0")
+        require(self.threshold_scale > 0, "threshold_scale", self.threshold_scale, "a number > 0")
 
 
 __all__ = ["LTPConfig"]

@@ -22,6 +22,7 @@ class TokenPruningConfig(PlainValidationMixin, BertConfig):
             fastest for the device.
     """
 
+    source_model_type = "bert"  # the checkpoints `transformers-prune convert` starts from
     keys_to_ignore_at_inference = ["tokens_per_layer", "pruning_loss", "action_log_prob", "hidden_states", "attentions"]
 
     prune_at_inference: bool = True

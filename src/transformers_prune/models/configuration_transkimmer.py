@@ -13,12 +13,18 @@ class TranskimmerConfig(TokenPruningConfig):
     """BERT plus a skim predictor before every layer.
 
     Args:
-        skim_coefficient: weight of the skim loss (mean kept fraction over layers) added to the task loss.
-            The official scripts use 0.5 (GLUE/IMDB), 0.3 (SQuAD), 0.2 (20News/Yelp); its heads default to 1.
+        skim_coefficient: weight of the skim loss added to the task loss: the mean over layers of the batch's kept
+            real tokens divided by its padded positions (batch size x padded length), the original's normalisation,
+            so the official scripts' values mean the same here: 0.5 (GLUE, IMDB), 0.3 (SQuAD), 0.2 (20News, Yelp),
+            with dynamic padding as there. (Before transformers_prune 0.2 it divided by real tokens, which on SST-2
+            batches of 32 pushed each token about 3x harder at the same value.)
         skim_gumbel_tau: temperature of the straight-through Gumbel-softmax used in training (1 in the paper).
         skim_predictor_hidden_size: width of the predictor MLP; None means `hidden_size`, as in the paper.
         skim_init_bias: the keep logit's bias starts at +value and the skim logit's at -value, so a model
             loaded from plain BERT keeps every token (the paper's "unbalanced initialization").
+        keep_threshold: inference keeps a token when its keep probability (softmax of the predictor's two
+            logits) is above this; 0.5 is the paper's argmax. An inference-time knob: higher skims more, without
+            retraining (`transformers-prune bench --sweep keep_threshold=...`).
 
     Example:
 
@@ -35,6 +41,7 @@ class TranskimmerConfig(TokenPruningConfig):
     skim_gumbel_tau: float | int = 1.0
     skim_predictor_hidden_size: int | None = None
     skim_init_bias: float | int = 5.0
+    keep_threshold: float | int = 0.5
 
     def validate_transkimmer(self):
         require(self.skim_coefficient >= 0, "skim_coefficient", self.skim_coefficient, "a number >= 0")
@@ -44,6 +51,7 @@ class TranskimmerConfig(TokenPruningConfig):
             "skim_predictor_hidden_size", self.skim_predictor_hidden_size, "None or an integer > 0",
         )
         require(math.isfinite(self.skim_init_bias), "skim_init_bias", self.skim_init_bias, "a finite number")
+        require(0 < self.keep_threshold < 1, "keep_threshold", self.keep_threshold, "a number in (0, 1)")
 
 
 __all__ = ["TranskimmerConfig"]

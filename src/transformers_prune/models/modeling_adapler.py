@@ -14,12 +14,14 @@ Differences from the official code (amodaresi/AdapLeR, TensorFlow), each listed 
   and its reported figures come from masking plus fitted FLOP formulas.
 - eta is a bounded reparametrised parameter trained by the one optimizer (`eta_lr_scale`), not a second
   optimizer with clipping; sharpness follows training progress (callback), not a per-epoch schedule.
-- THETA, which the original only uses to rescale [CLS] in the KL target and whose companion THETA_PR never
-  changes, is left out: [CLS] keeps its saliency share.
-- One loss, one optimizer, where the original uses two tapes: the length term is formed on detached shares, so
-  its gradient reaches eta only; the KL is formed on detached survival masks, so its direct gradient never
-  reaches eta, though a second-order part does, through the hidden states of later layers (small: gamma is
-  0.005 in the original's SST-2 recipe).
+- One loss and one optimizer stand for the original's two tapes, with each gradient path kept: the task loss
+  reaches BERT, the predictors and eta through the soft mask; the KL reaches the predictors and BERT, also
+  through the soft mask of earlier layers, which it sees computed with eta held fixed (eta is not on the
+  original's main tape; a second-order part still reaches eta and THETA through the hidden states of later
+  layers, small at the original's gamma of 0.005); the length term reaches eta only. THETA is learned as in the original, including its
+  quirk: it scales [CLS]'s share of the KL target and is moved by the gradient that the task loss and the
+  length term send to THETA_PR (the factor on [CLS]'s predicted share, which stays 1), divided by THETA.
+  `kl_through_mask=False` and `train_theta=False` give the behaviour of transformers_prune 0.1.
 - Padding never counts: it gets no share, no saliency, and does not enter the soft length.
 """
 
@@ -80,25 +82,30 @@ class AdapLeRContributionPredictor(nn.Module):
 
 @dataclass
 class SoftRemovalState:
-    """One training forward's soft removal: the etas, the saliency target, the length term's own presence
-    (the same recurrence on detached predictor logits, so its gradient reaches eta only), and the per-layer KL
+    """One training forward's soft removal. Three recurrences of the same presence values, each for one gradient
+    path (see the module docstring): `view.presence` for attention and the task loss; `kl_presence` with eta held
+    fixed, for the KL; `eta_presence` on detached predictor logits, for the length term. Also the per-layer KL
     terms and soft lengths the loss sums."""
 
     etas: torch.Tensor  # [L]
+    theta: torch.Tensor  # [L - 1]
     target: torch.Tensor | None  # [B, S] saliency on real tokens
+    kl_presence: torch.Tensor  # [B, S]
     eta_presence: torch.Tensor  # [B, S]
     kl_terms: list[torch.Tensor] = field(default_factory=list)
     soft_lengths: list[torch.Tensor] = field(default_factory=list)
 
 
 class AdapLeREncoder(TokenPruningEncoder):
-    """`contribution_predictors.N` runs before layer N; `eta_logits[N]` parametrises layer N's eta. A token whose
-    share of its example is below eta_l / n (n = tokens still in the encoder) leaves before layer l."""
+    """`contribution_predictors.N` runs before layer N; `eta_logits[N]` parametrises layer N's eta,
+    `theta_offsets[N - 1]` layer N's THETA. A token whose share of its example is below eta_l / n (n = tokens
+    still in the encoder) leaves before layer l."""
 
     def __init__(self, config: AdapLeRConfig):
         super().__init__(config)
         self.contribution_predictors = nn.ModuleList(AdapLeRContributionPredictor(config) for _ in range(config.num_hidden_layers))
         self.eta_logits = nn.Parameter(torch.full((config.num_hidden_layers,), self.initial_eta_logit(config)))
+        self.theta_offsets = nn.Parameter(torch.zeros(config.num_hidden_layers - 1))
         self.sharpness = float(config.sharpness_start)
 
     @staticmethod
@@ -110,6 +117,12 @@ class AdapLeREncoder(TokenPruningEncoder):
         """`[L]` eta of each layer, within [eta_min, eta_max]."""
         config = self.config
         return config.eta_min + (config.eta_max - config.eta_min) * torch.sigmoid(config.eta_lr_scale * self.eta_logits)
+
+    def theta(self) -> torch.Tensor:
+        """`[L - 1]` THETA of layers 1 .. L - 1: 1 plus `theta_lr_scale` x the learned offset (1 when not trained)."""
+        if not self.config.train_theta:
+            return torch.ones_like(self.theta_offsets)
+        return 1 + self.config.theta_lr_scale * self.theta_offsets
 
     def set_training_progress(self, fraction: float) -> None:
         """Anneal the soft mask's sharpness geometrically from `sharpness_start` (fraction 0) to `sharpness_end` (1)."""
@@ -127,26 +140,50 @@ class AdapLeREncoder(TokenPruningEncoder):
             trace.method = self.etas().detach() * self.config.eta_scale
             return
         target = self._saliency_target(trace.inputs.get("saliency"), view)
-        trace.method = SoftRemovalState(self.etas(), target, view.presence)
+        trace.method = SoftRemovalState(self.etas(), self.theta(), target, view.presence, view.presence)
 
     def keep_values(self, index: int, view: TokenView, trace: SelectionTrace, received=None) -> torch.Tensor:
         """Inference: share >= eta_l / n. Training: the soft mask exp(S(share)), which multiplies each token's
         presence; the KL and length terms of this layer are recorded for the loss."""
         logits = self.contribution_predictors[index](view.hidden)
-        shares = view.segment_softmax(logits)
         if not self.training:
             etas = trace.method
-            return shares >= etas[index] / view.per_token(view.counts())
+            return view.segment_softmax(logits) >= etas[index] / view.per_token(view.counts())
         state = trace.method
+        # THETA_PR, the factor on [CLS]'s predicted share: 1 in value; its gradient, divided by THETA, moves THETA.
+        theta_pr = None
+        if index > 0 and self.config.train_theta:
+            theta = state.theta[index - 1]
+            theta_pr = 1 + (theta - theta.detach()) / theta.detach()
+        keep = self._soft_keep(self._cls_scaled(view.segment_softmax(logits), theta_pr, view), state.etas[index], view)
+
+        kl_view = GridView(view.hidden, state.kl_presence if self.config.kl_through_mask else view.presence.detach(), view.real)
         if state.target is not None:
             depth_weight = self.config.num_hidden_layers - index  # early layers count more
-            state.kl_terms.append(depth_weight * self._gated_kl(state.target, logits, view))
-        keep = self._soft_keep(shares, state.etas[index], view)
-        detached = GridView(view.hidden, state.eta_presence, view.real)
-        eta_keep = self._soft_keep(detached.segment_softmax(logits.detach()), state.etas[index], detached)
-        state.eta_presence = state.eta_presence * torch.where(view.first_token, torch.ones_like(eta_keep), eta_keep)
-        state.soft_lengths.append(detached.segment_sum(state.eta_presence))
+            cls_target_scale = state.theta[index - 1].detach().clamp_min(1e-3) if index > 0 else None
+            state.kl_terms.append(depth_weight * self._gated_kl(state.target, logits, kl_view, cls_target_scale))
+        if self.config.kl_through_mask:
+            kl_keep = self._soft_keep(kl_view.segment_softmax(logits), state.etas[index].detach(), kl_view)
+            state.kl_presence = kl_view.presence * self._protect_first(kl_keep, view)
+
+        eta_view = GridView(view.hidden, state.eta_presence, view.real)
+        eta_shares = self._cls_scaled(eta_view.segment_softmax(logits.detach()), theta_pr, view)
+        eta_keep = self._soft_keep(eta_shares, state.etas[index], eta_view)
+        state.eta_presence = state.eta_presence * self._protect_first(eta_keep, view)
+        state.soft_lengths.append(eta_view.segment_sum(state.eta_presence))
         return keep
+
+    @staticmethod
+    def _protect_first(keep: torch.Tensor, view: TokenView) -> torch.Tensor:
+        return torch.where(view.first_token, torch.ones_like(keep), keep)
+
+    @staticmethod
+    def _cls_scaled(shares: torch.Tensor, factor: torch.Tensor | None, view: TokenView) -> torch.Tensor:
+        """Shares with [CLS]'s multiplied by `factor`, renormalised (unchanged when `factor` is None)."""
+        if factor is None:
+            return shares
+        scaled = torch.where(view.first_token, shares * factor, shares)
+        return scaled / view.per_token(view.segment_sum(scaled))
 
     def _soft_keep(self, shares: torch.Tensor, eta: torch.Tensor, view: GridView) -> torch.Tensor:
         """exp(S(share)) with the threshold eta / n, n = the expected number of tokens in the encoder (the +1 of
@@ -172,14 +209,19 @@ class AdapLeREncoder(TokenPruningEncoder):
             raise ValueError(f"saliency covers {saliency.shape[1]} positions, the inputs have {seq_len}")
         return saliency.clamp(min=0) * real
 
-    def _gated_kl(self, target: torch.Tensor, logits: torch.Tensor, view: GridView) -> torch.Tensor:
-        """Mean over the batch of KL(saliency target || shares), on the presence entering this layer (detached, so
-        the KL's direct gradient never reaches eta), each example gated by its largest surviving non-[CLS]
-        presence (about 0 once everything is gone), as the original's `compute_head_lossV5`."""
-        presence = view.presence.detach()
+    def _gated_kl(
+        self, target: torch.Tensor, logits: torch.Tensor, view: GridView, cls_target_scale: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Mean over the batch of KL(saliency target || shares) on the view's presence: the target is the saliency
+        on present tokens, [CLS]'s part scaled by THETA (layers >= 1), renormalised. Each example is gated by its
+        largest surviving non-[CLS] presence (about 0 once everything is gone), as the original's
+        `compute_head_lossV5`."""
+        presence = view.presence
         weighted = target * presence
+        if cls_target_scale is not None:
+            weighted = torch.where(view.first_token, weighted * cls_target_scale, weighted)
         target_shares = weighted / weighted.sum(dim=1, keepdim=True).clamp_min(KL_CLIP)
-        gate = presence.masked_fill(view.first_token, 0).amax(dim=1)
+        gate = presence.detach().masked_fill(view.first_token, 0).amax(dim=1)
         return (gate * kl_divergence(target_shares, view.segment_softmax(logits, presence))).mean()
 
     def pruning_loss(self, trace: SelectionTrace) -> torch.Tensor:
@@ -200,8 +242,9 @@ class AdapLeRPreTrainedModel(TokenPruningPreTrainedModel):
     def _init_weights(self, module):
         super()._init_weights(module)
         if isinstance(module, AdapLeREncoder):
-            # eta starts at eta_init; a loaded checkpoint's learned values are kept.
+            # eta starts at eta_init and THETA at 1; a loaded checkpoint's learned values are kept.
             init.constant_(module.eta_logits, AdapLeREncoder.initial_eta_logit(self.config))
+            init.zeros_(module.theta_offsets)
 
 
 class AdapLeRModel(AdapLeRPreTrainedModel, TokenPruningModel):

@@ -16,7 +16,9 @@ Differences from the official code (thunlp/TR-BERT), each listed in our research
   original pads every row of a batch to the batch's largest kept count, with unmasked extra tokens, so its
   results and FLOPs depend on the batch size (it reports FLOPs at batch size 1 only).
 - The kept fraction in the reward is over real tokens; the original divides by the padded training length
-  (512), so alpha's strength depended on document length.
+  (512), so alpha's strength depended on document length (`AutoBertConfig.alpha` gives the mapping).
+- The policy's log-likelihood and the expert's count leave out [CLS], whose action is fixed; the original
+  includes its (constant) term. A negligible difference.
 - Rollouts run on the packed engine as well: layers before the first selection run once per input, and each
   rollout then computes on its kept tokens only (the original multiplies by 0/1 "zoom" matrices and pads).
 - Training runs attention through SDPA on live tokens, without dropout on the attention probabilities (BERT's

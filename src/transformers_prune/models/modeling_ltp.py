@@ -12,13 +12,15 @@ Differences from the official code (kssteven418/LTP), each listed in our researc
 - [CLS] is never pruned. The original does not protect it, which only works because it never removes
   anything: a pruned [CLS] is still computed as a query and read by the classifier. Removing tokens for real
   needs it kept (it is what the pooler reads, and every input needs one live token).
-- Scores are averaged over the live queries of the token's own example (`scoring_mode="mean_norm"`) or over
-  a fixed length (`"mean"`), never over the batch's padded length, so they do not change with batch padding.
+- Scores are averaged over a fixed length (`scoring_mode="mean"`, the original's at its padded length 128) or
+  over the live queries of the token's own example (`"mean_norm"`), never over the batch's padded length, so
+  they do not change with batch padding; the regulariser's mean is over the same fixed length.
 - Scores come from the attention probabilities before dropout, so training scores match evaluation's.
 - Padding counts neither in the regulariser nor in kept fractions (the original's mean includes pad positions).
-- Thresholds live in the checkpoint as `encoder.threshold_offsets`, scaled by `threshold_lr_scale` so one
-  optimizer trains them at their own speed (the original used a second optimizer and a patched Trainer),
-  and on whatever device the model is on (the original hard-coded CUDA tensors).
+- Thresholds live in the checkpoint as `encoder.threshold_offsets`, trained by the stock `Trainer`'s one
+  optimizer (the original used a second one, at the same learning rate, in a patched Trainer;
+  `threshold_lr_scale` sets their relative speed), and on whatever device the model is on (the original
+  hard-coded CUDA tensors).
 - A token is pruned when its score is below the threshold; the original's extra floor of 1e-5 is dropped.
 """
 
@@ -91,7 +93,11 @@ class LTPEncoder(TokenPruningEncoder):
 
     def begin(self, trace: SelectionTrace, view: TokenView) -> None:
         thresholds = self.thresholds()
-        trace.method = LTPForwardState(thresholds if self.removal() == "soft_output" else thresholds.detach(), view.counts())
+        if self.removal() == "soft_output":  # differentiable: the soft mask trains the offsets
+            trace.method = LTPForwardState(thresholds, view.counts())
+            return
+        scale = 1.0 if self.training else self.config.threshold_scale
+        trace.method = LTPForwardState(thresholds.detach() * scale, view.counts())
 
     def keep_values(self, index: int, view: TokenView, trace: SelectionTrace, received: torch.Tensor | None = None) -> torch.Tensor:
         """Soft stage: sigmoid((score - threshold) / temperature); else score >= threshold, or the input's top-k."""
@@ -113,10 +119,12 @@ class LTPEncoder(TokenPruningEncoder):
         return received / (self.config.num_attention_heads * length)
 
     def pruning_loss(self, trace: SelectionTrace) -> torch.Tensor | None:
-        """Soft stage: `lambda_threshold` x the sum over pruning layers of the mean soft mask over real tokens."""
+        """Soft stage: `lambda_threshold` x the sum over pruning layers of the mean soft mask over each input's
+        `score_normalization_length` positions (see `LTPConfig.lambda_threshold`)."""
         if self.removal() != "soft_output" or not trace.decisions:
             return None
-        return self.config.lambda_threshold * torch.stack([mask.sum() / trace.real_tokens for mask in trace.decisions.values()]).sum()
+        positions = trace.kept_counts[0].shape[0] * self.config.score_normalization_length
+        return self.config.lambda_threshold * torch.stack([mask.sum() / positions for mask in trace.decisions.values()]).sum()
 
 
 class LTPPreTrainedModel(TokenPruningPreTrainedModel):

@@ -45,13 +45,15 @@ def masked_attention_kernel(config) -> str:
 
 
 class TokenPruningEncoder(TokenSelector):
-    """`layer.N` are BERT's layers (checkpoint names unchanged); a method's parameters sit beside them and its
-    selector methods (see `TokenSelector`) say which tokens go on."""
+    """`layer.N` are the backbone's layers (checkpoint names unchanged); a method's parameters sit beside them and
+    its selector methods (see `TokenSelector`) say which tokens go on."""
+
+    layer_class: type[nn.Module] = BertLayer  # any layer with BERT's submodules (see docs/backbones.md)
 
     def __init__(self, config):
         super().__init__()
         self.config = config
-        self.layer = nn.ModuleList(BertLayer(config, layer_idx=i) for i in range(config.num_hidden_layers))
+        self.layer = nn.ModuleList(self.layer_class(config, layer_idx=i) for i in range(config.num_hidden_layers))
         self.gradient_checkpointing = False  # set by HF's gradient_checkpointing_enable()
 
     def set_training_progress(self, fraction: float) -> None:
@@ -68,7 +70,7 @@ class TokenPruningEncoder(TokenSelector):
         method_inputs: dict[str, torch.Tensor],
     ) -> EncoderResult:
         """The padded, differentiable form (training, `inference_engine="masked"`); `prune=False` runs every token."""
-        trace = SelectionTrace(method_inputs, padding_mask.sum())
+        trace = SelectionTrace(method_inputs, padding_mask.sum(), padding_mask.numel())
         return run_masked_layers(
             self.layer, hidden, padding_mask, self if prune else None, trace, masked_attention_kernel(self.config),
             output_hidden_states, output_attentions, checkpointing_owner=self,
@@ -146,13 +148,14 @@ class TokenPruningModel(TokenPruningPreTrainedModel):
     """
 
     encoder_class: type[TokenPruningEncoder]
+    embeddings_class: type[nn.Module] = BertEmbeddings
     output_class: type[TokenPruningModelOutput] = TokenPruningModelOutput
     # Extra inputs a method's training forward reads (e.g. AdapLeR's `saliency`), passed from the heads' kwargs.
     method_input_names: tuple[str, ...] = ()
 
     def __init__(self, config, add_pooling_layer: bool = True, every_position: bool = True):
         super().__init__(config)
-        self.embeddings = BertEmbeddings(config)
+        self.embeddings = self.embeddings_class(config)
         self.encoder = self.encoder_class(config)
         self.pooler = BertPooler(config) if add_pooling_layer else None
         self.every_position = every_position
@@ -285,15 +288,16 @@ def sequence_classification_loss(config, logits: torch.Tensor, labels: torch.Ten
     return per_example if reduction == "none" else per_example.mean()
 
 
-def _with_pruning_loss(task_loss: torch.Tensor | None, outputs: TokenPruningModelOutput) -> torch.Tensor | None:
+def with_pruning_loss(task_loss: torch.Tensor | None, outputs: TokenPruningModelOutput) -> torch.Tensor | None:
+    """The head's loss: the task loss plus the method's auxiliary loss when both are there (training)."""
     if task_loss is None or outputs.pruning_loss is None:
         return task_loss
     return task_loss + outputs.pruning_loss
 
 
 class TokenPruningHead(TokenPruningPreTrainedModel):
-    """A task head over `model_class` (built as `self.bert`, the name BERT checkpoints use). Its output class
-    declares which of the base model's outputs it carries: `carried_outputs` copies those."""
+    """A task head over `model_class`, built under `base_model_prefix` (`bert`, the name BERT checkpoints use). Its
+    output class declares which of the base model's outputs it carries: `carried_outputs` copies those."""
 
     model_class: type[TokenPruningModel]
     output_class: type[ModelOutput]
@@ -306,8 +310,11 @@ class TokenPruningHead(TokenPruningPreTrainedModel):
         }
         return {name: getattr(outputs, name) for name in names - {"last_hidden_state", "pooler_output"}}
 
+    def build_base_model(self, config, **options) -> None:
+        setattr(self, self.base_model_prefix, self.model_class(config, **options))
+
     def base_outputs(self, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, kwargs) -> TokenPruningModelOutput:
-        return self.bert(
+        return self.base_model(
             input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, position_ids=position_ids,
             inputs_embeds=inputs_embeds, return_dict=True, **kwargs,
         )
@@ -321,7 +328,7 @@ class TokenPruningForSequenceClassification(TokenPruningHead):
     def __init__(self, config):
         super().__init__(config)
         self.num_labels = config.num_labels
-        self.bert = self.model_class(config, every_position=False)
+        self.build_base_model(config, every_position=False)
         dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
@@ -341,7 +348,7 @@ class TokenPruningForSequenceClassification(TokenPruningHead):
         outputs = self.base_outputs(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, kwargs)
         logits = self.classifier(self.dropout(outputs.pooler_output))
         loss = sequence_classification_loss(self.config, logits, labels) if labels is not None else None
-        return self.output_class(loss=_with_pruning_loss(loss, outputs), logits=logits, **self.carried_outputs(outputs))
+        return self.output_class(loss=with_pruning_loss(loss, outputs), logits=logits, **self.carried_outputs(outputs))
 
 
 class TokenPruningForQuestionAnswering(TokenPruningHead):
@@ -352,7 +359,7 @@ class TokenPruningForQuestionAnswering(TokenPruningHead):
     def __init__(self, config):
         super().__init__(config)
         self.num_labels = config.num_labels
-        self.bert = self.model_class(config, add_pooling_layer=False)
+        self.build_base_model(config, add_pooling_layer=False)
         self.qa_outputs = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
@@ -380,7 +387,7 @@ class TokenPruningForQuestionAnswering(TokenPruningHead):
             loss_fct = CrossEntropyLoss(ignore_index=ignored_index)
             loss = (loss_fct(start_logits, start_positions) + loss_fct(end_logits, end_positions)) / 2
         return self.output_class(
-            loss=_with_pruning_loss(loss, outputs), start_logits=start_logits, end_logits=end_logits,
+            loss=with_pruning_loss(loss, outputs), start_logits=start_logits, end_logits=end_logits,
             **self.carried_outputs(outputs),
         )
 
@@ -393,7 +400,7 @@ class TokenPruningForTokenClassification(TokenPruningHead):
     def __init__(self, config):
         super().__init__(config)
         self.num_labels = config.num_labels
-        self.bert = self.model_class(config, add_pooling_layer=False)
+        self.build_base_model(config, add_pooling_layer=False)
         dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
@@ -413,12 +420,13 @@ class TokenPruningForTokenClassification(TokenPruningHead):
         outputs = self.base_outputs(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, kwargs)
         logits = self.classifier(self.dropout(outputs.last_hidden_state))
         loss = CrossEntropyLoss()(logits.view(-1, self.num_labels), labels.view(-1)) if labels is not None else None
-        return self.output_class(loss=_with_pruning_loss(loss, outputs), logits=logits, **self.carried_outputs(outputs))
+        return self.output_class(loss=with_pruning_loss(loss, outputs), logits=logits, **self.carried_outputs(outputs))
 
 
 __all__ = [
     "EncoderResult",
     "TokenPruningEncoder",
+    "TokenPruningHead",
     "TokenPruningForQuestionAnswering",
     "TokenPruningForSequenceClassification",
     "TokenPruningForTokenClassification",
@@ -431,4 +439,5 @@ __all__ = [
     "masked_attention_kernel",
     "packed_result",
     "sequence_classification_loss",
+    "with_pruning_loss",
 ]

@@ -2,7 +2,8 @@
 
 A small predictor before every layer decides, per token, keep or skim. A skimmed token leaves the encoder:
 its state from the last layer it was kept in goes straight to the output. Training samples the decisions with
-a straight-through Gumbel-softmax and adds `skim_coefficient` x (mean kept fraction over layers) to the loss.
+a straight-through Gumbel-softmax and adds `skim_coefficient` x (kept tokens per padded position, mean over
+layers) to the loss, the original's skim loss.
 
 Differences from the official code (ChandlerGuan/Transkimmer), each a bug its author acknowledged or a fix
 listed in our research notes:
@@ -10,12 +11,16 @@ listed in our research notes:
 - Attention hides skimmed keys with a masked softmax (weights renormalised over kept keys), not by multiplying
   the softmax output by the mask (the author's "bug in our design", issues #2/#3).
 - Evaluation is deterministic (keep where keep-logit > skim-logit); the original samples Gumbel noise at eval.
-- Padding is never "kept" or "skimmed": it is excluded from the skim loss and from the kept-fraction figures
-  (the original divides by the padded length, so skimming padding lowered the loss and ratios exceeded 1).
+- Padding is never "kept" or "skimmed": the skim loss counts kept real tokens only (the original also counted
+  padding positions' sampled decisions, so skimming padding lowered its loss). It still divides by the padded
+  positions as the original does, so each real token is pushed as hard as there and `skim_coefficient` keeps
+  the official scripts' values.
 - At inference skimmed tokens are removed for real, at any batch size, on the packed engine.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -47,9 +52,9 @@ class TranskimmerSkimPredictor(nn.Module):
     def __init__(self, config: TranskimmerConfig):
         super().__init__()
         width = config.skim_predictor_hidden_size or config.hidden_size
-        self.input_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.input_norm = nn.LayerNorm(config.hidden_size)  # eps 1e-5, as the original's predictor
         self.dense = nn.Linear(config.hidden_size, width)
-        self.hidden_norm = nn.LayerNorm(width, eps=config.layer_norm_eps)
+        self.hidden_norm = nn.LayerNorm(width)
         self.activation = nn.GELU()
         self.classifier = TranskimmerSkimClassifier(width, 2)
 
@@ -69,16 +74,17 @@ class TranskimmerEncoder(TokenPruningEncoder):
 
     def keep_values(self, index: int, view: TokenView, trace: SelectionTrace, received=None) -> torch.Tensor:
         """In training a straight-through Gumbel sample (0/1 values whose gradient reaches the predictor), else
-        keep where the keep logit beats the skim logit."""
+        keep where the keep probability is above `keep_threshold` (0.5: where the keep logit beats the skim logit)."""
         logits = self.skim_predictors[index](view.hidden)  # [..., 2]
         if self.training:
             return F.gumbel_softmax(logits, tau=self.config.skim_gumbel_tau, hard=True)[..., KEEP]
-        return logits[..., KEEP] > logits[..., SKIM]
+        threshold = self.config.keep_threshold
+        return logits[..., KEEP] - logits[..., SKIM] > math.log(threshold / (1 - threshold))
 
     def pruning_loss(self, trace: SelectionTrace) -> torch.Tensor:
-        """`skim_coefficient` x mean over layers of (kept real tokens / real tokens), token-weighted over the batch."""
+        """`skim_coefficient` x the mean over layers of the kept real tokens per padded position of the batch."""
         kept_per_layer = torch.stack(trace.kept_counts, dim=1)  # [B, L], differentiable through the Gumbel samples
-        return self.config.skim_coefficient * (kept_per_layer.sum(0) / trace.real_tokens).mean()
+        return self.config.skim_coefficient * (kept_per_layer.sum(0) / trace.padded_positions).mean()
 
 
 class TranskimmerPreTrainedModel(TokenPruningPreTrainedModel):

@@ -46,6 +46,7 @@ class SelectionTrace:
     Attributes:
         inputs: the method's extra inputs of this forward (e.g. AdapLeR's `saliency`, TR-BERT's `residual_scores`).
         real_tokens: scalar, the batch's real (non-padding) tokens.
+        padded_positions: B x S of the padded batch (the masked form; 0 on the packed engine).
         kept_counts: `[B]` tokens entering each layer run so far (differentiable in the masked form).
         decisions: layer -> the keep values applied there, first token protected.
         method: whatever the selector carries from layer to layer in this forward (set by `begin`).
@@ -53,6 +54,7 @@ class SelectionTrace:
 
     inputs: dict[str, torch.Tensor]
     real_tokens: torch.Tensor
+    padded_positions: int = 0
     kept_counts: list[torch.Tensor] = field(default_factory=list)
     decisions: dict[int, torch.Tensor] = field(default_factory=dict)
     method: Any = None
