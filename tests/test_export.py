@@ -22,66 +22,29 @@ import torch
 from transformers import AutoTokenizer, BertConfig, BertForQuestionAnswering, BertForSequenceClassification
 
 import transformers_prune  # noqa: F401
-from transformers_prune import (
-    AdapLeRConfig,
-    AdapLeRForQuestionAnswering,
-    AdapLeRForSequenceClassification,
-    AutoBertConfig,
-    AutoBertForQuestionAnswering,
-    AutoBertForSequenceClassification,
-    LTPConfig,
-    LTPForQuestionAnswering,
-    LTPForSequenceClassification,
-    TranskimmerForQuestionAnswering,
-    TranskimmerForSequenceClassification,
-)
+from transformers_prune import CompressedBertForQuestionAnswering, CompressedBertForSequenceClassification, TranskimmerForSequenceClassification
 from transformers_prune.cli import main as cli_main
 from transformers_prune.deploy import ort_runner
 from transformers_prune.deploy.onnx_export import export_folder
 from transformers_prune.deploy.torch_int8 import encoder_linear_names, quantize_encoder_int8
 
-from conftest import TINY_CONFIG_KWARGS, WORDS, make_tiny_config, randomise_predictors, save_checkpoint, write_tokenizer
+from conftest import TINY_CONFIG_KWARGS, WORDS, save_checkpoint, write_tokenizer
+from model_testers import TESTERS
 
 SHARED_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
 MAX_LENGTH = 40  # below the tiny configs' 64 positions, above every test text
 
 
-@torch.no_grad()
-def _make_dropping(model) -> None:
-    """Weights under which the model's selector drops some but not all tokens of the test texts."""
-    encoder = model.base_model.encoder
-    if hasattr(encoder, "skim_predictors"):
-        randomise_predictors(model, weight_std=1.0, keep_bias=1.5)
-    elif hasattr(encoder, "threshold_offsets"):
-        for layer in encoder.layer:  # peaked attention: tokens receive very different amounts of it
-            layer.attention.self.query.weight.normal_(0.0, 0.6)
-            layer.attention.self.key.weight.normal_(0.0, 0.6)
-    elif hasattr(encoder, "contribution_predictors"):
-        for predictor in encoder.contribution_predictors:
-            predictor.dense.weight.normal_(0.0, 0.3)
-            predictor.output.weight.normal_(0.0, 0.3)
-    else:  # TR-BERT selectors: random, and biased so that a sigmoid near 0.5 splits the tokens
-        for selector in encoder.selectors:
-            selector.dense.weight.normal_(0.0, 1.0)
-            selector.output.weight.normal_(0.0, 1.0)
-            selector.output.bias.zero_()
+HEADS = {"cls": "sequence_classification", "qa": "question_answering"}
 
 
-def tiny_model(model_type: str, head: str):
-    """A tiny random model of `model_type` with `head` ("cls" or "qa") that drops tokens (token-pruning types)."""
-    qa = head == "qa"
+def tiny_model(model_type: str, head: str, batch: dict[str, np.ndarray] | None = None):
+    """A tiny random model of `model_type` with `head` ("cls" or "qa"); a token-pruning one drops some but not all
+    real tokens of `batch` (the shared tester's "some_dropped" recipe, decisions away from the boundary)."""
     if model_type == "bert":
-        return (BertForQuestionAnswering if qa else BertForSequenceClassification)(BertConfig(**TINY_CONFIG_KWARGS))
-    classes = {
-        "transkimmer-bert": (make_tiny_config(), TranskimmerForQuestionAnswering, TranskimmerForSequenceClassification),
-        "ltp": (LTPConfig(**TINY_CONFIG_KWARGS, final_token_threshold=0.05), LTPForQuestionAnswering, LTPForSequenceClassification),
-        "adapler-bert": (AdapLeRConfig(**TINY_CONFIG_KWARGS, eta_init=0.6), AdapLeRForQuestionAnswering, AdapLeRForSequenceClassification),
-        "autobert": (AutoBertConfig(**TINY_CONFIG_KWARGS, selection_layers=[1, 2]), AutoBertForQuestionAnswering, AutoBertForSequenceClassification),
-    }
-    config, qa_class, cls_class = classes[model_type]
-    model = (qa_class if qa else cls_class)(config).eval()
-    _make_dropping(model)
-    return model
+        return (BertForQuestionAnswering if head == "qa" else BertForSequenceClassification)(BertConfig(**TINY_CONFIG_KWARGS)).eval()
+    input_ids, attention_mask = (torch.from_numpy(batch[name]) for name in ("input_ids", "attention_mask"))
+    return TESTERS[model_type].make_model(HEADS[head], input_ids, attention_mask)
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +62,11 @@ def texts(count: int = 6, seed: int = 0) -> list[str]:
     return [" ".join(generator.choices(WORDS, k=generator.randint(1, 30))) for _ in range(count)]
 
 
+def tokenized_texts(tokenizer) -> dict[str, np.ndarray]:
+    """`texts()` tokenized as the runner does: right-padded int64 arrays, lengths 3 to 32."""
+    return {name: tensor.numpy() for name, tensor in tokenizer(texts(), padding=True, return_tensors="pt").items()}
+
+
 def torch_outputs(model, batch: dict) -> dict:
     with torch.no_grad():
         return model(**{name: torch.from_numpy(array) for name, array in batch.items()}, return_dict=True)
@@ -109,27 +77,33 @@ TOKEN_TYPES = ("transkimmer-bert", "ltp", "adapler-bert", "autobert")
 
 # Every type with a classifier; QA heads (full-length logits) for the padded graph and for both kinds of decision
 # (before a layer: Transkimmer; after attention: LTP), whose dropped tokens come back from the restore buffer.
-ROUND_TRIPS = [*((model_type, "cls") for model_type in ("bert", "compressed-bert", *TOKEN_TYPES)), ("bert", "qa"), ("transkimmer-bert", "qa"), ("ltp", "qa")]
+ROUND_TRIPS = [
+    *((model_type, "cls") for model_type in ("bert", "compressed-bert", *TOKEN_TYPES)),
+    ("bert", "qa"),
+    ("transkimmer-bert", "qa"),
+    pytest.param("ltp", "qa", marks=pytest.mark.slow),  # one ONNX export each; the fast set keeps one QA per graph kind
+]
 
 
 @pytest.mark.parametrize("model_type, head", ROUND_TRIPS)
 def test_export_round_trip_equals_the_torch_model(model_type, head, folder, tokenizer):
-    torch.manual_seed(0)
+    batch = tokenized_texts(tokenizer)
     if model_type == "compressed-bert":
         source = save_checkpoint(tiny_model("bert", head), tokenizer, folder / f"bert-{head}")
         checkpoint = str(folder / f"svd-{head}")
         cli_main(["compress", source, checkpoint, "--method", "svd", "--targets", "intermediate", "output", "--rank", "4"])
-        model = transformers_prune.CompressedBertForQuestionAnswering if head == "qa" else transformers_prune.CompressedBertForSequenceClassification
-        model = model.from_pretrained(checkpoint).eval()
+        model_class = CompressedBertForQuestionAnswering if head == "qa" else CompressedBertForSequenceClassification
+        model = model_class.from_pretrained(checkpoint).eval()
     else:
-        model = tiny_model(model_type, head)
+        model = tiny_model(model_type, head, batch)
     output_dir = folder / f"{model_type}-{head}-onnx"
     config = export_folder(model, tokenizer, str(output_dir), max_length=MAX_LENGTH)
     assert config["graph"] == ("single_example" if model_type in TOKEN_TYPES else "padded")
     assert config["check"]["max_abs_difference_fp32"] <= 1e-4
 
     runner = ort_runner.ExportedModel(str(output_dir), threads=1)
-    batch = runner.tokenize(texts())  # right-padded, lengths 3 to 32
+    for name, array in runner.tokenize(texts()).items():  # the runner tokenizes as the torch side did
+        np.testing.assert_array_equal(array, batch[name])
     ours, reference = runner(**batch), torch_outputs(model, batch)
     real = batch["attention_mask"].astype(bool)
     names = ("start_logits", "end_logits") if head == "qa" else ("logits",)
@@ -147,7 +121,7 @@ def test_export_round_trip_equals_the_torch_model(model_type, head, folder, toke
 @pytest.fixture(scope="module")
 def exported_without_pruning(folder, tokenizer):
     """A Transkimmer classifier with prune_at_inference=False, exported without --int8."""
-    model = tiny_model("transkimmer-bert", "cls")
+    model = tiny_model("transkimmer-bert", "cls", tokenized_texts(tokenizer))
     model.config.prune_at_inference = False
     export_folder(model, tokenizer, str(folder / "off-onnx"), max_length=MAX_LENGTH)
     return str(folder / "off-onnx")
@@ -166,7 +140,7 @@ def test_export_of_a_pruning_model_with_pruning_off_runs_every_token(exported_wi
 @pytest.fixture(scope="module")
 def exported(folder, tokenizer):
     """A Transkimmer classifier exported with --int8 by the command."""
-    checkpoint = save_checkpoint(tiny_model("transkimmer-bert", "cls"), tokenizer, folder / "skimmer")
+    checkpoint = save_checkpoint(tiny_model("transkimmer-bert", "cls", tokenized_texts(tokenizer)), tokenizer, folder / "skimmer")
     output_dir = folder / "skimmer-onnx"
     cli_main(["export", checkpoint, str(output_dir), "--format", "onnx", "--int8", "--max-length", str(MAX_LENGTH)])
     return str(output_dir)
@@ -179,6 +153,7 @@ def test_export_folder_holds_everything_the_runner_needs(exported):
     assert config["outputs"] == ["logits", "tokens_per_layer"] and config["max_length"] == MAX_LENGTH
 
 
+@pytest.mark.slow  # two fresh interpreters
 def test_runner_runs_without_torch(exported):
     # A fresh interpreter in which importing torch, transformers or transformers_prune fails.
     script = (
@@ -255,8 +230,8 @@ def test_export_command_refuses_bad_input(exported, folder, tokenizer):
 # ---------------------------------------------------------------------------------------------------- torch int8
 
 
-def test_torch_int8_quantizes_only_the_encoder_linears():
-    model = tiny_model("transkimmer-bert", "cls")
+def test_torch_int8_quantizes_only_the_encoder_linears(tokenizer):
+    model = tiny_model("transkimmer-bert", "cls", tokenized_texts(tokenizer))
     quantized = quantize_encoder_int8(model)
     names = encoder_linear_names(model)
     assert len(names) == 6 * TINY_CONFIG_KWARGS["num_hidden_layers"]  # Q, K, V, attention output, FFN in and out
@@ -287,6 +262,7 @@ def _real_texts() -> tuple[list[str], list[str]]:
     return sentences, [row["text"] for row in rows[:16]]
 
 
+@pytest.mark.slow  # exports the real MiniLM and runs 80 real texts through both
 def test_real_minilm_transkimmer_export_drops_the_same_tokens(minilm_path, tmp_path):
     """MiniLM-L6 as a Transkimmer classifier whose predictors are perturbed so that they skim (no trained one here):
     64 SST-2 dev sentences and 16 IMDB reviews (512 tokens max) through ONNX Runtime, against the torch model."""
