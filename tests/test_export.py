@@ -22,14 +22,20 @@ import torch
 from transformers import AutoTokenizer, BertConfig, BertForQuestionAnswering, BertForSequenceClassification
 
 import transformers_prune  # noqa: F401
-from transformers_prune import CompressedBertForQuestionAnswering, CompressedBertForSequenceClassification, TranskimmerForSequenceClassification
+from transformers_prune import (
+    CompressedBertForQuestionAnswering,
+    CompressedBertForSequenceClassification,
+    LTPRobertaConfig,
+    LTPRobertaForSequenceClassification,
+    TranskimmerForSequenceClassification,
+)
 from transformers_prune.cli import main as cli_main
 from transformers_prune.deploy import ort_runner
 from transformers_prune.deploy.onnx_export import export_folder
 from transformers_prune.deploy.torch_int8 import encoder_linear_names, quantize_encoder_int8
 
 from conftest import TINY_CONFIG_KWARGS, WORDS, save_checkpoint, write_tokenizer
-from model_testers import TESTERS
+from model_testers import TESTERS, sharpen_attention
 
 SHARED_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
 MAX_LENGTH = 40  # below the tiny configs' 64 positions, above every test text
@@ -43,6 +49,11 @@ def tiny_model(model_type: str, head: str, batch: dict[str, np.ndarray] | None =
     real tokens of `batch` (the shared tester's "some_dropped" recipe, decisions away from the boundary)."""
     if model_type == "bert":
         return (BertForQuestionAnswering if head == "qa" else BertForSequenceClassification)(BertConfig(**TINY_CONFIG_KWARGS)).eval()
+    if model_type == "ltp-roberta":  # LTP's tester recipe on RoBERTa (ids from a BERT vocabulary: consistent on both sides)
+        config = LTPRobertaConfig(**TINY_CONFIG_KWARGS, type_vocab_size=1, final_token_threshold=0.4, scoring_mode="mean_norm")
+        model = LTPRobertaForSequenceClassification(config).eval()
+        sharpen_attention(model)
+        return model
     input_ids, attention_mask = (torch.from_numpy(batch[name]) for name in ("input_ids", "attention_mask"))
     return TESTERS[model_type].make_model(HEADS[head], input_ids, attention_mask)
 
@@ -72,16 +83,17 @@ def torch_outputs(model, batch: dict) -> dict:
         return model(**{name: torch.from_numpy(array) for name, array in batch.items()}, return_dict=True)
 
 
-TOKEN_TYPES = ("transkimmer-bert", "ltp", "adapler-bert", "autobert")
+TOKEN_TYPES = ("transkimmer-bert", "ltp", "adapler-bert", "autobert", "ltp-roberta")
 
 
 # Every type with a classifier; QA heads (full-length logits) for the padded graph and for both kinds of decision
 # (before a layer: Transkimmer; after attention: LTP), whose dropped tokens come back from the restore buffer.
 ROUND_TRIPS = [
-    *((model_type, "cls") for model_type in ("bert", "compressed-bert", *TOKEN_TYPES)),
+    *((model_type, "cls") for model_type in ("bert", "compressed-bert", *TESTERS)),
     ("bert", "qa"),
     ("transkimmer-bert", "qa"),
     pytest.param("ltp", "qa", marks=pytest.mark.slow),  # one ONNX export each; the fast set keeps one QA per graph kind
+    pytest.param("ltp-roberta", "cls", marks=pytest.mark.slow),  # the backbone seam: RoBERTa embeddings and head
 ]
 
 

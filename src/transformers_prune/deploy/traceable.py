@@ -135,10 +135,12 @@ class SingleExampleGraph(nn.Module):
         self.model = model
         self.head = head_of(model)
         self.output_names = (*HEAD_OUTPUTS[self.head], "tokens_per_layer")
+        # BERT's classifier reads the pooled [CLS] row; RoBERTa's head (a module of its own) reads the full states.
+        self.reads_pooler = self.head == "sequence-classification" and isinstance(model.classifier, nn.Linear)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor) -> tuple[torch.Tensor, ...]:
         base, config = self.model.base_model, self.model.config
-        every_position = self.head != "sequence-classification"
+        every_position = not self.reads_pooler
         hidden = base.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)  # [1, S, H]
         batch = pack_one_example(hidden, attention_mask, keep_restore_buffer=every_position)
         selector = base.encoder if config.prune_at_inference else None
@@ -151,8 +153,10 @@ class SingleExampleGraph(nn.Module):
 
     def _head_outputs(self, base: nn.Module, result) -> tuple[torch.Tensor, ...]:
         # The heads' own forwards (eval mode: dropout is the identity), on the encoder's result.
-        if self.head == "sequence-classification":
+        if self.reads_pooler:
             return (self.model.classifier(base.pooler(result.first_token_states[:, None])),)
+        if self.head == "sequence-classification":
+            return (self.model.classifier(result.last_hidden_state),)
         if self.head == "question-answering":
             start, end = self.model.qa_outputs(result.last_hidden_state).split(1, dim=-1)
             return start.squeeze(-1), end.squeeze(-1)
