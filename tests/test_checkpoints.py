@@ -16,7 +16,7 @@ from transformers import BertConfig, BertForQuestionAnswering, BertForSequenceCl
 
 from transformers_prune import MODEL_TYPES
 from transformers_prune.cli import main
-from transformers_prune.convert import auto_map_for
+from transformers_prune.conversion import auto_map_for
 
 from conftest import TINY_CONFIG_KWARGS, DictDataset, make_batch, save_checkpoint, write_tokenizer
 from model_testers import TESTERS
@@ -58,7 +58,11 @@ def test_convert_writes_a_complete_checkpoint(model_type, bert_folders, tmp_path
     for key, value in PRUNING_SETTINGS[model_type].items():
         assert config[key] == value
     card = (tmp_path / "out" / "README.md").read_text()
-    assert f"`{model_type}`" in card and "trust_remote_code=True" in card and "AutoModelForQuestionAnswering" in card
+    assert f"# `{model_type}`: " in card and "trust_remote_code=True" in card and "AutoModelForQuestionAnswering" in card
+    import transformers
+
+    _, loading = transformers.AutoModelForQuestionAnswering.from_pretrained(out, output_loading_info=True)
+    assert not loading["missing_keys"]  # the method's new parameters were saved by convert
 
 
 @pytest.mark.parametrize(

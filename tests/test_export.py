@@ -230,13 +230,15 @@ def test_runner_text_checks(exported, exported_without_pruning):
 
 
 def test_export_command_refuses_bad_input(exported, folder, tokenizer):
-    with pytest.raises(SystemExit, match="already exists and is not an empty folder"):
+    with pytest.raises(SystemExit, match="already exists and is not empty; pass --overwrite"):
         cli_main(["export", os.path.join(os.path.dirname(exported), "skimmer"), exported])
+    with pytest.raises(SystemExit, match="is the input"):
+        cli_main(["export", exported, exported, "--overwrite"])
     with pytest.raises(SystemExit, match="is not a checkpoint folder"):
         cli_main(["export", str(folder / "nowhere"), str(folder / "x")])
     with pytest.raises(SystemExit, match="max_length must be between 2 and the model's 64 positions"):
         cli_main(["export", os.path.join(os.path.dirname(exported), "skimmer"), str(folder / "x"), "--max-length", "100"])
-    assert not (folder / "x").exists() and not [name for name in os.listdir(folder) if name.startswith(".export-")]
+    assert not (folder / "x").exists() and not [name for name in os.listdir(folder) if ".partial-" in name]
 
 
 # ---------------------------------------------------------------------------------------------------- torch int8

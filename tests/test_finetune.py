@@ -54,6 +54,12 @@ def test_ltp_recipe_through_the_cli(stage0, tmp_path):
     assert config["model_type"] == "ltp" and config["masking_mode"] == "hard"
 
 
+def test_shuffle_seed_picks_the_training_rows_and_the_count_is_recorded(stage0, tmp_path):
+    results = finetune(stage0["bert"], tmp_path / "seeded", stage0, "--max-train-samples", "6", "--shuffle-seed", "1")
+    assert results["train_examples"] == 6 and results["num_labels"] == 2
+    assert json.loads((tmp_path / "seeded" / "config.json").read_text())["problem_type"] == "single_label_classification"
+
+
 @pytest.mark.parametrize(
     "case, message",
     [

@@ -42,7 +42,7 @@ from transformers import (
 
 from transformers_prune import MODEL_TYPES
 from transformers_prune.benchmark.squad import f1_score, normalize_answer
-from transformers_prune.convert import convert_bert_checkpoint
+from transformers_prune.conversion import convert_bert_checkpoint
 
 from conftest import TINY_CONFIG_KWARGS
 from model_testers import TESTERS

@@ -32,8 +32,9 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from .convert import check_checkpoint_folder
-from .finetune import add_labelled_rows_arguments, read_class_labelled, write_rows_with_columns
+from .command_line import add_labelled_rows_arguments, positive_int
+from .data_files import read_labelled_rows, write_rows_with_columns
+from .folders import check_checkpoint_folder, check_output_path, staged_output_file
 from .models.configuration_autobert import AutoBertConfig
 
 
@@ -107,19 +108,21 @@ def _rounded(values: list, digits: int = 4):
 
 
 def run(args: argparse.Namespace) -> str:
-    check_checkpoint_folder(args.checkpoint)
-    data, texts, labels = read_class_labelled(args.data_file, args.text_column, args.label_column, args.max_samples, "autobert-targets")
+    check_checkpoint_folder(args.checkpoint, need_weights=True)
+    check_output_path(args.output_file, args.overwrite, [args.data_file], is_folder=False)
+    rows = read_labelled_rows(args.data_file, args.text_column, args.label_column, args.max_samples)
     started = time.perf_counter()
     scores, logits, layers, reference = compute_targets(
-        args.checkpoint, texts, labels, args.max_length, args.batch_size, args.selection_layers, args.reference_layer
+        args.checkpoint, rows.texts, rows.labels, args.max_length, args.batch_size, args.selection_layers, args.reference_layer
     )
     seconds = time.perf_counter() - started
-    write_rows_with_columns(
-        args.output_file, data, {"residual_scores": _rounded(scores.tolist()), "teacher_logits": _rounded(logits.tolist(), 6)}
-    )
+    columns = {"residual_scores": _rounded(scores.tolist()), "teacher_logits": _rounded(logits.tolist(), 6)}
+    with staged_output_file(args.output_file, args.overwrite, [args.data_file]) as f:
+        write_rows_with_columns(f, rows.data.rows, columns)
+    examples = len(rows.labels)
     print(
         f"{args.output_file}: residual scores at selection layers {layers} (reference layer {reference}) and teacher "
-        f"logits of {len(labels)} examples in {seconds:.0f} s ({1000 * seconds / len(labels):.1f} ms per example)"
+        f"logits of {examples} examples in {seconds:.0f} s ({1000 * seconds / examples:.1f} ms per example)"
     )
     return args.output_file
 
@@ -127,7 +130,7 @@ def run(args: argparse.Namespace) -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", help="the fine-tuned BERT classifier folder autobert starts from")
     add_labelled_rows_arguments(parser, "JSON lines: the input rows plus `residual_scores` and `teacher_logits`")
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=positive_int, default=16)
     parser.add_argument(
         "--selection-layers", type=int, nargs="+", default=None,
         help="0-based layers autobert selects on (default: its config's, [1, L // 2]); must match the model's",

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from contextlib import contextmanager
 
 import torch
@@ -28,7 +27,8 @@ from .benchmark.peers import PEER_CHOICES, check_peers_available
 from .benchmark.report import markdown_report, write_report
 from .benchmark.runner import BenchmarkSettings, run_benchmark
 from .benchmark.sweep import check_sweep, parse_sweep
-from .cli import main as cli_main
+from .command_line import add_common_arguments, add_overwrite_argument, run_command
+from .folders import check_output_path, staged_output_folder
 
 
 def _device(name: str | None) -> torch.device:
@@ -79,6 +79,8 @@ def run(args: argparse.Namespace) -> dict:
     if task.kind == QUESTION_ANSWERING and settings.doc_stride >= settings.max_length:
         raise ValueError(f"--doc-stride ({settings.doc_stride}) must be smaller than --max-length ({settings.max_length})")
     data_file = resolve_data_file(task, args.data_file, args.data_dir)
+    inputs = [*args.checkpoints, data_file]
+    check_output_path(args.output_dir, args.overwrite, inputs)
     checkpoints = [
         inspect_checkpoint(path, task, settings.max_length, label)
         for path, label in zip(args.checkpoints, checkpoint_labels(args.checkpoints))
@@ -97,7 +99,8 @@ def run(args: argparse.Namespace) -> dict:
             "environment": environment(settings.device),
             **run_benchmark(task, data, checkpoints, settings),
         }
-    write_report(report, args.output_dir)
+    with staged_output_folder(args.output_dir, args.overwrite, inputs) as staged:
+        write_report(report, args.output_dir, staged)
     print(markdown_report(report))
     return report
 
@@ -138,11 +141,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads before timing (default: torch's choice)")
     parser.add_argument("--output-dir", default="runs/bench")
+    add_overwrite_argument(parser)
 
 
 def main(argv: list[str] | None = None) -> None:
     """`python -m transformers_prune.bench ARGS` is `transformers-prune bench ARGS`."""
-    cli_main(["bench", *(sys.argv[1:] if argv is None else argv)])
+    parser = argparse.ArgumentParser(prog="python -m transformers_prune.bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    add_common_arguments(parser)
+    args = parser.parse_args(argv)
+    run_command("transformers-prune bench", run, args)
 
 
 if __name__ == "__main__":

@@ -50,7 +50,9 @@ from transformers import (
     BertModel,
 )
 
-from .convert import check_checkpoint_folder, copy_tokenizer_files
+from .command_line import add_overwrite_argument, positive_int
+from .data_files import read_labelled_rows
+from .folders import check_checkpoint_folder, check_output_path, copy_tokenizer_files, staged_output_folder
 from .models.configuration_compressed_bert import CompressedBertConfig
 from .models.modeling_compressed_bert import (
     AutoencoderWeight,
@@ -383,19 +385,17 @@ def refine_factors(factors: nn.Module, weight: torch.Tensor, settings: FitSettin
 
 def fisher_row_weights(model, data_file: str, tokenizer, paths: list[str], max_samples: int, max_length: int) -> dict[str, torch.Tensor]:
     """Per module, sqrt of each row's summed empirical Fisher (squared task-loss gradients) over `data_file`."""
-    from .finetune import read_text_classification
-
-    data = read_text_classification(data_file, "sentence", "label", max_samples)
+    data = read_labelled_rows(data_file, "sentence", "label", max_samples)
     modules = {path: model.base_model.get_submodule(path) for path in paths}
     fisher = {path: torch.zeros_like(module.weight) for path, module in modules.items()}
     model.eval()
-    for text, label in zip(data["sentence"], data["label"]):
+    for text, label in zip(data.texts, data.labels):
         model.zero_grad()
         inputs = tokenizer(text, truncation=True, max_length=max_length, return_tensors="pt")
         model(**inputs, labels=torch.tensor([label])).loss.backward()
         for path, module in modules.items():
             fisher[path] += module.weight.grad.detach() ** 2
-    return {path: (values.sum(dim=1) / len(data)).sqrt().clamp_min(1e-12) for path, values in fisher.items()}
+    return {path: (values.sum(dim=1) / len(data.labels)).sqrt().clamp_min(1e-12) for path, values in fisher.items()}
 
 
 # --- the command -----------------------------------------------------------------------------------------------
@@ -428,6 +428,20 @@ def check_options(method: str, ratio: float | None, rank: int | None, tucker_ran
         raise ValueError(f"--data-file is used by fwsvd and ae only, not by {method}")
     if data_file is not None and not os.path.isfile(data_file):
         raise FileNotFoundError(f"--data-file {data_file} does not exist")
+
+
+def check_rank(base, groups: dict[str, list[str]], method: str, rank: int | None) -> None:
+    """ValueError when an explicit `--rank` exceeds what a matrix can hold: a low-rank factorisation of an n x m
+    matrix has rank <= min(n, m), an autoencoder's code per row at most the row's m entries."""
+    if rank is None or method not in ("svd", "fwsvd", "ae"):
+        return
+    for target, paths in groups.items():
+        rows, cols = base.get_submodule(paths[0]).weight.shape
+        limit = cols if method == "ae" else min(rows, cols)
+        if rank > limit:
+            raise ValueError(
+                f"--rank {rank} is too large for the {rows} x {cols} {target} matrices; {method} allows at most {limit}"
+            )
 
 
 # Method -> (its factors module, the closed-form fit that initialises it).
@@ -534,16 +548,20 @@ def compress_checkpoint(
     fisher_samples: int = 256,
     tucker_ranks: list[int] | None = None,
     settings: FitSettings | None = None,
+    overwrite: bool = False,
 ) -> dict:
     """Write `output_dir`, the `compressed-bert` form of the BERT checkpoint `source`; returns the report.
 
     `rank` is the explicit size of svd/fwsvd (rank), ae (latent size) and kronecker (terms); `tucker_ranks` that
     of tucker; otherwise every size follows from `ratio`. `data_file` gives fwsvd its Fisher weights (required)
-    and ae its row weights in the loss (optional), from the first `fisher_samples` rows.
+    and ae its row weights in the loss (optional), from the first `fisher_samples` rows. `output_dir` is written
+    whole at the end; it may not be the source, and an existing non-empty one is replaced only with `overwrite`.
     """
     settings = settings or FitSettings()
     check_options(method, ratio, rank, tucker_ranks, data_file, settings)
-    check_checkpoint_folder(source)
+    check_checkpoint_folder(source, need_weights=True)
+    inputs = [source, *([data_file] if data_file else [])]
+    check_output_path(output_dir, overwrite, inputs)
     source_config = AutoConfig.from_pretrained(source)
     if source_config.model_type != "bert":
         raise ValueError(f"{source} holds a {source_config.model_type!r} checkpoint; compress needs a 'bert' one")
@@ -553,6 +571,7 @@ def compress_checkpoint(
     )
     groups = paths_by_target(targets, layers, source_config.num_hidden_layers)
     model = read_class.from_pretrained(source)
+    check_rank(model.base_model, groups, method, rank)
     units = plan_units(model.base_model, groups, method, ratio, rank, tucker_ranks, settings.ae_grouping)
     paths = [path for unit in units for path in unit.paths]
     row_weights = (
@@ -586,11 +605,11 @@ def compress_checkpoint(
     compressed = write_class(config)
     compressed.load_state_dict(state, strict=True)
     report = _report(model, compressed, modules_report, decoders_report, groups, method)
-    os.makedirs(output_dir, exist_ok=True)
-    compressed.save_pretrained(output_dir)
-    copy_tokenizer_files(source, output_dir)
-    with open(os.path.join(output_dir, REPORT_FILE), "w", encoding="utf-8") as f:
-        json.dump(report, f, indent=1)
+    with staged_output_folder(output_dir, overwrite, inputs) as staged:
+        compressed.save_pretrained(staged)
+        copy_tokenizer_files(source, staged)
+        with open(os.path.join(staged, REPORT_FILE), "w", encoding="utf-8") as f:
+            json.dump(report, f, indent=1)
     return report
 
 
@@ -652,7 +671,7 @@ def run(args: argparse.Namespace) -> dict:
     )
     report = compress_checkpoint(
         args.source, args.output_dir, args.method, args.targets, args.layers, args.ratio, args.rank, args.data_file,
-        args.fisher_samples, args.tucker_ranks, settings,
+        args.fisher_samples, args.tucker_ranks, settings, args.overwrite,
     )
     for path, module in report["modules"].items():
         print(
@@ -675,6 +694,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = FitSettings()
     parser.add_argument("source", help="BERT checkpoint folder (any head, or a plain BertModel)")
     parser.add_argument("output_dir")
+    add_overwrite_argument(parser)
     parser.add_argument("--method", required=True, help=f"one of {', '.join(METHODS)}")
     parser.add_argument("--targets", nargs="+", required=True, help=f"any of {', '.join(TARGETS)}")
     parser.add_argument("--layers", type=int, nargs="+", help="layer indices (default: all)")
@@ -683,7 +703,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tucker-ranks", type=int, nargs=3, metavar=("BLOCKS", "BLOCK_ROWS", "COLUMNS"),
                         help="explicit Tucker ranks instead of --ratio")
     parser.add_argument("--data-file", help="local CSV/JSON (sentence,label): fwsvd's Fisher weights (required), ae's row weights (optional)")
-    parser.add_argument("--fisher-samples", type=int, default=256, help="rows of --data-file used for the Fisher (default 256)")
+    parser.add_argument("--fisher-samples", type=positive_int, default=256, help="rows of --data-file used for the Fisher (default 256)")
     parser.add_argument("--ae-grouping", choices=AE_GROUPINGS, default=defaults.ae_grouping,
                         help="ae: one decoder per module type across layers (concatenated, the paper's default) or per matrix")
     parser.add_argument("--epochs", type=int, default=defaults.epochs, help=f"ae: passes over the rows (default {defaults.epochs}; the paper: 30)")

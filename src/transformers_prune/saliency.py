@@ -20,8 +20,9 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from .convert import check_checkpoint_folder
-from .finetune import add_labelled_rows_arguments, read_class_labelled, write_rows_with_columns
+from .command_line import add_labelled_rows_arguments, positive_int
+from .data_files import read_labelled_rows, write_rows_with_columns
+from .folders import check_checkpoint_folder, check_output_path, staged_output_file
 
 
 def token_saliency(model, inputs: dict, labels: torch.Tensor) -> torch.Tensor:
@@ -63,18 +64,19 @@ def compute_saliencies(checkpoints: list[str], texts: list[str], labels: list[in
 
 def run(args: argparse.Namespace) -> str:
     for checkpoint in args.checkpoints:
-        check_checkpoint_folder(checkpoint)
-    data, texts, labels = read_class_labelled(
-        args.data_file, args.text_column, args.label_column, args.max_samples, "saliency (gradient of the gold logit)"
-    )
+        check_checkpoint_folder(checkpoint, need_weights=True)
+    check_output_path(args.output_file, args.overwrite, [args.data_file], is_folder=False)
+    rows = read_labelled_rows(args.data_file, args.text_column, args.label_column, args.max_samples)
     started = time.perf_counter()
-    saliencies = compute_saliencies(args.checkpoints, texts, labels, args.max_length, args.batch_size)
+    saliencies = compute_saliencies(args.checkpoints, rows.texts, rows.labels, args.max_length, args.batch_size)
     seconds = time.perf_counter() - started
     rounded = [[round(value, 6) for value in saliency] for saliency in saliencies.tolist()]
-    write_rows_with_columns(args.output_file, data, {"saliency": rounded})
+    with staged_output_file(args.output_file, args.overwrite, [args.data_file]) as f:
+        write_rows_with_columns(f, rows.data.rows, {"saliency": rounded})
+    examples = len(rows.labels)
     print(
-        f"{args.output_file}: saliencies of {len(labels)} examples from {len(args.checkpoints)} checkpoint(s) "
-        f"in {seconds:.0f} s ({1000 * seconds / len(labels) / len(args.checkpoints):.1f} ms per example and checkpoint)"
+        f"{args.output_file}: saliencies of {examples} examples from {len(args.checkpoints)} checkpoint(s) "
+        f"in {seconds:.0f} s ({1000 * seconds / examples / len(args.checkpoints):.1f} ms per example and checkpoint)"
     )
     return args.output_file
 
@@ -82,7 +84,7 @@ def run(args: argparse.Namespace) -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoints", nargs="+", help="fine-tuned classifier folder(s); saliencies are averaged over them")
     add_labelled_rows_arguments(parser, "JSON lines: the input rows plus a `saliency` column")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=positive_int, default=32)
 
 
 __all__ = ["add_arguments", "compute_saliencies", "run", "token_saliency"]

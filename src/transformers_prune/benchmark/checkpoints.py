@@ -23,7 +23,6 @@ import json
 import logging
 import os
 import re
-from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 
 import torch
@@ -39,10 +38,11 @@ from transformers import (
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
-from transformers.utils import logging as hf_logging
 
-from .. import COMPRESSED_MODEL_TYPES, MODEL_TYPES
+from ..folders import check_checkpoint_folder
 from ..models.modeling_packed_bert import PackedBertForQuestionAnswering, PackedBertForSequenceClassification
+from ..quiet import quiet_transformers
+from ..registry import COMPRESSED_MODEL_TYPES, MODEL_TYPES
 from .data import CLASSIFICATION, QUESTION_ANSWERING, TaskSpec
 
 logger = logging.getLogger(__name__)
@@ -122,12 +122,13 @@ def task_head(config: PreTrainedConfig) -> str | None:
 def inspect_checkpoint(path: str, task: TaskSpec, max_length: int, label: str | None = None) -> Checkpoint:
     """Read a checkpoint's config and tokenizer and check it can run `task`; loads no weights.
 
-    Raises FileNotFoundError for a missing folder or tokenizer, ValueError for a model type or head that does not
+    Raises FileNotFoundError for a missing folder, weights or tokenizer, ValueError for a model type or head that does not
     fit the task, or a `max_length` beyond the model's position embeddings.
     """
     config_file = os.path.join(path, "config.json")
     if not os.path.isfile(config_file):
         raise FileNotFoundError(f"checkpoint {path} does not exist or is not a checkpoint folder (no config.json)")
+    check_checkpoint_folder(path, need_weights=True)
     with open(config_file, encoding="utf-8") as f:
         model_type = json.load(f).get("model_type")
     if model_type not in SUPPORTED_MODEL_TYPES:
@@ -161,20 +162,6 @@ def _load_tokenizer(path: str, task: TaskSpec) -> PreTrainedTokenizerBase:
     return tokenizer
 
 
-@contextmanager
-def _quiet_transformers():
-    """Silence HF's load reports and progress bars; the benchmark states what matters itself."""
-    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()
-
-
 def bert_config(config: PreTrainedConfig) -> BertConfig:
     """A plain `BertConfig` with the checkpoint's BERT fields (architecture and labels), nothing of the method."""
     return BertConfig(**{key: value for key, value in config.to_dict().items() if key in BERT_CONFIG_FIELDS})
@@ -191,7 +178,7 @@ def _is_head_key(key: str) -> bool:
 
 def _load_hf(checkpoint: Checkpoint, task: TaskSpec) -> tuple[PreTrainedModel, list[str], list[str]]:
     """HF BERT with the checkpoint's weights; also its fresh head keys and the ignored tensors' patterns."""
-    with _quiet_transformers():
+    with quiet_transformers():
         model, loading = HF_CLASSES[task.kind].from_pretrained(
             checkpoint.path, config=bert_config(checkpoint.config), attn_implementation="sdpa", output_loading_info=True
         )
@@ -216,13 +203,13 @@ def _load_hf(checkpoint: Checkpoint, task: TaskSpec) -> tuple[PreTrainedModel, l
 
 def _load_dense_packed(checkpoint: Checkpoint, task: TaskSpec) -> PreTrainedModel:
     """The checkpoint's BERT weights on the method-free packed engine (a method's own tensors are left out)."""
-    with _quiet_transformers():
+    with quiet_transformers():
         return PACKED_CLASSES[task.kind].from_pretrained(checkpoint.path, config=bert_config(checkpoint.config))
 
 
 def _load_token_pruning(checkpoint: Checkpoint, task: TaskSpec) -> PreTrainedModel:
     """The token-pruning checkpoint as saved, on our engine."""
-    with _quiet_transformers():
+    with quiet_transformers():
         return AUTO_CLASSES[task.kind].from_pretrained(checkpoint.path)
 
 
@@ -251,7 +238,7 @@ def load_checkpoint(checkpoint: Checkpoint, task: TaskSpec, device: torch.device
 
 
 def _load_compressed(checkpoint: Checkpoint, task: TaskSpec) -> tuple[PreTrainedModel, list[str]]:
-    with _quiet_transformers():
+    with quiet_transformers():
         model, loading = AUTO_CLASSES[task.kind].from_pretrained(
             checkpoint.path, attn_implementation="sdpa", output_loading_info=True
         )

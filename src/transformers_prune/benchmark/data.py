@@ -71,6 +71,7 @@ class SquadExample:
     question: str
     context: str
     answers: tuple[str, ...]
+    answer_starts: tuple[int, ...] = ()  # each answer's first character in the context (what training reads)
 
 
 @dataclass
@@ -173,7 +174,10 @@ def load_squad(path: str, max_examples: int | None) -> SquadData:
     with open(path, encoding="utf-8") as f:
         try:
             examples = [
-                SquadExample(qa["id"], qa["question"], paragraph["context"], tuple(a["text"] for a in qa["answers"]))
+                SquadExample(
+                    qa["id"], qa["question"], paragraph["context"], tuple(a["text"] for a in qa["answers"]),
+                    tuple(int(a["answer_start"]) for a in qa["answers"]),
+                )
                 for article in json.load(f)["data"]
                 for paragraph in article["paragraphs"]
                 for qa in paragraph["qas"]

@@ -182,18 +182,20 @@ def plot_tokens_per_layer(report: dict, path: str) -> None:
     figure.savefig(path, dpi=120)
 
 
-def write_report(report: dict, output_dir: str) -> dict[str, str]:
-    """Write every output file into `output_dir`; returns `{kind: path}` (also stored in the JSON)."""
-    os.makedirs(output_dir, exist_ok=True)
-    paths = {kind: os.path.join(output_dir, name) for kind, name in OUTPUT_FILES.items()}
-    report["outputs"] = paths
+def write_report(report: dict, output_dir: str, staged_dir: str | None = None) -> dict[str, str]:
+    """Write every output file into `output_dir` (or into `staged_dir`, the folder that becomes `output_dir`);
+    returns `{kind: path}` under `output_dir` (also stored in the JSON)."""
+    report["outputs"] = {kind: os.path.join(output_dir, name) for kind, name in OUTPUT_FILES.items()}
+    folder = staged_dir or output_dir
+    os.makedirs(folder, exist_ok=True)
+    paths = {kind: os.path.join(folder, name) for kind, name in OUTPUT_FILES.items()}
     plot_accuracy_vs_speedup(report, paths["accuracy_vs_speedup"])
     plot_tokens_per_layer(report, paths["tokens_per_layer"])
     with open(paths["markdown"], "w", encoding="utf-8") as f:
         f.write(markdown_report(report))
     with open(paths["json"], "w", encoding="utf-8") as f:
         json.dump(report, f, indent=1)
-    return paths
+    return report["outputs"]
 
 
 __all__ = [

@@ -33,7 +33,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from ..deploy.torch_int8 import quantize_encoder_int8
 from .checkpoints import DENSE_PACKED, HF_DYNAMIC, HF_PADDED, Checkpoint, load_checkpoint
 from .data import TaskSpec
-from .flops import flop_counter
+from .evaluation import DeviceBatches, evaluate
 from .inputs import task_inputs
 from .latency import measure_latency
 from .peers import ORT_FP32, ORT_INT8, ORT_SUFFIXES, PEER_CHOICES, PEER_VARIANTS, onnx_runtime_models
@@ -100,75 +100,6 @@ class BenchmarkSettings:
             "int8": self.int8,
             "export_methods": self.export_methods,
         }
-
-
-class DeviceBatches:
-    """A checkpoint's inputs on the benchmark device, batched once per batch size.
-
-    Padded to the longest input of each batch (dynamic padding), or to `max_length` for the HF padded baseline.
-    """
-
-    def __init__(self, inputs, device: torch.device, pad_to_max_length: bool = False):
-        self.inputs = inputs
-        self.device = device
-        self.pad_to_max_length = pad_to_max_length
-        self._cache: dict[int, list[dict]] = {}
-
-    def get(self, batch_size: int) -> list[dict]:
-        if batch_size not in self._cache:
-            self._cache[batch_size] = [
-                {name: tensor.to(self.device) for name, tensor in batch.items()}
-                for batch in self.inputs.batches(batch_size, self.pad_to_max_length)
-            ]
-        return self._cache[batch_size]
-
-
-def token_rows_per_layer(model, outputs, attention_mask: torch.Tensor, num_layers: int) -> torch.Tensor:
-    """`[batch, num_layers]` token rows each layer computes per example.
-
-    Our token-pruning models report `tokens_per_layer` (live tokens on the packed engine); a `compressed-bert`
-    model on the packed engine computes every real token in every layer; HF BERT computes every position of the
-    padded batch, padding included.
-    """
-    tokens_per_layer = getattr(outputs, "tokens_per_layer", None)
-    if tokens_per_layer is not None:
-        return tokens_per_layer
-    runs_packed = getattr(getattr(model, "base_model", None), "runs_packed", None)
-    if runs_packed is not None and runs_packed({}):
-        return attention_mask.sum(dim=1, keepdim=True).expand(-1, num_layers)
-    return attention_mask.new_full((attention_mask.shape[0], num_layers), attention_mask.shape[1])
-
-
-@torch.inference_mode()
-def evaluate(model, batches: list[dict], inputs, desc: str | None = None) -> dict:
-    """One pass over every input under `FlopCounterMode`.
-
-    Returns the task metrics plus `flops_per_example` (per input), `tokens_per_layer`
-    (`{"mean", "per_layer": [num_layers]}`, token rows per input) and `kept_fraction` (kept real tokens / real
-    tokens, over layers; 1 for HF BERT, which keeps every real token).
-    """
-    model.eval()
-    num_layers = model.config.num_hidden_layers
-    predictions, rows_per_layer, kept, real = [], torch.zeros(num_layers, dtype=torch.float64), 0, 0
-    with flop_counter() as counter:
-        for batch in tqdm(batches, desc=desc, leave=False, disable=desc is None):
-            outputs = model(**batch)
-            predictions.extend(inputs.predictions(outputs, batch))
-            rows = token_rows_per_layer(model, outputs, batch["attention_mask"], num_layers).cpu()  # [B, L]
-            real_lengths = batch["attention_mask"].sum(dim=1).cpu()  # [B]
-            rows_per_layer += rows.sum(dim=0)
-            kept += torch.minimum(rows, real_lengths[:, None]).sum().item()
-            real += real_lengths.sum().item() * num_layers
-    num_inputs = inputs.num_inputs
-    return {
-        **inputs.score(predictions),
-        "flops_per_example": counter.get_total_flops() / num_inputs,
-        "tokens_per_layer": {
-            "mean": rows_per_layer.sum().item() / (num_inputs * num_layers),
-            "per_layer": (rows_per_layer / num_inputs).tolist(),
-        },
-        "kept_fraction": kept / real,
-    }
 
 
 def measure(model, batches: DeviceBatches, settings: BenchmarkSettings, name: str) -> dict:
@@ -324,15 +255,4 @@ def run_benchmark(task: TaskSpec, data, checkpoints: list[Checkpoint], settings:
     return result
 
 
-__all__ = [
-    "INT8_SUFFIX",
-    "BenchmarkSettings",
-    "DeviceBatches",
-    "add_ratios",
-    "benchmark_checkpoint",
-    "evaluate",
-    "measure",
-    "measures_method_flops",
-    "run_benchmark",
-    "token_rows_per_layer",
-]
+__all__ = ["INT8_SUFFIX", "BenchmarkSettings", "add_ratios", "benchmark_checkpoint", "measure", "measures_method_flops", "run_benchmark"]

@@ -87,6 +87,23 @@ def prepare_features(tokenizer, examples: list[SquadExample], max_length: int, s
     return SquadFeatures(encodings, list(encoded["overflow_to_sample_mapping"]), context_offsets)
 
 
+def answer_token_positions(features: SquadFeatures, examples: list[SquadExample]) -> tuple[list[int], list[int]]:
+    """Each feature's training target: the token positions of its question's first answer, or (0, 0), the [CLS]
+    position, when the answer is not wholly inside the feature's window (as HF's `run_qa.py`)."""
+    starts, ends = [], []
+    for feature, offsets in enumerate(features.context_offsets):
+        example = examples[features.example_index[feature]]
+        first, last = example.answer_starts[0], example.answer_starts[0] + len(example.answers[0])
+        inside = [token for token, span in enumerate(offsets) if span is not None]
+        if not inside or offsets[inside[0]][0] > first or offsets[inside[-1]][1] < last:
+            starts.append(0)
+            ends.append(0)
+            continue
+        starts.append(next(token for token in inside if offsets[token][1] > first))
+        ends.append(next(token for token in reversed(inside) if offsets[token][0] < last))
+    return starts, ends
+
+
 def feature_batches(tokenizer, features: SquadFeatures, batch_size: int, padding: bool | str, max_length: int) -> list[dict]:
     """Consecutive feature batches as tensors, padded to their longest feature (`padding=True`) or to `max_length`."""
     return [
@@ -139,6 +156,7 @@ def best_answers(
 
 __all__ = [
     "SquadFeatures",
+    "answer_token_positions",
     "best_answers",
     "exact_match_score",
     "f1_score",

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from huggingface_hub.errors import StrictDataclassError
 
-from ..cli import parse_json_or_text
+from ..command_line import parse_json_or_text
 from ..models.configuration_token_pruning import TokenPruningConfig
 from .checkpoints import Checkpoint
 

@@ -10,7 +10,8 @@ An export folder holds everything `ort_runner.py` (copied into it) needs, and no
 | `export_config.json` | graph kind, head, output names, vocabulary sizes, `max_length`, labels, the export's own check |
 | `ort_runner.py` | the torch-free runner (`deploy/ort_runner.py`) |
 
-The folder is written next to its destination and moved there at the end, so a failed export leaves nothing.
+The folder is written next to its destination and moved there at the end (`folders.staged_output_folder`, as
+every command), so a failed export leaves nothing.
 """
 
 from __future__ import annotations
@@ -20,12 +21,12 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import warnings
 
 import torch
 from torch import nn
 
+from ..folders import staged_output_folder
 from ..models.modeling_token_pruning import TokenPruningModel
 from . import ort_runner
 from .traceable import INPUT_NAMES, PaddedGraph, SingleExampleGraph, dense_inference_copy, head_of
@@ -157,41 +158,25 @@ def _export_config(model: nn.Module, head: str, graph_kind: str, output_names, m
     }
 
 
-def check_output_dir(output_dir: str) -> None:
-    """Refuse an `output_dir` that exists and is not an empty folder (an export never mixes with other files)."""
-    if os.path.exists(output_dir) and (not os.path.isdir(output_dir) or os.listdir(output_dir)):
-        raise ValueError(f"{output_dir} already exists and is not an empty folder; choose a new output folder")
-
-
-def export_folder(model: nn.Module, tokenizer, output_dir: str, int8: bool = False, max_length: int | None = None) -> dict:
-    """Export `model` (eval, on CPU, any of our types or HF BERT) with `tokenizer` into `output_dir` (see module docstring).
+def export_folder(
+    model: nn.Module, tokenizer, output_dir: str, int8: bool = False, max_length: int | None = None,
+    overwrite: bool = False, inputs: tuple[str, ...] = (),
+) -> dict:
+    """Export `model` (eval, on CPU, any of our types or HF BERT) with `tokenizer` into `output_dir` (see module
+    docstring), whole or not at all (`folders.staged_output_folder`; `overwrite` replaces a non-empty folder,
+    `inputs` are paths the output must not be or hold).
 
     Returns the written `export_config.json`, whose "check" entry holds the largest absolute difference between
-    the fp32 graph in ONNX Runtime and the torch model on random inputs. Raises ValueError when `output_dir` is
-    not new or empty, for a `max_length` beyond the model's positions, when that difference exceeds
-    `EXPORT_TOLERANCE` x max(1, largest output), and when the graph keeps other token counts per layer than the
-    torch model; nothing is written then.
+    the fp32 graph in ONNX Runtime and the torch model on random inputs. Raises ValueError for a `max_length`
+    beyond the model's positions, when that difference exceeds `EXPORT_TOLERANCE` x max(1, largest output), and
+    when the graph keeps other token counts per layer than the torch model; nothing is written then.
     """
-    check_output_dir(output_dir)
     positions = model.config.max_position_embeddings
     max_length = positions if max_length is None else max_length
     if not 2 <= max_length <= positions:
         raise ValueError(f"max_length must be between 2 and the model's {positions} positions, got {max_length}")
-    parent = os.path.dirname(os.path.abspath(output_dir))
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(dir=parent, prefix=".export-")
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(staging, 0o777 & ~umask)  # mkdtemp's folder is private; the export is an ordinary folder
-    try:
-        config = _write_folder(model, tokenizer, staging, int8, max_length)
-        if os.path.isdir(output_dir):
-            os.rmdir(output_dir)  # empty, checked above
-        os.replace(staging, output_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return config
+    with staged_output_folder(output_dir, overwrite, inputs) as staged:
+        return _write_folder(model, tokenizer, staged, int8, max_length)
 
 
 def export_graph(model: nn.Module) -> tuple[nn.Module, str]:
@@ -241,7 +226,6 @@ __all__ = [
     "INT8_FILE",
     "ONNX_FILE",
     "check_inputs",
-    "check_output_dir",
     "compare_with_torch",
     "export_folder",
     "export_graph",

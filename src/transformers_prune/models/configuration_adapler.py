@@ -1,10 +1,8 @@
 """Configuration of `adapler-bert` (AdapLeR, Modarressi et al., ACL 2022)."""
 
-import math
-
 from huggingface_hub.dataclasses import strict
 
-from .config_checks import require
+from .config_checks import finite, require
 from .configuration_token_pruning import TokenPruningConfig
 
 
@@ -65,21 +63,29 @@ class AdapLeRConfig(TokenPruningConfig):
 
     def validate_adapler(self):
         require(self.cp_hidden_size > 0, "cp_hidden_size", self.cp_hidden_size, "an integer > 0")
+        require(finite(self.eta_max) and self.eta_max > 0, "eta_max", self.eta_max, "a finite number > 0")
         require(0 < self.eta_min < self.eta_max, "eta_min", self.eta_min, f"0 < eta_min < eta_max (= {self.eta_max})")
         require(self.eta_min < self.eta_init < self.eta_max, "eta_init", self.eta_init, "strictly between eta_min and eta_max")
-        require(self.eta_lr_scale > 0, "eta_lr_scale", self.eta_lr_scale, "a number > 0")
-        require(self.gamma >= 0, "gamma", self.gamma, "a number >= 0")
-        require(self.phi >= 0, "phi", self.phi, "a number >= 0")
-        require(self.soft_removal_beta >= 0, "soft_removal_beta", self.soft_removal_beta, "a number >= 0")
-        require(self.sharpness_start > 0, "sharpness_start", self.sharpness_start, "a number > 0")
+        require(finite(self.eta_lr_scale) and self.eta_lr_scale > 0, "eta_lr_scale", self.eta_lr_scale, "a finite number > 0")
+        require(finite(self.gamma) and self.gamma >= 0, "gamma", self.gamma, "a finite number >= 0")
+        require(finite(self.phi) and self.phi >= 0, "phi", self.phi, "a finite number >= 0")
         require(
-            self.sharpness_end >= self.sharpness_start and math.isfinite(self.sharpness_end),
+            finite(self.soft_removal_beta) and self.soft_removal_beta >= 0,
+            "soft_removal_beta", self.soft_removal_beta, "a finite number >= 0",
+        )
+        require(
+            finite(self.sharpness_start) and self.sharpness_start > 0, "sharpness_start", self.sharpness_start, "a finite number > 0"
+        )
+        require(
+            finite(self.sharpness_end) and self.sharpness_end >= self.sharpness_start,
             "sharpness_end", self.sharpness_end, f"a finite number >= sharpness_start (= {self.sharpness_start})",
         )
-        require(self.eta_scale > 0, "eta_scale", self.eta_scale, "a number > 0")
+        require(finite(self.eta_scale) and self.eta_scale > 0, "eta_scale", self.eta_scale, "a finite number > 0")
         require(isinstance(self.kl_through_mask, bool), "kl_through_mask", self.kl_through_mask, "True or False")
         require(isinstance(self.train_theta, bool), "train_theta", self.train_theta, "True or False")
-        require(self.theta_lr_scale > 0, "theta_lr_scale", self.theta_lr_scale, "a number > 0")
+        require(
+            finite(self.theta_lr_scale) and self.theta_lr_scale > 0, "theta_lr_scale", self.theta_lr_scale, "a finite number > 0"
+        )
 
 
 __all__ = ["AdapLeRConfig"]

@@ -1,11 +1,9 @@
 """Configuration of `autobert` (TR-BERT, Ye et al., "TR-BERT: Dynamic Token Reduction for Accelerating BERT
 Inference", NAACL 2021)."""
 
-import math
-
 from huggingface_hub.dataclasses import strict
 
-from .config_checks import require
+from .config_checks import finite, require
 from .configuration_token_pruning import TokenPruningConfig
 
 TRAINING_STAGES = ("train_rl", "train_both")
@@ -59,7 +57,8 @@ class AutoBertConfig(TokenPruningConfig):
 
     def __post_init__(self, **kwargs):
         if self.selection_layers is None:
-            self.selection_layers = sorted({1, self.num_hidden_layers // 2} & set(range(self.num_hidden_layers)))
+            layers = self.num_hidden_layers
+            self.selection_layers = [layer for layer in sorted({1, layers // 2}) if layer < layers]
         super().__post_init__(**kwargs)
 
     def validate_autobert(self):
@@ -73,10 +72,12 @@ class AutoBertConfig(TokenPruningConfig):
         require(0 <= self.keep_threshold <= 1, "keep_threshold", self.keep_threshold, "a number in [0, 1]")
         require(self.training_stage in TRAINING_STAGES, "training_stage", self.training_stage, f"one of {TRAINING_STAGES}")
         require(self.rl_num_samples >= 2, "rl_num_samples", self.rl_num_samples, "an integer >= 2 (the baseline is their mean)")
-        require(math.isfinite(self.alpha) and self.alpha >= 0, "alpha", self.alpha, "a finite number >= 0")
+        require(finite(self.alpha) and self.alpha >= 0, "alpha", self.alpha, "a finite number >= 0")
         require(0 <= self.guide_rate <= 1, "guide_rate", self.guide_rate, "a number in [0, 1]")
         require(isinstance(self.train_teacher, bool), "train_teacher", self.train_teacher, "True or False")
-        require(self.kd_temperature > 0, "kd_temperature", self.kd_temperature, "a number > 0")
+        require(
+            finite(self.kd_temperature) and self.kd_temperature > 0, "kd_temperature", self.kd_temperature, "a finite number > 0"
+        )
 
 
 __all__ = ["AutoBertConfig"]

@@ -2,7 +2,7 @@
 
 from huggingface_hub.dataclasses import strict
 
-from .config_checks import require
+from .config_checks import finite, require
 from .configuration_token_pruning import TokenPruningConfig
 
 PRUNE_MODES = ("absolute_threshold", "topk")
@@ -76,7 +76,10 @@ class LTPConfig(TokenPruningConfig):
 
     def validate_ltp(self):
         require(self.prune_mode in PRUNE_MODES, "prune_mode", self.prune_mode, f"{PRUNE_MODES}")
-        require(self.final_token_threshold >= 0, "final_token_threshold", self.final_token_threshold, "a number >= 0")
+        require(
+            finite(self.final_token_threshold) and self.final_token_threshold >= 0,
+            "final_token_threshold", self.final_token_threshold, "a finite number >= 0",
+        )
         require(self.scoring_mode in SCORING_MODES, "scoring_mode", self.scoring_mode, f"{SCORING_MODES}")
         require(
             self.score_normalization_length > 0,
@@ -88,10 +91,18 @@ class LTPConfig(TokenPruningConfig):
             not (self.masking_mode == "soft" and self.prune_mode == "topk"),
             "masking_mode", self.masking_mode, "'hard' with prune_mode='topk' (top-k has no thresholds to learn)",
         )
-        require(self.temperature > 0, "temperature", self.temperature, "a number > 0")
-        require(self.lambda_threshold >= 0, "lambda_threshold", self.lambda_threshold, "a number >= 0")
-        require(self.threshold_lr_scale > 0, "threshold_lr_scale", self.threshold_lr_scale, "a number > 0")
-        require(self.threshold_scale > 0, "threshold_scale", self.threshold_scale, "a number > 0")
+        require(finite(self.temperature) and self.temperature > 0, "temperature", self.temperature, "a finite number > 0")
+        require(
+            finite(self.lambda_threshold) and self.lambda_threshold >= 0,
+            "lambda_threshold", self.lambda_threshold, "a finite number >= 0",
+        )
+        require(
+            finite(self.threshold_lr_scale) and self.threshold_lr_scale > 0,
+            "threshold_lr_scale", self.threshold_lr_scale, "a finite number > 0",
+        )
+        require(
+            finite(self.threshold_scale) and self.threshold_scale > 0, "threshold_scale", self.threshold_scale, "a finite number > 0"
+        )
 
 
 __all__ = ["LTPConfig"]

@@ -1,10 +1,8 @@
 """Configuration of `transkimmer-bert` (Transkimmer, Guan et al., ACL 2022)."""
 
-import math
-
 from huggingface_hub.dataclasses import strict
 
-from .config_checks import require
+from .config_checks import finite, require
 from .configuration_token_pruning import TokenPruningConfig
 
 
@@ -44,14 +42,19 @@ class TranskimmerConfig(TokenPruningConfig):
     keep_threshold: float | int = 0.5
 
     def validate_transkimmer(self):
-        require(self.skim_coefficient >= 0, "skim_coefficient", self.skim_coefficient, "a number >= 0")
-        require(self.skim_gumbel_tau > 0, "skim_gumbel_tau", self.skim_gumbel_tau, "a number > 0")
+        require(
+            finite(self.skim_coefficient) and self.skim_coefficient >= 0,
+            "skim_coefficient", self.skim_coefficient, "a finite number >= 0",
+        )
+        require(
+            finite(self.skim_gumbel_tau) and self.skim_gumbel_tau > 0, "skim_gumbel_tau", self.skim_gumbel_tau, "a finite number > 0"
+        )
         require(
             self.skim_predictor_hidden_size is None or self.skim_predictor_hidden_size > 0,
             "skim_predictor_hidden_size", self.skim_predictor_hidden_size, "None or an integer > 0",
         )
-        require(math.isfinite(self.skim_init_bias), "skim_init_bias", self.skim_init_bias, "a finite number")
-        require(0 < self.keep_threshold < 1, "keep_threshold", self.keep_threshold, "a number in (0, 1)")
+        require(finite(self.skim_init_bias), "skim_init_bias", self.skim_init_bias, "a finite number")
+        require(finite(self.keep_threshold) and 0 < self.keep_threshold < 1, "keep_threshold", self.keep_threshold, "a number in (0, 1)")
 
 
 __all__ = ["TranskimmerConfig"]

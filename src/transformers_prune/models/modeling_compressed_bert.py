@@ -345,8 +345,14 @@ def swap_compressed_modules(bert: BertModel, config: CompressedBertConfig) -> No
     decoders = getattr(bert, "compressed_decoders", None)
     for path, spec in (config.compressed_modules or {}).items():
         parent_path, _, name = path.rpartition(".")
-        parent = bert.get_submodule(parent_path)
-        setattr(parent, name, compressed_module(getattr(parent, name), spec, decoders))
+        try:
+            original = bert.get_submodule(path)
+        except AttributeError:
+            raise ValueError(
+                f"compressed_modules[{path!r}] names no module of the model; allowed: module paths inside the base "
+                "model such as 'encoder.layer.0.attention.self.key' or 'embeddings.word_embeddings'"
+            ) from None
+        setattr(bert.get_submodule(parent_path), name, compressed_module(original, spec, decoders))
 
 
 class CompressedBertModel(HubCheckpointMixin, PackedBertModel):

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# The IMDB accuracy-speed frontier of every token method and its baselines: MiniLM-L6 trained on 4,000 IMDB
+# training reviews (random.Random(42).shuffle of the 25,000, the first 4,000), 512 tokens, stock Trainer runs,
+# each paper's values; evaluated by the benchmark on 2,000 test reviews (the same seeded shuffle).
+#
+# Usage: bash examples/frontier/run_imdb.sh [SHARED_DATA_DIR] [OUTPUT_DIR] [STEP ...]
+# With no STEP every step runs in order; a step whose output exists is skipped. On this project's 2-core CPU one
+# epoch of the 4,000 reviews takes about an hour per training run (one thread).
+set -euo pipefail
+DATA=${1:-../shared/data}
+OUT=${2:-runs/frontier/imdb}
+shift $(( $# > 2 ? 2 : $# ))
+MODEL=$(python -c "from transformers_prune.resources import default_model_dir; print(default_model_dir())")
+TRAIN="$OUT/train4k.jsonl"
+COMMON=(--text-column text --max-length 512 --validation-file "" --batch-size 16)
+done_already() { [ -e "$1" ] && echo "skip: $1 exists"; }
+
+data() {  # IMDB's files are sorted by label: the seeded shuffle (= finetune --shuffle-seed 42 --max-train-samples 4000)
+  done_already "$TRAIN" && return
+  mkdir -p "$OUT"
+  python - "$DATA/imdb/train.jsonl.gz" "$TRAIN" <<'PY'
+import gzip, json, random, sys
+rows = [json.loads(line) for line in gzip.open(sys.argv[1], "rt", encoding="utf-8")]
+random.Random(42).shuffle(rows)
+with open(sys.argv[2], "w", encoding="utf-8") as f:
+    f.writelines(json.dumps(row) + "\n" for row in rows[:4000])
+PY
+}
+dense() {
+  done_already "$OUT/dense" || transformers-prune finetune "$MODEL" --output-dir "$OUT/dense" --train-file "$TRAIN" \
+    "${COMMON[@]}" --learning-rate 5e-5
+}
+transkimmer() {  # from the pre-trained model, the official IMDB skim_coefficient 0.5
+  done_already "$OUT/transkimmer" && return
+  transformers-prune convert --to transkimmer-bert "$MODEL" "$OUT/transkimmer-init" --set skim_coefficient=0.5 --overwrite
+  transformers-prune finetune "$OUT/transkimmer-init" --output-dir "$OUT/transkimmer" --train-file "$TRAIN" \
+    "${COMMON[@]}" --learning-rate 5e-5
+}
+ltp() {  # from dense: soft stage then hard stage, the README's values, one epoch each
+  if ! done_already "$OUT/ltp-soft"; then
+    transformers-prune convert --to ltp "$OUT/dense" "$OUT/ltp-soft-init" --overwrite --set masking_mode=soft \
+      --set final_token_threshold=0.01 --set lambda_threshold=0.1 --set temperature=0.001
+    transformers-prune finetune "$OUT/ltp-soft-init" --output-dir "$OUT/ltp-soft" --train-file "$TRAIN" "${COMMON[@]}" --learning-rate 2e-5
+  fi
+  done_already "$OUT/ltp" && return
+  transformers-prune convert --to ltp "$OUT/ltp-soft" "$OUT/ltp-hard-init" --set masking_mode=hard --overwrite
+  transformers-prune finetune "$OUT/ltp-hard-init" --output-dir "$OUT/ltp" --train-file "$TRAIN" "${COMMON[@]}" --learning-rate 1e-5
+}
+adapler() {  # saliency targets from dense, AdapLeR from the pre-trained model (gamma 0.005, phi 0.0005, lr 3e-5)
+  done_already "$OUT/train_saliency.jsonl" || transformers-prune saliency "$OUT/dense" --data-file "$TRAIN" \
+    --text-column text --max-length 512 --batch-size 8 --output-file "$OUT/train_saliency.jsonl"
+  done_already "$OUT/adapler" && return
+  transformers-prune convert --to adapler-bert "$MODEL" "$OUT/adapler-init" --set gamma=0.005 --set phi=0.0005 --overwrite
+  transformers-prune finetune "$OUT/adapler-init" --output-dir "$OUT/adapler" --train-file "$OUT/train_saliency.jsonl" \
+    "${COMMON[@]}" --learning-rate 3e-5
+}
+autobert() {  # from dense: targets, policy-only RL on 1,000 reviews, joint distilled training on 1,000 reviews, 8
+              # rollouts each. alpha 0.5 here is the official IMDB alpha 1 on its padded length 512 (mean 274 tokens).
+  done_already "$OUT/train_autobert.jsonl" || transformers-prune autobert-targets "$OUT/dense" --data-file "$TRAIN" \
+    --text-column text --max-length 512 --max-samples 1000 --batch-size 8 --output-file "$OUT/train_autobert.jsonl"
+  if ! done_already "$OUT/autobert-rl"; then
+    transformers-prune convert --to autobert "$OUT/dense" "$OUT/autobert-rl-init" --overwrite --set training_stage=train_rl \
+      --set alpha=0.5 --set guide_rate=0.5 --set rl_num_samples=8
+    transformers-prune finetune "$OUT/autobert-rl-init" --output-dir "$OUT/autobert-rl" --train-file "$OUT/train_autobert.jsonl" \
+      "${COMMON[@]}" --learning-rate 3e-5
+  fi
+  done_already "$OUT/autobert" && return
+  transformers-prune convert --to autobert "$OUT/autobert-rl" "$OUT/autobert-both-init" --overwrite \
+    --set training_stage=train_both --set train_teacher=true
+  transformers-prune finetune "$OUT/autobert-both-init" --output-dir "$OUT/autobert" --train-file "$OUT/train_autobert.jsonl" \
+    "${COMMON[@]}" --learning-rate 3e-5
+}
+bench() {
+  bash "$(dirname "$0")/bench.sh" imdb "$DATA" "$OUT"
+}
+
+for step in "${@:-data dense transkimmer ltp adapler autobert bench}"; do
+  for one in $step; do "$one"; done
+done

@@ -1,0 +1,81 @@
+"""One counted pass of a model over its inputs: task metrics, FLOPs and tokens per layer (`evaluate`), on inputs
+batched once per batch size on the device (`DeviceBatches`). Used by the benchmark, `finetune` and the demo."""
+
+from __future__ import annotations
+
+import torch
+from tqdm.auto import tqdm
+
+from .flops import flop_counter
+
+
+class DeviceBatches:
+    """A checkpoint's inputs on the benchmark device, batched once per batch size.
+
+    Padded to the longest input of each batch (dynamic padding), or to `max_length` for the HF padded baseline.
+    """
+
+    def __init__(self, inputs, device: torch.device, pad_to_max_length: bool = False):
+        self.inputs = inputs
+        self.device = device
+        self.pad_to_max_length = pad_to_max_length
+        self._cache: dict[int, list[dict]] = {}
+
+    def get(self, batch_size: int) -> list[dict]:
+        if batch_size not in self._cache:
+            self._cache[batch_size] = [
+                {name: tensor.to(self.device) for name, tensor in batch.items()}
+                for batch in self.inputs.batches(batch_size, self.pad_to_max_length)
+            ]
+        return self._cache[batch_size]
+
+
+def token_rows_per_layer(model, outputs, attention_mask: torch.Tensor, num_layers: int) -> torch.Tensor:
+    """`[batch, num_layers]` token rows each layer computes per example.
+
+    Our token-pruning models report `tokens_per_layer` (live tokens on the packed engine); a `compressed-bert`
+    model on the packed engine computes every real token in every layer; HF BERT computes every position of the
+    padded batch, padding included.
+    """
+    tokens_per_layer = getattr(outputs, "tokens_per_layer", None)
+    if tokens_per_layer is not None:
+        return tokens_per_layer
+    runs_packed = getattr(getattr(model, "base_model", None), "runs_packed", None)  # None for ONNX Runtime rows
+    if runs_packed is not None and runs_packed({}):
+        return attention_mask.sum(dim=1, keepdim=True).expand(-1, num_layers)
+    return attention_mask.new_full((attention_mask.shape[0], num_layers), attention_mask.shape[1])
+
+
+@torch.inference_mode()
+def evaluate(model, batches: list[dict], inputs, desc: str | None = None) -> dict:
+    """One pass over every input under `FlopCounterMode`.
+
+    Returns the task metrics plus `flops_per_example` (per input), `tokens_per_layer`
+    (`{"mean", "per_layer": [num_layers]}`, token rows per input) and `kept_fraction` (kept real tokens / real
+    tokens, over layers; 1 for HF BERT, which keeps every real token).
+    """
+    model.eval()
+    num_layers = model.config.num_hidden_layers
+    predictions, rows_per_layer, kept, real = [], torch.zeros(num_layers, dtype=torch.float64), 0, 0
+    with flop_counter() as counter:
+        for batch in tqdm(batches, desc=desc, leave=False, disable=desc is None):
+            outputs = model(**batch)
+            predictions.extend(inputs.predictions(outputs, batch))
+            rows = token_rows_per_layer(model, outputs, batch["attention_mask"], num_layers).cpu()  # [B, L]
+            real_lengths = batch["attention_mask"].sum(dim=1).cpu()  # [B]
+            rows_per_layer += rows.sum(dim=0)
+            kept += torch.minimum(rows, real_lengths[:, None]).sum().item()
+            real += real_lengths.sum().item() * num_layers
+    num_inputs = inputs.num_inputs
+    return {
+        **inputs.score(predictions),
+        "flops_per_example": counter.get_total_flops() / num_inputs,
+        "tokens_per_layer": {
+            "mean": rows_per_layer.sum().item() / (num_inputs * num_layers),
+            "per_layer": (rows_per_layer / num_inputs).tolist(),
+        },
+        "kept_fraction": kept / real,
+    }
+
+
+__all__ = ["DeviceBatches", "evaluate", "token_rows_per_layer"]

@@ -1,0 +1,70 @@
+"""`transformers-prune finetune-qa`: train any checkpoint (plain BERT or one of our model types) on extractive
+question answering from a SQuAD v1.1-format file with the stock `Trainer`, and save it.
+
+The features are HF `run_qa.py`'s: question + context truncated to `--max-length` (context only), windows
+overlapping by `--doc-stride` tokens, each window's target the token span of the question's first answer, or the
+[CLS] position when the answer is not inside the window. Score the result with `transformers-prune bench --task
+squad --data-file DEV.json`.
+
+    transformers-prune finetune-qa MODEL_DIR --output-dir runs/squad-dense --train-file train.json
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+from datasets import Dataset
+from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+from .benchmark.data import load_squad
+from .benchmark.squad import answer_token_positions, prepare_features
+from .command_line import add_overwrite_argument, positive_float, positive_int
+from .folders import check_checkpoint_folder, check_output_path, staged_output_folder
+from .training.fine_tuning import TrainingSettings, train
+
+
+def training_features(tokenizer, train_file: str, max_length: int, stride: int, max_samples: int | None) -> Dataset:
+    """The tokenised windows of every question of `train_file` with their answer spans as `start_positions` and
+    `end_positions`."""
+    examples = load_squad(train_file, max_samples).examples
+    features = prepare_features(tokenizer, examples, max_length, stride)
+    starts, ends = answer_token_positions(features, examples)
+    return Dataset.from_dict({**features.encodings, "start_positions": starts, "end_positions": ends})
+
+
+def run(args: argparse.Namespace) -> dict:
+    check_checkpoint_folder(args.model, need_weights=True)
+    check_output_path(args.output_dir, args.overwrite, [args.model])
+    if args.doc_stride >= args.max_length:
+        raise ValueError(f"--doc-stride ({args.doc_stride}) must be smaller than --max-length ({args.max_length})")
+    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    if not tokenizer.is_fast:
+        raise ValueError(f"{args.model}'s tokenizer is not a fast tokenizer; SQuAD features need its offset_mapping")
+    dataset = training_features(tokenizer, args.train_file, args.max_length, args.doc_stride, args.max_train_samples)
+    torch.manual_seed(args.seed)  # the fresh span head, when the checkpoint has none
+    model = AutoModelForQuestionAnswering.from_pretrained(args.model)
+    settings = TrainingSettings(args.epochs, args.batch_size, args.learning_rate, args.weight_decay, args.logging_steps, args.seed)
+    with staged_output_folder(args.output_dir, args.overwrite, [args.model]) as staged:
+        train(model, tokenizer, dataset, staged, settings)
+    print(f"{args.output_dir}: trained on {len(dataset)} windows of {args.train_file}")
+    return {"train_features": len(dataset)}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="checkpoint folder: plain BERT or any transformers_prune model type")
+    parser.add_argument("--output-dir", required=True)
+    add_overwrite_argument(parser, "the output folder (also the model's own folder, to train it in place)")
+    parser.add_argument("--train-file", required=True, help="SQuAD v1.1 JSON ({'data': [{'paragraphs': ...}]})")
+    parser.add_argument("--max-train-samples", type=positive_int, default=None, help="the first N questions (default: all)")
+    parser.add_argument("--max-length", type=positive_int, default=384)
+    parser.add_argument("--doc-stride", type=positive_int, default=128, help="overlap of a context's windows, in tokens")
+    parser.add_argument("--epochs", type=positive_float, default=1.0)
+    parser.add_argument("--batch-size", type=positive_int, default=16)
+    parser.add_argument("--learning-rate", type=positive_float, default=5e-5)
+    parser.add_argument("--weight-decay", type=float, default=0.0)
+    parser.add_argument("--logging-steps", type=positive_int, default=50)
+    parser.add_argument("--seed", type=int, default=42)
+
+
+__all__ = ["add_arguments", "run", "training_features"]

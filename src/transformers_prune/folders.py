@@ -1,0 +1,136 @@
+"""Checkpoint folders the commands read, and the outputs they write: always whole or not at all.
+
+Every command writes into a fresh temporary folder (or file) beside its target and moves it into place at the
+end, so an interrupted or failed run leaves the target as it was. A target is never one of the command's own
+inputs (or a folder holding one), and a non-empty target is replaced only when the user asks (`--overwrite`), then
+whole: no file of the earlier content survives next to the new one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import TextIO
+
+CONFIG_FILE = "config.json"
+# A checkpoint's weights: safetensors (one file, or shards listed in the index) or the legacy pickle.
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+    "added_tokens.json",
+)
+
+
+def check_checkpoint_folder(path: str, need_weights: bool = False) -> None:
+    """Raise FileNotFoundError unless `path` is a checkpoint folder: it has a config.json (and, with
+    `need_weights`, one of `WEIGHT_FILES`)."""
+    if not os.path.isfile(os.path.join(path, CONFIG_FILE)):
+        raise FileNotFoundError(f"{path} is not a checkpoint folder: it has no {CONFIG_FILE}")
+    if need_weights and not any(os.path.isfile(os.path.join(path, name)) for name in WEIGHT_FILES):
+        raise FileNotFoundError(f"{path} has a {CONFIG_FILE} but no weights (none of {', '.join(WEIGHT_FILES)})")
+
+
+def copy_tokenizer_files(source: str, output_dir: str) -> None:
+    for name in TOKENIZER_FILES:
+        if os.path.isfile(os.path.join(source, name)):
+            shutil.copy2(os.path.join(source, name), output_dir)
+
+
+def _contains(folder: str, path: str) -> bool:
+    """Whether `path` is `folder` or lies inside it (real paths: links and `..` resolved)."""
+    folder, path = os.path.realpath(folder), os.path.realpath(path)
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def check_output_path(target: str, overwrite: bool, inputs: Iterable[str] = (), is_folder: bool = True) -> None:
+    """Raise before anything is written when `target` may not be written.
+
+    ValueError when `target` is one of `inputs` or (a folder) holds one, and when it is not empty and `overwrite`
+    is False; FileExistsError when it exists as the wrong kind (a file where a folder is wanted, or the reverse).
+    """
+    for source in (path for path in inputs if os.path.lexists(path)):
+        if os.path.realpath(target) == os.path.realpath(source):
+            raise ValueError(f"the output {target} is the input {source}; write the result somewhere else")
+        if is_folder and _contains(target, source):
+            raise ValueError(f"the output {target} holds the input {source}; write the result somewhere else")
+    if not os.path.lexists(target):
+        return
+    if is_folder != os.path.isdir(target):
+        kind = "a file" if is_folder else "a folder"
+        raise FileExistsError(f"the output {target} exists and is {kind}; expected {'a folder' if is_folder else 'a file'}")
+    if not overwrite and (not is_folder or os.listdir(target)):
+        raise ValueError(f"the output {target} already exists{' and is not empty' if is_folder else ''}; "
+                         "pass --overwrite to replace it whole")
+
+
+def _staging_name(target: str, role: str) -> str:
+    parent, name = os.path.split(os.path.abspath(target))
+    return os.path.join(parent, f".{name}.{role}-{uuid.uuid4().hex[:8]}")
+
+
+def _move_into_place(staged: str, target: str) -> None:
+    """Put `staged` at `target`, replacing whatever `target` was: an existing folder (or link to one) is renamed
+    aside, then deleted. A crash between the two renames leaves the earlier content in `.NAME.previous-*`."""
+    if not os.path.lexists(target):
+        os.replace(staged, target)
+        return
+    previous = _staging_name(target, "previous")
+    os.rename(target, previous)
+    try:
+        os.rename(staged, target)
+    except BaseException:
+        os.rename(previous, target)
+        raise
+    if os.path.islink(previous):  # the link goes, the folder it pointed to stays
+        os.unlink(previous)
+    else:
+        shutil.rmtree(previous)
+
+
+@contextmanager
+def staged_output_folder(target: str, overwrite: bool = False, inputs: Iterable[str] = ()) -> Iterator[str]:
+    """Yield an empty folder beside `target` to write the output into; when the block ends without an error it
+    replaces `target` whole, otherwise it is deleted and `target` is left as it was (see `check_output_path`)."""
+    check_output_path(target, overwrite, inputs)
+    os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
+    staged = _staging_name(target, "partial")
+    os.mkdir(staged)
+    try:
+        yield staged
+        _move_into_place(staged, target)
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
+
+
+@contextmanager
+def staged_output_file(path: str, overwrite: bool = False, inputs: Iterable[str] = ()) -> Iterator[TextIO]:
+    """Yield a text file beside `path` to write into; it becomes `path` (`os.replace`) when the block ends
+    without an error, otherwise it is deleted (see `check_output_path`)."""
+    check_output_path(path, overwrite, inputs, is_folder=False)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    staged = _staging_name(path, "partial")
+    try:
+        with open(staged, "x", encoding="utf-8") as f:
+            yield f
+        os.replace(staged, path)
+    finally:
+        if os.path.exists(staged):
+            os.remove(staged)
+
+
+__all__ = [
+    "CONFIG_FILE",
+    "TOKENIZER_FILES",
+    "WEIGHT_FILES",
+    "check_checkpoint_folder",
+    "check_output_path",
+    "copy_tokenizer_files",
+    "staged_output_file",
+    "staged_output_folder",
+]

@@ -1,0 +1,75 @@
+"""One stock-`Trainer` fine-tuning run on labelled rows (`data_files.LabelledRows`), as `finetune` and `demo` do it.
+
+Nothing here knows about pruning: the model's loss carries the method's auxiliary term, and the keep-ratio
+callback that `import transformers_prune` installs logs kept fractions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+import torch
+from datasets import Dataset
+from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+
+from ..data_files import LabelledRows
+
+# Columns a model reads besides the tokenizer's: AdapLeR's saliency targets (`transformers-prune saliency`),
+# TR-BERT's imitation scores and teacher logits (`transformers-prune autobert-targets`).
+MODEL_INPUT_COLUMNS = ("saliency", "residual_scores", "teacher_logits")
+LOG_HISTORY_FILE = "log_history.json"
+
+
+@dataclass
+class TrainingSettings:
+    epochs: float = 1.0
+    batch_size: int = 32
+    learning_rate: float = 5e-5
+    weight_decay: float = 0.0
+    logging_steps: int = 50
+    seed: int = 42
+
+
+def tokenize_for_training(rows: LabelledRows, tokenizer, max_length: int) -> Dataset:
+    """`input_ids`, `attention_mask` (and `token_type_ids`), `labels` and any `MODEL_INPUT_COLUMNS` the rows carry."""
+    columns = {"text": rows.texts, "labels": rows.labels}
+    for name in MODEL_INPUT_COLUMNS:
+        if name in rows.data.columns:
+            columns[name] = [row[name] for row in rows.data.rows]
+    dataset = Dataset.from_dict(columns)
+    tokenized = dataset.map(lambda batch: tokenizer(batch["text"], truncation=True, max_length=max_length), batched=True)
+    return tokenized.remove_columns("text")
+
+
+def train(model, tokenizer, train_dataset, output_dir: str, settings: TrainingSettings) -> list[dict]:
+    """Stock `Trainer` run; saves model and tokenizer to `output_dir` (with `log_history.json`) and returns the
+    log history."""
+    training_args = TrainingArguments(
+        output_dir=output_dir,
+        per_device_train_batch_size=settings.batch_size,
+        learning_rate=settings.learning_rate,
+        num_train_epochs=settings.epochs,
+        weight_decay=settings.weight_decay,
+        logging_steps=settings.logging_steps,
+        save_strategy="no",
+        report_to="none",
+        seed=settings.seed,
+        use_cpu=not torch.cuda.is_available(),
+    )
+    trainer = Trainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_dataset,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        processing_class=tokenizer,
+    )
+    trainer.train()
+    trainer.save_model(output_dir)
+    with open(os.path.join(output_dir, LOG_HISTORY_FILE), "w", encoding="utf-8") as f:
+        json.dump(trainer.state.log_history, f, indent=1)
+    return trainer.state.log_history
+
+
+__all__ = ["MODEL_INPUT_COLUMNS", "TrainingSettings", "tokenize_for_training", "train"]
