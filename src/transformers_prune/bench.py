@@ -2,8 +2,10 @@
 checkpoints against their baselines on local dev data.
 
 For each checkpoint (a plain BERT or any of our model types) the same weights run as HF BERT padded to
-`--max-length`, HF BERT with dynamic padding (sdpa), our dense-packed engine with nothing dropped and, for a
-token-pruning checkpoint, the model itself; see `benchmark/runner.py` for every figure and ratio. Writes
+`--max-length`, HF BERT with dynamic padding (sdpa), our dense-packed engine with nothing dropped, the peers a
+user would deploy instead (`--peers ort`: ONNX Runtime fp32 and dynamic int8 of the dense model, exported by the
+benchmark), with `--int8` the packed models with int8 linears, and, for a token-pruning checkpoint, the model
+itself; see `benchmark/runner.py` for every figure and ratio. Writes
 `bench.json`, `bench.md`, `accuracy_vs_speedup.png` and `tokens_per_layer.png` into `--output-dir`.
 
     transformers-prune bench runs/demo/dense runs/demo/transkimmer --task sst2 --batch-sizes 1 8 32
@@ -21,6 +23,7 @@ import torch
 from .benchmark.checkpoints import checkpoint_labels, inspect_checkpoint
 from .benchmark.data import QUESTION_ANSWERING, TASKS, get_task, load_task_data, resolve_data_file
 from .benchmark.latency import environment
+from .benchmark.peers import PEER_CHOICES, check_peers_available
 from .benchmark.report import markdown_report, write_report
 from .benchmark.runner import BenchmarkSettings, run_benchmark
 from .benchmark.sweep import check_sweep, parse_sweep
@@ -50,6 +53,9 @@ def settings_from(args: argparse.Namespace, max_length: int) -> BenchmarkSetting
         sweep=parse_sweep(args.sweep) if args.sweep else None,
         latency_rounds=args.latency_rounds,
         baselines=args.baselines,
+        peers=args.peers,
+        int8=args.int8,
+        export_methods=args.export_methods,
     )
 
 
@@ -69,6 +75,7 @@ def run(args: argparse.Namespace) -> dict:
     """Check every input (task, data file, checkpoints, sweep), then measure, write the outputs, print the tables."""
     task = get_task(args.task)
     settings = settings_from(args, args.max_length or task.max_length)
+    check_peers_available("ort" if settings.export_methods else settings.peers, settings.device)
     if task.kind == QUESTION_ANSWERING and settings.doc_stride >= settings.max_length:
         raise ValueError(f"--doc-stride ({settings.doc_stride}) must be smaller than --max-length ({settings.max_length})")
     data_file = resolve_data_file(task, args.data_file, args.data_dir)
@@ -119,6 +126,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--baselines", choices=("each", "first"), default="each",
         help="each: every checkpoint's own weights run as the baselines; first: measure them once per encoder shape "
         "and tokenizer and compare later token-pruning checkpoints to those rows (same cost, half the run time)",
+    )
+    parser.add_argument(
+        "--peers", choices=PEER_CHOICES, default="ort",
+        help="ort: also time the dense model exported to ONNX Runtime, fp32 and dynamic int8 (CPU, needs the onnx extra); "
+        "none: leave them out",
+    )
+    parser.add_argument("--int8", action="store_true", help="also time the packed models with their encoder linears in int8 (torch, CPU)")
+    parser.add_argument(
+        "--export-methods", action="store_true",
+        help="also time each token-pruning and compressed checkpoint exported to ONNX Runtime, fp32 and int8 (CPU; a "
+        "token-pruning graph drops tokens and runs one example at a time)",
     )
     parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads before timing (default: torch's choice)")

@@ -40,7 +40,7 @@ def token_rows_per_layer(model, outputs, attention_mask: torch.Tensor, num_layer
     tokens_per_layer = getattr(outputs, "tokens_per_layer", None)
     if tokens_per_layer is not None:
         return tokens_per_layer
-    runs_packed = getattr(model.base_model, "runs_packed", None)
+    runs_packed = getattr(getattr(model, "base_model", None), "runs_packed", None)  # None for ONNX Runtime rows
     if runs_packed is not None and runs_packed({}):
         return attention_mask.sum(dim=1, keepdim=True).expand(-1, num_layers)
     return attention_mask.new_full((attention_mask.shape[0], num_layers), attention_mask.shape[1])

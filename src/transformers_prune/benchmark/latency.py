@@ -55,7 +55,7 @@ def measure_latency(model, batches: list[dict], warmup: int = 2, desc: str | Non
     if rounds < 1:
         raise ValueError(f"measure_latency needs rounds >= 1, got {rounds}")
     model.eval()
-    device = next(model.parameters()).device
+    device = model.device  # HF models and the ONNX Runtime adaptor (benchmark/peers.py) both say where they run
     for batch in batches[:warmup]:
         model(**batch)
     _sync(device)

@@ -43,13 +43,14 @@ def quality_table(report: dict) -> str:
 
 def latency_table(report: dict) -> str:
     """One line per model and batch size: p50/p90 per batch, throughput, speed-ups, efficiency."""
-    header = ["model", "batch", "p50 ms", "p90 ms", "inputs/s", "x HF dynamic", "x dense-packed", "efficiency"]
+    header = ["model", "batch", "p50 ms", "p90 ms", "inputs/s", "x HF dynamic", "x dense-packed", "x best peer", "efficiency"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, row in report["models"].items():
         for batch_size, latency in row["latency"].items():
             cells = [
                 name, batch_size, f"{latency['p50_ms']:.2f}", f"{latency['p90_ms']:.2f}", f"{latency['examples_per_s']:.1f}",
                 f"{latency['speedup_vs_hf_dynamic']:.2f}x", f"{latency['speedup_vs_dense_packed']:.2f}x",
+                f"{latency['speedup_vs_best_peer']:.2f}x" if "speedup_vs_best_peer" in latency else "-",
                 f"{latency['efficiency']:.2f}" if "efficiency" in latency else "-",
             ]
             lines.append("| " + " | ".join(cells) + " |")
@@ -89,9 +90,34 @@ def markdown_report(report: dict) -> str:
         f"{settings['warmup_batches']} warm-up batches{_rounds_note(settings)}. An input is {report['input_unit']}. Speed-up = throughput / "
         "the same checkpoint's baseline throughput at the same batch size; efficiency = speed-up against dense-packed "
         "/ FLOP reduction against dense-packed, for models that drop tokens or compress weights. HF rows compute every padded position (tokens / layer counts them).",
+        _peers_note(settings),
         _shared_baselines_note(report),
     ]
     return "\n\n".join(part for part in parts if part is not None) + "\n"
+
+
+def _peers_note(settings: dict) -> str | None:
+    notes = []
+    if settings.get("peers") == "ort":
+        notes.append(
+            "Peers: `ort_fp32` is the dense checkpoint exported by the benchmark (torch.onnx, dynamo) and run by ONNX "
+            "Runtime's CPUExecutionProvider with the same thread count on the same dynamically padded batches as "
+            "`hf_dynamic`; `ort_int8` is the same graph after ONNX Runtime `quantize_dynamic` (int8 weights). "
+            "x best peer = throughput / the faster peer's at that batch size."
+        )
+    if settings.get("int8"):
+        notes.append(
+            "`+int8` rows: the same model with its encoder linears dynamically quantized to int8 (torch, fbgemm); "
+            "predictors, embeddings and heads stay fp32."
+        )
+    if settings.get("export_methods"):
+        notes.append(
+            "`+ort_fp32` / `+ort_int8` rows: the checkpoint's own model exported as `transformers-prune export` does "
+            "and run by its ONNX Runtime runner; a token-pruning graph drops tokens and takes one example per call."
+        )
+    if notes:
+        notes.append("Peer, int8 and exported rows carry the FLOPs of the fp32 row they compute the same multiply-adds as.")
+    return " ".join(notes) or None
 
 
 def _rounds_note(settings: dict) -> str:

@@ -6,10 +6,18 @@ Each row of the report (one model variant, or one sweep point) gets:
   `eval_batch_size`, run under `FlopCounterMode`;
 - latency p50/p90 and throughput at each batch size, timed separately (`measure_latency`, after warm-up);
 - ratios against the same checkpoint's baselines: `flop_reduction` (dense-packed FLOPs / row FLOPs), and per
-  batch size `speedup_vs_hf_dynamic`, `speedup_vs_dense_packed` (throughput ratios) and
-  `efficiency` = speedup_vs_dense_packed / flop_reduction (1 means every FLOP saved became saved time), for
-  the rows that cut FLOPs on the packed engine (token pruning, compressed weights): for a baseline it would
-  measure padding and kernels, not the method.
+  batch size `speedup_vs_hf_dynamic`, `speedup_vs_dense_packed`, `speedup_vs_best_peer` (throughput ratios; the
+  best peer is the faster of the ONNX Runtime rows at that batch size) and `efficiency` =
+  speedup_vs_dense_packed / flop_reduction (1 means every FLOP saved became saved time), for the rows that cut
+  FLOPs on the packed engine in fp32 (token pruning, compressed weights): for a baseline, a peer or an int8 row
+  it would measure padding, kernels or precision, not the method.
+
+Peer rows (`--peers ort`, see `peers.py`): the dense model in ONNX Runtime, fp32 and dynamic int8. int8 rows
+(`--int8`): `dense_packed+int8` and `<model type>+int8`, the same models with their encoder linears in int8
+(`deploy/torch_int8.py`). Exported rows (`--export-methods`): `<model type>+ort_fp32` / `+ort_int8`, the
+checkpoint's own model exported as `transformers-prune export` does and run in ONNX Runtime. None of these is seen by `FlopCounterMode` as it runs (ONNX Runtime is outside torch;
+torch's quantized kernels have no FLOP formula), so both carry the FLOPs of the fp32 row they compute the same
+multiply-adds as (`flops_as`).
 """
 
 from __future__ import annotations
@@ -22,12 +30,16 @@ import torch
 from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from ..deploy.torch_int8 import quantize_encoder_int8
 from .checkpoints import DENSE_PACKED, HF_DYNAMIC, HF_PADDED, Checkpoint, load_checkpoint
 from .data import TaskSpec
 from .evaluation import DeviceBatches, evaluate
 from .inputs import task_inputs
 from .latency import measure_latency
+from .peers import ORT_FP32, ORT_INT8, ORT_SUFFIXES, PEER_CHOICES, PEER_VARIANTS, onnx_runtime_models
 from .sweep import Sweep, config_value
+
+INT8_SUFFIX = "+int8"
 
 
 BASELINE_MODES = ("each", "first")
@@ -46,6 +58,9 @@ class BenchmarkSettings:
     sweep: Sweep | None = None
     baselines: str = "each"
     latency_rounds: int = 1
+    peers: str = "ort"
+    int8: bool = False
+    export_methods: bool = False
 
     def __post_init__(self):
         for name in ("eval_batch_size", "max_length", "doc_stride"):
@@ -61,6 +76,12 @@ class BenchmarkSettings:
             raise ValueError(f"threads must be at least 1, got {self.threads}")
         if self.baselines not in BASELINE_MODES:
             raise ValueError(f"baselines must be one of {BASELINE_MODES}, got {self.baselines!r}")
+        if self.peers not in PEER_CHOICES:
+            raise ValueError(f"peers must be one of {PEER_CHOICES}, got {self.peers!r}")
+        if self.int8 and self.device.type != "cpu":
+            raise ValueError(f"int8 rows run torch's CPU int8 kernels; --int8 needs --device cpu, got {self.device}")
+        if self.export_methods and self.device.type != "cpu":
+            raise ValueError(f"--export-methods times ONNX Runtime on CPU; it needs --device cpu, got {self.device}")
 
     def to_dict(self) -> dict:
         return {
@@ -75,6 +96,9 @@ class BenchmarkSettings:
             "sweep": None if self.sweep is None else {"key": self.sweep.key, "values": list(self.sweep.values)},
             "baselines": self.baselines,
             "latency_rounds": self.latency_rounds,
+            "peers": self.peers,
+            "int8": self.int8,
+            "export_methods": self.export_methods,
         }
 
 
@@ -91,13 +115,24 @@ def measure(model, batches: DeviceBatches, settings: BenchmarkSettings, name: st
     return row
 
 
-def add_ratios(row: dict, hf_dynamic: dict, dense_packed: dict) -> None:
-    """Write `flop_reduction` and, per batch size, the speed-ups and efficiency of `row` (see module docstring)."""
+def measures_method_flops(variant: str) -> bool:
+    """Whether a row's speed-up against dense-packed comes from the FLOPs its method cuts (see module docstring)."""
+    return variant not in (HF_PADDED, HF_DYNAMIC, DENSE_PACKED, *PEER_VARIANTS) and "+" not in variant  # "+int8", "+ort_*"
+
+
+def add_ratios(row: dict, baselines: dict) -> None:
+    """Write `flop_reduction` and, per batch size, the speed-ups and efficiency of `row` (see module docstring);
+    `baselines` holds the `hf_dynamic` and `dense_packed` rows, and the peer rows when they were measured."""
+    hf_dynamic, dense_packed = baselines[HF_DYNAMIC], baselines[DENSE_PACKED]
+    peers = [baselines[variant] for variant in PEER_VARIANTS if variant in baselines]
     row["flop_reduction"] = dense_packed["flops_per_example"] / row["flops_per_example"]
     for batch_size, latency in row["latency"].items():
         latency["speedup_vs_hf_dynamic"] = latency["examples_per_s"] / hf_dynamic["latency"][batch_size]["examples_per_s"]
         latency["speedup_vs_dense_packed"] = latency["examples_per_s"] / dense_packed["latency"][batch_size]["examples_per_s"]
-        if row["variant"] not in (HF_PADDED, HF_DYNAMIC, DENSE_PACKED):
+        if peers:
+            best_peer = max(peer["latency"][batch_size]["examples_per_s"] for peer in peers)
+            latency["speedup_vs_best_peer"] = latency["examples_per_s"] / best_peer
+        if measures_method_flops(row["variant"]):
             latency["efficiency"] = latency["speedup_vs_dense_packed"] / row["flop_reduction"]
 
 
@@ -110,11 +145,14 @@ def cost_signature(checkpoint: Checkpoint) -> tuple:
 
 def rows_per_checkpoint(checkpoint: Checkpoint, settings: BenchmarkSettings, shares_baselines: bool = False) -> int:
     """How many rows `benchmark_checkpoint` measures (for the progress bar)."""
+    int8 = 2 if settings.int8 else 1  # each measured model once more in int8
+    baselines = 0 if shares_baselines else 2 + int8 + (len(PEER_VARIANTS) if settings.peers == "ort" else 0)
+    method = int8 + (len(ORT_SUFFIXES) if settings.export_methods else 0)
     if checkpoint.is_compressed:
-        return 1
+        return method
     if not checkpoint.is_token_pruning:
-        return 3
-    return (1 if shares_baselines else 4) + (len(settings.sweep.values) if settings.sweep else 0)
+        return baselines
+    return baselines + method + (len(settings.sweep.values) if settings.sweep else 0)
 
 
 def benchmark_checkpoint(
@@ -122,7 +160,7 @@ def benchmark_checkpoint(
 ) -> dict:
     """Every row of one checkpoint: `{"checkpoint": facts, "rows": {variant: row}}` (a sweep sits in its row).
 
-    `baselines`: rows `{hf_padded, hf_dynamic, dense_packed}` already measured on a checkpoint of the same cost
+    `baselines`: rows `{hf_padded, hf_dynamic, dense_packed}` (and the peer and int8 rows) already measured on a checkpoint of the same cost
     signature (`--baselines first`); then only the checkpoint's own pruning rows are measured and compared to them.
     """
     loaded = load_checkpoint(checkpoint, task, settings.device, settings.seed)
@@ -136,17 +174,31 @@ def benchmark_checkpoint(
         progress.update()
         return row
 
+    def measure_twin(model, variant: str, flops_as: str) -> None:
+        """A row of a model that computes `flops_as`'s multiply-adds out of FlopCounterMode's sight."""
+        rows[variant] = measure_row(model, variant)
+        rows[variant].update(flops_per_example=rows[flops_as]["flops_per_example"], flops_as=flops_as)
+
+    rows = {}
     if baselines is None:
-        rows = {
-            HF_PADDED: measure_row(loaded.hf, HF_PADDED, DeviceBatches(inputs, settings.device, pad_to_max_length=True)),
-            HF_DYNAMIC: measure_row(loaded.hf, HF_DYNAMIC),
-            DENSE_PACKED: measure_row(loaded.dense_packed, DENSE_PACKED),
-        }
+        rows[HF_PADDED] = measure_row(loaded.hf, HF_PADDED, DeviceBatches(inputs, settings.device, pad_to_max_length=True))
+        rows[HF_DYNAMIC] = measure_row(loaded.hf, HF_DYNAMIC)
+        rows[DENSE_PACKED] = measure_row(loaded.dense_packed, DENSE_PACKED)
+        if settings.peers == "ort":
+            with onnx_runtime_models(loaded.hf, checkpoint.tokenizer, settings.max_length, settings.threads) as peers:
+                for precision, variant in (("fp32", ORT_FP32), ("int8", ORT_INT8)):
+                    measure_twin(peers[precision], variant, HF_DYNAMIC)
+        if settings.int8:
+            measure_twin(quantize_encoder_int8(loaded.dense_packed), DENSE_PACKED + INT8_SUFFIX, DENSE_PACKED)
         baselines = rows
-    else:
-        rows = {}
     if loaded.method_model is not None:
         rows[checkpoint.model_type] = measure_row(loaded.method_model, checkpoint.model_type)
+        if settings.int8:
+            measure_twin(quantize_encoder_int8(loaded.method_model), checkpoint.model_type + INT8_SUFFIX, checkpoint.model_type)
+        if settings.export_methods:
+            with onnx_runtime_models(loaded.method_model, checkpoint.tokenizer, settings.max_length, settings.threads) as exported:
+                for precision, suffix in ORT_SUFFIXES.items():
+                    measure_twin(exported[precision], checkpoint.model_type + suffix, checkpoint.model_type)
         if settings.sweep is not None and checkpoint.is_token_pruning:
             points = []
             for value in settings.sweep.values:
@@ -156,7 +208,7 @@ def benchmark_checkpoint(
             rows[checkpoint.model_type]["sweep"] = {"key": settings.sweep.key, "points": points}
     for row in rows.values():
         for measured in (row, *row.get("sweep", {}).get("points", ())):
-            add_ratios(measured, baselines[HF_DYNAMIC], baselines[DENSE_PACKED])
+            add_ratios(measured, baselines)
     facts = {
         "path": os.path.abspath(checkpoint.path),
         "model_type": checkpoint.model_type,
@@ -203,4 +255,4 @@ def run_benchmark(task: TaskSpec, data, checkpoints: list[Checkpoint], settings:
     return result
 
 
-__all__ = ["BenchmarkSettings", "add_ratios", "benchmark_checkpoint", "measure", "run_benchmark"]
+__all__ = ["INT8_SUFFIX", "BenchmarkSettings", "add_ratios", "benchmark_checkpoint", "measure", "measures_method_flops", "run_benchmark"]

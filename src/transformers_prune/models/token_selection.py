@@ -22,6 +22,7 @@ layer; the masked loop's counts stay differentiable, for losses that use them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -190,10 +191,12 @@ def run_packed_layers(
     output_hidden_states: bool = False,
     layer_range: range | None = None,
     checkpointing_owner: nn.Module | None = None,
+    drop: Callable[[PackedBatch, torch.Tensor], PackedBatch] = drop_tokens,
 ) -> tuple[PackedBatch, list[torch.Tensor], tuple[torch.Tensor, ...] | None]:
     """The packed encoder loop over `layer_range` (default every layer); `selector=None` is the method-free packed
     BERT. Returns the batch after the last layer, the `[B]` tokens entering each layer run, and (when asked) the
-    `[B, S, H]` states after each (the input first); a dropped token's state comes from the restore buffer."""
+    `[B, S, H]` states after each (the input first); a dropped token's state comes from the restore buffer.
+    `drop` applies a keep mask (`drop_tokens`; the ONNX export passes one without host syncs, `deploy/traceable.py`)."""
     layer_range = range(len(layers)) if layer_range is None else layer_range
     if selector is not None and layer_range.start == 0:
         selector.begin(trace, PackedView(batch))
@@ -203,13 +206,13 @@ def run_packed_layers(
         point = selector.decision_point(index) if selector is not None else None
         if point == BEFORE_LAYER:
             view = PackedView(batch)
-            batch = drop_tokens(batch, _protect_first(selector.keep_values(index, view, trace), view))
+            batch = drop(batch, _protect_first(selector.keep_values(index, view, trace), view))
         counts.append(batch.seqlens())
         if point == AFTER_ATTENTION:
             context, received = packed_attention_and_received(layer, batch, attention_backend)
             view = PackedView(batch)
             keep = _protect_first(selector.keep_values(index, view, trace, received), view)
-            kept = drop_tokens(batch, keep)
+            kept = drop(batch, keep)
             if kept is not batch:
                 context = context[keep]
             batch = kept.with_hidden(feed_forward(layer, context, kept.hidden))

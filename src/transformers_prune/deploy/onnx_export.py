@@ -1,0 +1,234 @@
+"""ONNX export of a model (`torch.onnx.export`, dynamo), ONNX Runtime dynamic int8, and the export folder.
+
+An export folder holds everything `ort_runner.py` (copied into it) needs, and nothing that needs torch:
+
+| file | what |
+|---|---|
+| `model.onnx` | the fp32 graph |
+| `model_int8.onnx` | with `int8=True`: ONNX Runtime `quantize_dynamic` of it (int8 weights, activations quantized per call) |
+| `tokenizer.json` | the checkpoint's fast tokenizer, padding to the longest text of a batch, no truncation |
+| `export_config.json` | graph kind, head, output names, vocabulary sizes, `max_length`, labels, the export's own check |
+| `ort_runner.py` | the torch-free runner (`deploy/ort_runner.py`) |
+
+The folder is written next to its destination and moved there at the end (`folders.staged_output_folder`, as
+every command), so a failed export leaves nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import warnings
+
+import torch
+from torch import nn
+
+from ..folders import staged_output_folder
+from ..models.modeling_token_pruning import TokenPruningModel
+from . import ort_runner
+from .traceable import INPUT_NAMES, PaddedGraph, SingleExampleGraph, dense_inference_copy, head_of
+
+ONNX_FILE, INT8_FILE = "model.onnx", "model_int8.onnx"
+# fp32 export against torch on the export's check inputs, relative to the outputs' scale (at least 1): the order of
+# float sums differs, nothing else.
+EXPORT_TOLERANCE = 1e-4
+
+
+@contextlib.contextmanager
+def _quiet_exporter():
+    """Hide the exporter's progress lines and the warnings torch.export raises on HF code; errors still surface."""
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "onnx_ir", "onnxscript")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
+def export_onnx(graph: nn.Module, path: str, example: dict[str, torch.Tensor], max_length: int, dynamic_batch: bool = True) -> None:
+    """Write `graph` (a module of `INPUT_NAMES` returning a tuple named by `graph.output_names`) to `path`.
+
+    `example` traces it; its sizes must not be 0 or 1 where the dimension is dynamic (torch.export would
+    specialise them). The sequence dimension is dynamic up to `max_length`; the batch dimension when
+    `dynamic_batch`, else fixed to the example's.
+    """
+    sequence = torch.export.Dim("sequence", min=1, max=max_length)
+    axes = {0: torch.export.Dim("batch", min=1), 1: sequence} if dynamic_batch else {1: sequence}
+    with _quiet_exporter(), torch.no_grad():
+        program = torch.onnx.export(
+            graph,
+            tuple(example[name] for name in INPUT_NAMES),
+            input_names=list(INPUT_NAMES),
+            output_names=list(graph.output_names),
+            dynamic_shapes={name: axes for name in INPUT_NAMES},
+            dynamo=True,
+            verbose=False,
+        )
+        program.save(path)
+
+
+def quantize_onnx_int8(source: str, target: str) -> None:
+    """ONNX Runtime dynamic quantization: int8 weights (QInt8), activations quantized per call (CPU)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    root = logging.getLogger()
+    disabled, root.disabled = root.disabled, True  # it logs a "consider pre-processing" note to the root logger
+    try:
+        quantize_dynamic(source, target, weight_type=QuantType.QInt8)
+    finally:
+        root.disabled = disabled
+
+
+def check_inputs(tokenizer, config, lengths: tuple[int, ...], seed: int = 0) -> dict[str, torch.Tensor]:
+    """A right-padded `[len(lengths), max(lengths)]` batch of random token ids between [CLS] and [SEP], two
+    segments, for tracing and checking an export (values do not matter to a dense graph)."""
+    generator = torch.Generator().manual_seed(seed)
+    seq_len = max(lengths)
+    input_ids = torch.randint(0, config.vocab_size, (len(lengths), seq_len), generator=generator)
+    attention_mask = torch.zeros(len(lengths), seq_len, dtype=torch.long)
+    token_type_ids = torch.zeros(len(lengths), seq_len, dtype=torch.long)
+    for row, length in enumerate(lengths):
+        attention_mask[row, :length] = 1
+        token_type_ids[row, length // 2 : length] = 1 if config.type_vocab_size > 1 else 0
+        input_ids[row, 0] = tokenizer.cls_token_id
+        input_ids[row, length - 1] = tokenizer.sep_token_id
+    input_ids = input_ids.masked_fill(attention_mask == 0, tokenizer.pad_token_id)
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
+
+
+def compare_with_torch(model: nn.Module, runner: ort_runner.ExportedModel, batches: list[dict]) -> tuple[float, float]:
+    """The largest absolute difference between the exported graph (through `runner`) and the torch model itself
+    over `batches`, on real positions (a packed model leaves padding positions as zeros, HF's BERT computes them),
+    and the largest absolute output value. Raises ValueError if the graph keeps other token counts per layer."""
+    worst, scale = 0.0, 0.0
+    for batch in batches:
+        with torch.no_grad():
+            expected = model(**batch, return_dict=True)
+        got = runner(**{name: tensor.numpy() for name, tensor in batch.items()})
+        real = batch["attention_mask"].bool().numpy()
+        for name in runner.output_names:
+            reference = expected[name].numpy()
+            if name == "tokens_per_layer":
+                if not (got[name] == reference).all():
+                    raise ValueError(f"the exported graph keeps {got[name].tolist()} tokens per layer, the torch model {reference.tolist()}")
+                continue
+            difference = abs(got[name] - reference)
+            if difference.shape[:2] == real.shape:
+                difference, reference = difference[real], reference[real]
+            worst, scale = max(worst, float(difference.max())), max(scale, float(abs(reference).max()))
+    return worst, scale
+
+
+def _save_tokenizer(tokenizer, path: str) -> None:
+    """The fast tokenizer's `tokenizer.json`, set to pad to the longest text of a batch and not to truncate."""
+    if not getattr(tokenizer, "is_fast", False):
+        raise ValueError(f"export needs a fast tokenizer (tokenizer.json); {type(tokenizer).__name__} is not one")
+    from tokenizers import Tokenizer
+
+    backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+    backend.no_truncation()
+    backend.enable_padding(pad_id=tokenizer.pad_token_id, pad_token=tokenizer.pad_token, pad_type_id=0, direction="right")
+    backend.save(path)
+
+
+def _export_config(model: nn.Module, head: str, graph_kind: str, output_names, max_length: int, files: dict) -> dict:
+    config = model.config
+    return {
+        "format": "onnx",
+        "graph": graph_kind,
+        "model_type": type(config).model_type,  # the class's: a config loaded from a BERT folder keeps "bert"
+        "architecture": type(model).__name__,
+        "head": head,
+        "inputs": list(INPUT_NAMES),
+        "outputs": list(output_names),
+        "max_length": max_length,
+        "vocab_size": config.vocab_size,
+        "type_vocab_size": config.type_vocab_size,
+        "num_hidden_layers": config.num_hidden_layers,
+        "id2label": {str(index): label for index, label in config.id2label.items()},
+        "files": files,
+    }
+
+
+def export_folder(
+    model: nn.Module, tokenizer, output_dir: str, int8: bool = False, max_length: int | None = None,
+    overwrite: bool = False, inputs: tuple[str, ...] = (),
+) -> dict:
+    """Export `model` (eval, on CPU, any of our types or HF BERT) with `tokenizer` into `output_dir` (see module
+    docstring), whole or not at all (`folders.staged_output_folder`; `overwrite` replaces a non-empty folder,
+    `inputs` are paths the output must not be or hold).
+
+    Returns the written `export_config.json`, whose "check" entry holds the largest absolute difference between
+    the fp32 graph in ONNX Runtime and the torch model on random inputs. Raises ValueError for a `max_length`
+    beyond the model's positions, when that difference exceeds `EXPORT_TOLERANCE` x max(1, largest output), and
+    when the graph keeps other token counts per layer than the torch model; nothing is written then.
+    """
+    positions = model.config.max_position_embeddings
+    max_length = positions if max_length is None else max_length
+    if not 2 <= max_length <= positions:
+        raise ValueError(f"max_length must be between 2 and the model's {positions} positions, got {max_length}")
+    with staged_output_folder(output_dir, overwrite, inputs) as staged:
+        return _write_folder(model, tokenizer, staged, int8, max_length)
+
+
+def export_graph(model: nn.Module) -> tuple[nn.Module, str]:
+    """The traceable forward of `model` and its kind: `SingleExampleGraph` for a token-pruning model (it drops
+    tokens), `PaddedGraph` for a dense one (see `traceable.py`)."""
+    copy = dense_inference_copy(model)
+    if isinstance(model.base_model, TokenPruningModel):
+        return SingleExampleGraph(copy), ort_runner.SINGLE_EXAMPLE
+    return PaddedGraph(copy), ort_runner.PADDED
+
+
+def _write_folder(model: nn.Module, tokenizer, folder: str, int8: bool, max_length: int) -> dict:
+    graph, graph_kind = export_graph(model)
+    short = min(max_length, 16)
+    trace_lengths = (short, short // 2 + 1) if graph_kind == ort_runner.PADDED else (short,)
+    export_onnx(
+        graph, os.path.join(folder, ONNX_FILE), check_inputs(tokenizer, model.config, trace_lengths), max_length,
+        dynamic_batch=graph_kind == ort_runner.PADDED,
+    )
+    if int8:
+        quantize_onnx_int8(os.path.join(folder, ONNX_FILE), os.path.join(folder, INT8_FILE))
+    _save_tokenizer(tokenizer, os.path.join(folder, ort_runner.TOKENIZER_FILE))
+    shutil.copy2(ort_runner.__file__, os.path.join(folder, "ort_runner.py"))
+    files = {"fp32": ONNX_FILE, **({"int8": INT8_FILE} if int8 else {})}
+    config = _export_config(model, head_of(model), graph_kind, graph.output_names, max_length, files)
+    _write_json(config, os.path.join(folder, ort_runner.CONFIG_FILE))
+    lengths = ((short, short - 3, 2), (max(2, short // 3),))
+    batches = [check_inputs(tokenizer, model.config, batch_lengths, seed) for seed, batch_lengths in enumerate(lengths)]
+    difference, scale = compare_with_torch(model, ort_runner.ExportedModel(folder), batches)
+    if difference > EXPORT_TOLERANCE * max(1.0, scale):
+        raise ValueError(
+            f"the exported graph differs from the torch model by {difference:.3g} on random inputs (outputs up to "
+            f"{scale:.3g}; allowed {EXPORT_TOLERANCE} x max(1, that))"
+        )
+    config["check"] = {"max_abs_difference_fp32": difference, "lengths": [list(batch_lengths) for batch_lengths in lengths]}
+    _write_json(config, os.path.join(folder, ort_runner.CONFIG_FILE))
+    return config
+
+
+def _write_json(value: dict, path: str) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(value, f, indent=1)
+
+
+__all__ = [
+    "EXPORT_TOLERANCE",
+    "INT8_FILE",
+    "ONNX_FILE",
+    "check_inputs",
+    "compare_with_torch",
+    "export_folder",
+    "export_graph",
+    "export_onnx",
+    "quantize_onnx_int8",
+]

@@ -1,0 +1,97 @@
+"""`transformers-prune export`: a checkpoint as an ONNX graph (and ONNX Runtime int8), run without torch.
+
+Any checkpoint of ours or plain BERT, with its head (sequence classification, question answering, token
+classification, or none). The output folder holds `model.onnx` (`model_int8.onnx` with `--int8`), the tokenizer,
+`export_config.json` and `ort_runner.py`, a runner that needs only numpy, onnxruntime and tokenizers
+(`python OUT/ort_runner.py OUT "some text"`); see `deploy/onnx_export.py`. The export checks its graph against
+the torch model on random inputs and fails, writing nothing, when they differ by more than 1e-4 or keep other
+tokens per layer. As every command: the output is written whole or not at all, never into an input, and a
+non-empty output folder is refused unless `--overwrite`.
+
+    transformers-prune export runs/sst2/dense runs/sst2/dense-onnx --format onnx --int8
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForQuestionAnswering,
+    AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
+    AutoTokenizer,
+)
+
+from .command_line import add_overwrite_argument, positive_int
+from .folders import check_checkpoint_folder, check_output_path
+from .quiet import quiet_transformers
+
+FORMATS = ("onnx",)
+AUTO_CLASS_BY_SUFFIX = {
+    "ForSequenceClassification": AutoModelForSequenceClassification,
+    "ForQuestionAnswering": AutoModelForQuestionAnswering,
+    "ForTokenClassification": AutoModelForTokenClassification,
+}
+
+
+def load_for_export(path: str):
+    """The checkpoint's model with its own head (`config.architectures`; none: the bare encoder), in eval mode, and
+    its tokenizer. Raises FileNotFoundError for a folder without config.json, ValueError for a model type we do not
+    export or weights the checkpoint lacks."""
+    from . import COMPRESSED_MODEL_TYPES, MODEL_TYPES
+
+    check_checkpoint_folder(path)
+    with open(os.path.join(path, "config.json"), encoding="utf-8") as f:
+        model_type = json.load(f).get("model_type")
+    supported = ("bert", *MODEL_TYPES, *COMPRESSED_MODEL_TYPES)
+    if model_type not in supported:
+        raise ValueError(f"{path}: model type {model_type!r} cannot be exported; supported: {', '.join(supported)}")
+    config = AutoConfig.from_pretrained(path)
+    architecture = (config.architectures or [""])[0]
+    auto_class = next((auto for suffix, auto in AUTO_CLASS_BY_SUFFIX.items() if architecture.endswith(suffix)), AutoModel)
+    with quiet_transformers():  # missing weights are refused below, in our words
+        model, loading = auto_class.from_pretrained(path, config=config, output_loading_info=True)
+    if loading["missing_keys"]:
+        missing = sorted(loading["missing_keys"])
+        raise ValueError(
+            f"{path} lacks weights of its {type(model).__name__} ({', '.join(missing[:3])}...): the export would bake "
+            "freshly initialised values into the graph"
+        )
+    return model.eval(), AutoTokenizer.from_pretrained(path)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", help="checkpoint folder: plain BERT or any transformers_prune model type")
+    parser.add_argument("output_dir", help="folder for the export")
+    add_overwrite_argument(parser)
+    parser.add_argument("--format", choices=FORMATS, default="onnx", help="export format (default onnx)")
+    parser.add_argument("--int8", action="store_true", help="also write model_int8.onnx (ONNX Runtime dynamic int8)")
+    parser.add_argument("--max-length", type=positive_int, help="longest input the graph accepts (default: the model's positions)")
+
+
+def run(args: argparse.Namespace) -> dict:
+    try:
+        from .deploy.onnx_export import export_folder
+    except ImportError as error:
+        raise ValueError(f"export needs the onnx extra ({error}): pip install 'transformers_prune[onnx]'") from error
+
+    check_output_path(args.output_dir, args.overwrite, [args.checkpoint])  # before the model loads
+    model, tokenizer = load_for_export(args.checkpoint)
+    config = export_folder(
+        model, tokenizer, args.output_dir, int8=args.int8, max_length=args.max_length, overwrite=args.overwrite,
+        inputs=(args.checkpoint,),
+    )
+    sizes = ", ".join(
+        f"{name} {os.path.getsize(os.path.join(args.output_dir, name)) / 2**20:.1f} MiB" for name in config["files"].values()
+    )
+    print(
+        f"exported {args.checkpoint} ({config['model_type']}, {config['head']}, {config['graph']} graph) to {args.output_dir}: "
+        f"{sizes}; outputs {', '.join(config['outputs'])}; fp32 graph vs torch max abs difference "
+        f"{config['check']['max_abs_difference_fp32']:.2g}\nrun it: python {os.path.join(args.output_dir, 'ort_runner.py')} "
+        f"{args.output_dir} \"some text\""
+    )
+    return config

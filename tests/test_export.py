@@ -1,0 +1,300 @@
+"""`transformers-prune export` and the torch-free runner: round trips for every model type and head (logits and
+kept tokens per layer equal to the torch model's), the runner without torch, its input checks, the command's
+bad input, the int8 options (ONNX Runtime and torch), and once on the real MiniLM with real SST-2 / IMDB text.
+
+Tiny random checkpoints use the 27-token vocabulary of conftest; each token-pruning model is set up so that it
+really drops tokens on the test inputs (asserted), so the exported graph's data-dependent selection is exercised.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import os
+import random
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoTokenizer, BertConfig, BertForQuestionAnswering, BertForSequenceClassification
+
+import transformers_prune  # noqa: F401
+from transformers_prune import (
+    CompressedBertForQuestionAnswering,
+    CompressedBertForSequenceClassification,
+    LTPRobertaConfig,
+    LTPRobertaForSequenceClassification,
+    TranskimmerForSequenceClassification,
+)
+from transformers_prune.cli import main as cli_main
+from transformers_prune.deploy import ort_runner
+from transformers_prune.deploy.onnx_export import export_folder
+from transformers_prune.deploy.torch_int8 import encoder_linear_names, quantize_encoder_int8
+
+from conftest import TINY_CONFIG_KWARGS, WORDS, save_checkpoint, write_tokenizer
+from model_testers import TESTERS, sharpen_attention
+
+SHARED_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
+MAX_LENGTH = 40  # below the tiny configs' 64 positions, above every test text
+
+
+HEADS = {"cls": "sequence_classification", "qa": "question_answering"}
+
+
+def tiny_model(model_type: str, head: str, batch: dict[str, np.ndarray] | None = None):
+    """A tiny random model of `model_type` with `head` ("cls" or "qa"); a token-pruning one drops some but not all
+    real tokens of `batch` (the shared tester's "some_dropped" recipe, decisions away from the boundary)."""
+    if model_type == "bert":
+        return (BertForQuestionAnswering if head == "qa" else BertForSequenceClassification)(BertConfig(**TINY_CONFIG_KWARGS)).eval()
+    if model_type == "ltp-roberta":  # LTP's tester recipe on RoBERTa (ids from a BERT vocabulary: consistent on both sides)
+        config = LTPRobertaConfig(**TINY_CONFIG_KWARGS, type_vocab_size=1, final_token_threshold=0.4, scoring_mode="mean_norm")
+        model = LTPRobertaForSequenceClassification(config).eval()
+        sharpen_attention(model)
+        return model
+    input_ids, attention_mask = (torch.from_numpy(batch[name]) for name in ("input_ids", "attention_mask"))
+    return TESTERS[model_type].make_model(HEADS[head], input_ids, attention_mask)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return tmp_path_factory.mktemp("export")
+
+
+@pytest.fixture(scope="module")
+def tokenizer(folder):
+    return write_tokenizer(folder)
+
+
+def texts(count: int = 6, seed: int = 0) -> list[str]:
+    generator = random.Random(seed)
+    return [" ".join(generator.choices(WORDS, k=generator.randint(1, 30))) for _ in range(count)]
+
+
+def tokenized_texts(tokenizer) -> dict[str, np.ndarray]:
+    """`texts()` tokenized as the runner does: right-padded int64 arrays, lengths 3 to 32."""
+    return {name: tensor.numpy() for name, tensor in tokenizer(texts(), padding=True, return_tensors="pt").items()}
+
+
+def torch_outputs(model, batch: dict) -> dict:
+    with torch.no_grad():
+        return model(**{name: torch.from_numpy(array) for name, array in batch.items()}, return_dict=True)
+
+
+TOKEN_TYPES = ("transkimmer-bert", "ltp", "adapler-bert", "autobert", "ltp-roberta")
+
+
+# Every type with a classifier; QA heads (full-length logits) for the padded graph and for both kinds of decision
+# (before a layer: Transkimmer; after attention: LTP), whose dropped tokens come back from the restore buffer.
+ROUND_TRIPS = [
+    *((model_type, "cls") for model_type in ("bert", "compressed-bert", *TESTERS)),
+    ("bert", "qa"),
+    ("transkimmer-bert", "qa"),
+    pytest.param("ltp", "qa", marks=pytest.mark.slow),  # one ONNX export each; the fast set keeps one QA per graph kind
+    pytest.param("ltp-roberta", "cls", marks=pytest.mark.slow),  # the backbone seam: RoBERTa embeddings and head
+]
+
+
+@pytest.mark.parametrize("model_type, head", ROUND_TRIPS)
+def test_export_round_trip_equals_the_torch_model(model_type, head, folder, tokenizer):
+    batch = tokenized_texts(tokenizer)
+    if model_type == "compressed-bert":
+        source = save_checkpoint(tiny_model("bert", head), tokenizer, folder / f"bert-{head}")
+        checkpoint = str(folder / f"svd-{head}")
+        cli_main(["compress", source, checkpoint, "--method", "svd", "--targets", "intermediate", "output", "--rank", "4"])
+        model_class = CompressedBertForQuestionAnswering if head == "qa" else CompressedBertForSequenceClassification
+        model = model_class.from_pretrained(checkpoint).eval()
+    else:
+        model = tiny_model(model_type, head, batch)
+    output_dir = folder / f"{model_type}-{head}-onnx"
+    config = export_folder(model, tokenizer, str(output_dir), max_length=MAX_LENGTH)
+    assert config["graph"] == ("single_example" if model_type in TOKEN_TYPES else "padded")
+    assert config["check"]["max_abs_difference_fp32"] <= 1e-4
+
+    runner = ort_runner.ExportedModel(str(output_dir), threads=1)
+    for name, array in runner.tokenize(texts()).items():  # the runner tokenizes as the torch side did
+        np.testing.assert_array_equal(array, batch[name])
+    ours, reference = runner(**batch), torch_outputs(model, batch)
+    real = batch["attention_mask"].astype(bool)
+    names = ("start_logits", "end_logits") if head == "qa" else ("logits",)
+    for name in names:
+        assert ours[name].shape == tuple(reference[name].shape)  # QA: full length, [batch, seq_len]
+        got, expected = (ours[name][real], reference[name].numpy()[real]) if head == "qa" else (ours[name], reference[name].numpy())
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4)
+    if model_type in TOKEN_TYPES:
+        tokens = reference.tokens_per_layer.numpy()
+        np.testing.assert_array_equal(ours["tokens_per_layer"], tokens)
+        # The graph really dropped tokens, and not only down to [CLS]: some layer ran a part of an example.
+        assert ((tokens > 1) & (tokens < real.sum(axis=1, keepdims=True))).any()
+
+
+@pytest.fixture(scope="module")
+def exported_without_pruning(folder, tokenizer):
+    """A Transkimmer classifier with prune_at_inference=False, exported without --int8."""
+    model = tiny_model("transkimmer-bert", "cls", tokenized_texts(tokenizer))
+    model.config.prune_at_inference = False
+    export_folder(model, tokenizer, str(folder / "off-onnx"), max_length=MAX_LENGTH)
+    return str(folder / "off-onnx")
+
+
+def test_export_of_a_pruning_model_with_pruning_off_runs_every_token(exported_without_pruning):
+    runner = ort_runner.ExportedModel(exported_without_pruning)
+    batch = runner.tokenize(texts())
+    lengths = batch["attention_mask"].sum(axis=1)
+    np.testing.assert_array_equal(runner(**batch)["tokens_per_layer"], np.repeat(lengths[:, None], 3, axis=1))
+
+
+# ----------------------------------------------------------------------------------------------------- the runner
+
+
+@pytest.fixture(scope="module")
+def exported(folder, tokenizer):
+    """A Transkimmer classifier exported with --int8 by the command."""
+    checkpoint = save_checkpoint(tiny_model("transkimmer-bert", "cls", tokenized_texts(tokenizer)), tokenizer, folder / "skimmer")
+    output_dir = folder / "skimmer-onnx"
+    cli_main(["export", checkpoint, str(output_dir), "--format", "onnx", "--int8", "--max-length", str(MAX_LENGTH)])
+    return str(output_dir)
+
+
+def test_export_folder_holds_everything_the_runner_needs(exported):
+    assert sorted(os.listdir(exported)) == ["export_config.json", "model.onnx", "model_int8.onnx", "ort_runner.py", "tokenizer.json"]
+    config = json.loads(open(os.path.join(exported, "export_config.json"), encoding="utf-8").read())
+    assert config["model_type"] == "transkimmer-bert" and config["head"] == "sequence-classification"
+    assert config["outputs"] == ["logits", "tokens_per_layer"] and config["max_length"] == MAX_LENGTH
+
+
+@pytest.mark.slow  # two fresh interpreters
+def test_runner_runs_without_torch(exported):
+    # A fresh interpreter in which importing torch, transformers or transformers_prune fails.
+    script = (
+        "import sys\n"
+        "for name in ('torch', 'transformers', 'transformers_prune'):\n"
+        "    sys.modules[name] = None\n"
+        f"sys.path.insert(0, {exported!r})\n"
+        "from ort_runner import ExportedModel\n"
+        f"model = ExportedModel({exported!r}, precision='int8', threads=1)\n"
+        "print(model.predict(['the movie was good', 'dull plot']))\n"
+        "print(sorted(k for k in sys.modules if k.split('.')[0] in ('torch', 'transformers') and sys.modules[k] is not None))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    labels, imported = result.stdout.strip().splitlines()
+    assert labels.count("LABEL_") == 2
+    assert imported == "[]"
+    cli = subprocess.run([sys.executable, os.path.join(exported, "ort_runner.py"), exported, "great fun"], capture_output=True, text=True, check=True)
+    assert cli.stdout.startswith("LABEL_") and cli.stdout.strip().endswith("great fun")
+
+
+def test_int8_graph_stays_close_to_fp32(exported):
+    fp32, int8 = ort_runner.ExportedModel(exported), ort_runner.ExportedModel(exported, precision="int8")
+    batch = fp32.tokenize(texts())
+    # Quantisation error only, far below the logits' scale (kept tokens may differ where a decision is close).
+    assert np.abs(fp32(**batch)["logits"] - int8(**batch)["logits"]).max() < 0.1
+
+
+@pytest.mark.parametrize(
+    "inputs, message",
+    [
+        (dict(input_ids=np.zeros((0, 4), dtype=np.int64)), "the input is empty"),
+        (dict(input_ids=np.zeros((2, 0), dtype=np.int64)), "the input is empty"),
+        (dict(input_ids=np.full((1, MAX_LENGTH + 1), 5)), f"more than the model's {MAX_LENGTH}"),
+        (dict(input_ids=np.full((1, 4), 5.0)), "input_ids must hold integers .* float64"),
+        (dict(input_ids=np.full((4,), 5)), "must be 2-D"),
+        (dict(input_ids=np.full((1, 4), 5), attention_mask=np.ones((1, 3))), "attention_mask must hold integers"),
+        (dict(input_ids=np.full((1, 4), 5), attention_mask=np.ones((1, 3), dtype=np.int64)), "attention_mask has shape"),
+        (dict(input_ids=np.full((1, 4), 5), attention_mask=np.array([[0, 1, 1, 1]])), "not right-padded"),
+        (dict(input_ids=np.full((2, 2), 5), attention_mask=np.array([[1, 1], [0, 0]])), r"examples \[1\] are all padding"),
+        (dict(input_ids=np.full((1, 2), 5), attention_mask=np.array([[1, 2]])), "0 and 1 only"),
+        (dict(input_ids=np.array([[2, 99]])), r"input_ids\[0, 1\] = 99 is outside the model's range 0..98"),
+        (dict(input_ids=np.full((1, 2), 5), token_type_ids=np.array([[0, 2]])), "token_type_ids.* outside"),
+    ],
+)
+def test_runner_refuses_bad_input(exported, inputs, message):
+    with pytest.raises(ValueError, match=message):
+        ort_runner.ExportedModel(exported)(**inputs)
+
+
+def test_runner_text_checks(exported, exported_without_pruning):
+    runner = ort_runner.ExportedModel(exported)
+    with pytest.raises(ValueError, match="texts is empty"):
+        runner.tokenize([])
+    with pytest.raises(ValueError, match="wrap it in a list"):
+        runner.predict("good")
+    long_text = " ".join(["good"] * (MAX_LENGTH + 5))
+    with pytest.raises(ValueError, match=f"text 0 has {MAX_LENGTH + 7} tokens, more than the model's {MAX_LENGTH}"):
+        runner.tokenize([long_text], truncation=False)
+    assert runner.tokenize([long_text])["input_ids"].shape == (1, MAX_LENGTH)
+    with pytest.raises(ValueError, match="has no 'int8' graph"):
+        ort_runner.ExportedModel(exported_without_pruning, precision="int8")
+
+
+def test_export_command_refuses_bad_input(exported, folder, tokenizer):
+    with pytest.raises(SystemExit, match="already exists and is not empty; pass --overwrite"):
+        cli_main(["export", os.path.join(os.path.dirname(exported), "skimmer"), exported])
+    with pytest.raises(SystemExit, match="is the input"):
+        cli_main(["export", exported, exported, "--overwrite"])
+    with pytest.raises(SystemExit, match="is not a checkpoint folder"):
+        cli_main(["export", str(folder / "nowhere"), str(folder / "x")])
+    with pytest.raises(SystemExit, match="max_length must be between 2 and the model's 64 positions"):
+        cli_main(["export", os.path.join(os.path.dirname(exported), "skimmer"), str(folder / "x"), "--max-length", "100"])
+    assert not (folder / "x").exists() and not [name for name in os.listdir(folder) if ".partial-" in name]
+
+
+# ---------------------------------------------------------------------------------------------------- torch int8
+
+
+def test_torch_int8_quantizes_only_the_encoder_linears(tokenizer):
+    model = tiny_model("transkimmer-bert", "cls", tokenized_texts(tokenizer))
+    quantized = quantize_encoder_int8(model)
+    names = encoder_linear_names(model)
+    assert len(names) == 6 * TINY_CONFIG_KWARGS["num_hidden_layers"]  # Q, K, V, attention output, FFN in and out
+    assert all(type(quantized.get_submodule(name)).__module__.startswith("torch.ao.nn.quantized") for name in names)
+    assert type(quantized.classifier) is torch.nn.Linear  # heads and predictors stay fp32
+    assert type(quantized.bert.encoder.skim_predictors[0].dense) is torch.nn.Linear
+    assert type(model.bert.encoder.layer[0].attention.self.query) is torch.nn.Linear  # the original is untouched
+    input_ids = torch.randint(5, 99, (3, 9))
+    with torch.no_grad():
+        fp32, int8 = model(input_ids), quantized(input_ids)
+    assert 0 < (fp32.logits - int8.logits).abs().max() < 0.1
+    with pytest.raises(ValueError, match="no nn.Linear under encoder.layer"):
+        quantize_encoder_int8(torch.nn.Sequential(torch.nn.Linear(2, 2)))
+
+
+# ------------------------------------------------------------------------------------------------ real checkpoint
+
+
+def _real_texts() -> tuple[list[str], list[str]]:
+    sst2, imdb = os.path.join(SHARED_DATA, "glue", "sst2", "dev.csv"), os.path.join(SHARED_DATA, "imdb", "test.jsonl.gz")
+    if not (os.path.isfile(sst2) and os.path.isfile(imdb)):
+        pytest.skip(f"no SST-2 / IMDB files under {SHARED_DATA}")
+    with open(sst2, encoding="utf-8", newline="") as f:
+        sentences = [row["sentence"] for row in csv.DictReader(f)][:64]
+    with gzip.open(imdb, "rt", encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f]
+    random.Random(0).shuffle(rows)
+    return sentences, [row["text"] for row in rows[:16]]
+
+
+@pytest.mark.slow  # exports the real MiniLM and runs 80 real texts through both
+def test_real_minilm_transkimmer_export_drops_the_same_tokens(minilm_path, tmp_path):
+    """MiniLM-L6 as a Transkimmer classifier whose predictors are perturbed so that they skim (no trained one here):
+    64 SST-2 dev sentences and 16 IMDB reviews (512 tokens max) through ONNX Runtime, against the torch model."""
+    sentences, reviews = _real_texts()
+    model = TranskimmerForSequenceClassification.from_pretrained(minilm_path).eval()
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for predictor in model.bert.encoder.skim_predictors:
+            predictor.classifier.weight.normal_(0.0, 0.05)
+            predictor.classifier.bias.copy_(torch.tensor([0.0, 0.3]))  # (skim, keep): keeps a bit over half
+    tokenizer = AutoTokenizer.from_pretrained(minilm_path)
+    export_folder(model, tokenizer, str(tmp_path / "onnx"))
+    runner = ort_runner.ExportedModel(str(tmp_path / "onnx"))
+    for group in (sentences, reviews):
+        for start in range(0, len(group), 16):
+            batch = runner.tokenize(group[start : start + 16])
+            ours, reference = runner(**batch), torch_outputs(model, batch)
+            np.testing.assert_allclose(ours["logits"], reference.logits.numpy(), rtol=0, atol=1e-4)
+            np.testing.assert_array_equal(ours["tokens_per_layer"], reference.tokens_per_layer.numpy())
+            real = batch["attention_mask"].sum(axis=1, keepdims=True)
+            assert (reference.tokens_per_layer.numpy()[:, -1:] < real).all()  # every example lost tokens
