@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoModelForQuestionAnswering, BertConfig, BertForQuestionAnswering, BertForSequenceClassification, BertModel
 
-from transformers_prune import TranskimmerForQuestionAnswering, TranskimmerForSequenceClassification
+from transformers_prune import LTPForSequenceClassification, TranskimmerForQuestionAnswering, TranskimmerForSequenceClassification
 from transformers_prune.bench import main as bench_main
 from transformers_prune.benchmark.checkpoints import inspect_checkpoint, load_checkpoint
 from transformers_prune.benchmark.data import get_task, load_task_data, resolve_data_file
@@ -208,7 +208,7 @@ def test_flop_counter_counts_cpu_attention():
 
 
 def test_sweep_reruns_the_checkpoint_at_each_value(report):
-    sweep = report["models"]["skimmer/transkimmer-bert"]["sweep"]
+    (sweep,) = report["models"]["skimmer/transkimmer-bert"]["sweeps"]
     assert sweep["key"] == "prune_at_inference"
     pruned, dense = sweep["points"]
     assert (pruned["value"], dense["value"]) == (True, False)
@@ -216,6 +216,27 @@ def test_sweep_reruns_the_checkpoint_at_each_value(report):
     assert dense["flops_per_example"] == report["models"]["skimmer/dense_packed"]["flops_per_example"]
     assert dense["kept_fraction"] == 1.0
     assert set(pruned["latency"]) == set(BATCH_SIZES) and "efficiency" in pruned["latency"]["1"]
+
+
+def test_each_sweep_runs_on_the_types_with_its_key_and_truncation_rows_are_baselines(workspace, tmp_path):
+    torch.manual_seed(0)
+    ltp = LTPForSequenceClassification(TESTERS["ltp"].make_config(final_token_threshold=0.3))
+    ltp_folder = save_checkpoint(ltp, workspace["tokenizer"], tmp_path / "ltp")
+    bench_main([
+        workspace["bert"], workspace["skimmer"], ltp_folder, "--task", "sst2", "--data-file", workspace["data"],
+        "--baselines", "first", "--peers", "none", "--sweep", "keep_threshold=0.3,0.7", "--sweep", "threshold_scale=0.5,2",
+        "--truncations", "4", "--output-dir", str(tmp_path / "out"), *FAST,
+    ])
+    models = json.loads((tmp_path / "out" / "bench.json").read_text())["models"]
+    assert [sweep["key"] for sweep in models["skimmer/transkimmer-bert"]["sweeps"]] == ["keep_threshold"]
+    assert [sweep["key"] for sweep in models["ltp/ltp"]["sweeps"]] == ["threshold_scale"]
+    scales = {point["value"]: point["kept_fraction"] for point in models["ltp/ltp"]["sweeps"][0]["points"]}
+    assert scales[0.5] > scales[2]  # a higher threshold scale prunes more
+    truncated, dense = models["bert/truncated_4"], models["bert/dense_packed"]
+    assert truncated["tokens_per_layer"]["mean"] <= 4 < dense["tokens_per_layer"]["mean"]
+    assert truncated["flops_per_example"] < dense["flops_per_example"]
+    assert "efficiency" not in truncated["latency"]["1"]
+    assert not any(name.endswith("truncated_4") for name in models if not name.startswith("bert/"))
 
 
 def test_baselines_first_measures_them_once_and_compares_later_checkpoints_to_them(workspace, report, tmp_path):

@@ -26,8 +26,8 @@ from .benchmark.latency import environment
 from .benchmark.peers import PEER_CHOICES, check_peers_available
 from .benchmark.report import markdown_report, write_report
 from .benchmark.runner import BenchmarkSettings, run_benchmark
-from .benchmark.sweep import check_sweep, parse_sweep
-from .command_line import add_common_arguments, add_overwrite_argument, run_command
+from .benchmark.sweep import check_sweeps, parse_sweep
+from .command_line import add_common_arguments, add_overwrite_argument, positive_int, run_command
 from .folders import check_output_path, staged_output_folder
 
 
@@ -50,7 +50,8 @@ def settings_from(args: argparse.Namespace, max_length: int) -> BenchmarkSetting
         device=_device(args.device),
         seed=args.seed,
         threads=args.threads,
-        sweep=parse_sweep(args.sweep) if args.sweep else None,
+        sweeps=tuple(parse_sweep(text) for text in args.sweep or ()),
+        truncations=tuple(args.truncations or ()),
         latency_rounds=args.latency_rounds,
         baselines=args.baselines,
         peers=args.peers,
@@ -85,8 +86,9 @@ def run(args: argparse.Namespace) -> dict:
         inspect_checkpoint(path, task, settings.max_length, label)
         for path, label in zip(args.checkpoints, checkpoint_labels(args.checkpoints))
     ]
-    if settings.sweep is not None:
-        check_sweep(settings.sweep, checkpoints)
+    check_sweeps(settings.sweeps, checkpoints)
+    if settings.truncations and task.kind == QUESTION_ANSWERING:
+        raise ValueError("--truncations cut classification inputs; SQuAD windows already slide over the context")
     data = load_task_data(task, data_file, args.max_examples, args.seed)
 
     with torch_threads(settings.threads):
@@ -121,7 +123,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--latency-rounds", type=int, default=1,
         help="time every batch this many times over and keep the fastest round (steadier figures on a shared machine)",
     )
-    parser.add_argument("--sweep", metavar="KEY=V1,V2,...", help="re-run token-pruning models with a config field at each value")
+    parser.add_argument(
+        "--sweep", metavar="KEY=V1,V2,...", action="append",
+        help="re-run the token-pruning models whose config has KEY with it at each value; repeat for other keys",
+    )
+    parser.add_argument(
+        "--truncations", type=positive_int, nargs="+", metavar="N",
+        help="also run dense-packed on inputs truncated to N tokens (the cheapest speed a user can buy)",
+    )
     parser.add_argument(
         "--baselines", choices=("each", "first"), default="each",
         help="each: every checkpoint's own weights run as the baselines; first: measure them once per encoder shape "

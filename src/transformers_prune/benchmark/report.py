@@ -9,6 +9,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from .checkpoints import HF_DYNAMIC, HF_PADDED
+from .sweep import sweep_points
 
 OUTPUT_FILES = {
     "json": "bench.json",
@@ -59,13 +60,13 @@ def latency_table(report: dict) -> str:
 
 def sweep_table(report: dict) -> str | None:
     """One line per sweep point: metrics, FLOP reduction, kept fraction, speed-up against HF dynamic per batch size."""
-    swept = {name: row["sweep"] for name, row in report["models"].items() if "sweep" in row}
+    swept = [(name, sweep) for name, row in report["models"].items() for sweep in row.get("sweeps", ())]
     if not swept:
         return None
     metrics, batch_sizes = report["metrics"], report["settings"]["batch_sizes"]
     header = ["model", "setting", *metrics, "FLOP reduction", "kept", *(f"x HF dynamic bs={b}" for b in batch_sizes)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for name, sweep in swept.items():
+    for name, sweep in swept:
         for point in sweep["points"]:
             cells = [
                 name, f"{sweep['key']}={json.dumps(point['value'])}", *_quality_cells(point, metrics),
@@ -150,11 +151,11 @@ def plot_accuracy_vs_speedup(report: dict, path: str) -> None:
         key = str(batch_size)
         for name, row in report["models"].items():
             axes.scatter(row["latency"][key]["speedup_vs_hf_dynamic"], row[metric], label=name)
-            if "sweep" in row:
-                points = row["sweep"]["points"]
+            for sweep in row.get("sweeps", ()):
+                points = sweep["points"]
                 axes.plot(
                     [p["latency"][key]["speedup_vs_hf_dynamic"] for p in points], [p[metric] for p in points],
-                    marker="x", linestyle="--", label=f"{name} sweep {row['sweep']['key']}",
+                    marker="x", linestyle="--", label=f"{name} sweep {sweep['key']}",
                 )
                 for point in points:
                     axes.annotate(json.dumps(point["value"]), (point["latency"][key]["speedup_vs_hf_dynamic"], point[metric]), fontsize=7)
@@ -174,7 +175,7 @@ def plot_tokens_per_layer(report: dict, path: str) -> None:
         per_layer = row["tokens_per_layer"]["per_layer"]
         axes.plot(range(len(per_layer)), per_layer, marker="o", label=name)
         axes.set_xticks(range(len(per_layer)))
-        for point in row.get("sweep", {}).get("points", ()):
+        for point in sweep_points(row):
             values = point["tokens_per_layer"]["per_layer"]
             axes.plot(range(len(values)), values, linestyle="--", label=f"{name} {point['variant']}")
     axes.set(xlabel="layer", ylabel="tokens per input entering the layer", title=f"{report['task']}: tokens kept per layer")

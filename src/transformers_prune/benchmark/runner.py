@@ -37,9 +37,10 @@ from .evaluation import DeviceBatches, evaluate
 from .inputs import task_inputs
 from .latency import measure_latency
 from .peers import ORT_FP32, ORT_INT8, ORT_SUFFIXES, PEER_CHOICES, PEER_VARIANTS, onnx_runtime_models
-from .sweep import Sweep, config_value
+from .sweep import Sweep, applies_to, config_value, sweep_points
 
 INT8_SUFFIX = "+int8"
+TRUNCATED_PREFIX = "truncated_"  # dense-packed on inputs cut to this many tokens
 
 
 BASELINE_MODES = ("each", "first")
@@ -55,7 +56,8 @@ class BenchmarkSettings:
     device: torch.device
     seed: int
     threads: int | None = None
-    sweep: Sweep | None = None
+    sweeps: tuple[Sweep, ...] = ()
+    truncations: tuple[int, ...] = ()
     baselines: str = "each"
     latency_rounds: int = 1
     peers: str = "ort"
@@ -76,6 +78,8 @@ class BenchmarkSettings:
             raise ValueError(f"threads must be at least 1, got {self.threads}")
         if self.baselines not in BASELINE_MODES:
             raise ValueError(f"baselines must be one of {BASELINE_MODES}, got {self.baselines!r}")
+        if any(not 1 < length < self.max_length for length in self.truncations):
+            raise ValueError(f"truncation lengths must be between 2 and max_length - 1 ({self.max_length - 1}), got {list(self.truncations)}")
         if self.peers not in PEER_CHOICES:
             raise ValueError(f"peers must be one of {PEER_CHOICES}, got {self.peers!r}")
         if self.int8 and self.device.type != "cpu":
@@ -93,7 +97,8 @@ class BenchmarkSettings:
             "device": str(self.device),
             "seed": self.seed,
             "threads": self.threads,
-            "sweep": None if self.sweep is None else {"key": self.sweep.key, "values": list(self.sweep.values)},
+            "sweeps": [{"key": sweep.key, "values": list(sweep.values)} for sweep in self.sweeps],
+            "truncations": list(self.truncations),
             "baselines": self.baselines,
             "latency_rounds": self.latency_rounds,
             "peers": self.peers,
@@ -117,7 +122,8 @@ def measure(model, batches: DeviceBatches, settings: BenchmarkSettings, name: st
 
 def measures_method_flops(variant: str) -> bool:
     """Whether a row's speed-up against dense-packed comes from the FLOPs its method cuts (see module docstring)."""
-    return variant not in (HF_PADDED, HF_DYNAMIC, DENSE_PACKED, *PEER_VARIANTS) and "+" not in variant  # "+int8", "+ort_*"
+    baseline = variant in (HF_PADDED, HF_DYNAMIC, DENSE_PACKED, *PEER_VARIANTS) or variant.startswith(TRUNCATED_PREFIX)
+    return not baseline and "+" not in variant  # "+int8", "+ort_*"
 
 
 def add_ratios(row: dict, baselines: dict) -> None:
@@ -146,13 +152,16 @@ def cost_signature(checkpoint: Checkpoint) -> tuple:
 def rows_per_checkpoint(checkpoint: Checkpoint, settings: BenchmarkSettings, shares_baselines: bool = False) -> int:
     """How many rows `benchmark_checkpoint` measures (for the progress bar)."""
     int8 = 2 if settings.int8 else 1  # each measured model once more in int8
-    baselines = 0 if shares_baselines else 2 + int8 + (len(PEER_VARIANTS) if settings.peers == "ort" else 0)
+    baselines = 0 if shares_baselines else (
+        2 + int8 + (len(PEER_VARIANTS) if settings.peers == "ort" else 0) + len(settings.truncations)
+    )
     method = int8 + (len(ORT_SUFFIXES) if settings.export_methods else 0)
     if checkpoint.is_compressed:
         return method
     if not checkpoint.is_token_pruning:
         return baselines
-    return baselines + method + (len(settings.sweep.values) if settings.sweep else 0)
+    swept = sum(len(sweep.values) for sweep in settings.sweeps if applies_to(sweep, checkpoint))
+    return baselines + method + swept
 
 
 def benchmark_checkpoint(
@@ -190,6 +199,11 @@ def benchmark_checkpoint(
                     measure_twin(peers[precision], variant, HF_DYNAMIC)
         if settings.int8:
             measure_twin(quantize_encoder_int8(loaded.dense_packed), DENSE_PACKED + INT8_SUFFIX, DENSE_PACKED)
+        for length in settings.truncations:  # the cheapest speed a user can buy: shorter inputs
+            truncated = task_inputs(task, data, checkpoint.tokenizer, length, settings.doc_stride)
+            rows[f"{TRUNCATED_PREFIX}{length}"] = measure_row(
+                loaded.dense_packed, f"{TRUNCATED_PREFIX}{length}", DeviceBatches(truncated, settings.device)
+            )
         baselines = rows
     if loaded.method_model is not None:
         rows[checkpoint.model_type] = measure_row(loaded.method_model, checkpoint.model_type)
@@ -199,15 +213,18 @@ def benchmark_checkpoint(
             with onnx_runtime_models(loaded.method_model, checkpoint.tokenizer, settings.max_length, settings.threads) as exported:
                 for precision, suffix in ORT_SUFFIXES.items():
                     measure_twin(exported[precision], checkpoint.model_type + suffix, checkpoint.model_type)
-        if settings.sweep is not None and checkpoint.is_token_pruning:
+        sweeps = []
+        for sweep in (sweep for sweep in settings.sweeps if applies_to(sweep, checkpoint)):
             points = []
-            for value in settings.sweep.values:
-                with config_value(loaded.method_model, settings.sweep.key, value):
-                    point = measure_row(loaded.method_model, f"{settings.sweep.key}={json.dumps(value)}")
+            for value in sweep.values:
+                with config_value(loaded.method_model, sweep.key, value):
+                    point = measure_row(loaded.method_model, f"{sweep.key}={json.dumps(value)}")
                 points.append({"value": value, **point})
-            rows[checkpoint.model_type]["sweep"] = {"key": settings.sweep.key, "points": points}
+            sweeps.append({"key": sweep.key, "points": points})
+        if sweeps:
+            rows[checkpoint.model_type]["sweeps"] = sweeps
     for row in rows.values():
-        for measured in (row, *row.get("sweep", {}).get("points", ())):
+        for measured in (row, *sweep_points(row)):
             add_ratios(measured, baselines)
     facts = {
         "path": os.path.abspath(checkpoint.path),
@@ -255,4 +272,13 @@ def run_benchmark(task: TaskSpec, data, checkpoints: list[Checkpoint], settings:
     return result
 
 
-__all__ = ["INT8_SUFFIX", "BenchmarkSettings", "add_ratios", "benchmark_checkpoint", "measure", "measures_method_flops", "run_benchmark"]
+__all__ = [
+    "INT8_SUFFIX",
+    "TRUNCATED_PREFIX",
+    "BenchmarkSettings",
+    "add_ratios",
+    "benchmark_checkpoint",
+    "measure",
+    "measures_method_flops",
+    "run_benchmark",
+]

@@ -1,8 +1,10 @@
-"""`--sweep KEY=V1,V2,...`: re-run one trained checkpoint with an inference-time config field set to each value.
+"""`--sweep KEY=V1,V2,...`: re-run a trained checkpoint with an inference-time config field set to each value.
 
 The keys that can be swept are the fields the token-pruning configs add to BERT's (`prune_at_inference`,
 `inference_engine`, and each method's own fields); values are JSON (`true`, `0.5`) or plain strings (`masked`).
-The model reads these fields at every forward; a field read only when modules are built (such as
+`--sweep` may be given several times: each sweep runs on every checkpoint whose config has its key (so one run
+traces Transkimmer's `keep_threshold`, LTP's `threshold_scale` and AdapLeR's `eta_scale` side by side). The model
+reads these fields at every forward; a field read only when modules are built (such as
 `skim_predictor_hidden_size`) is accepted but changes nothing.
 """
 
@@ -43,22 +45,35 @@ def sweepable_keys(config_class: type) -> tuple[str, ...]:
     )
 
 
-def check_sweep(sweep: Sweep, checkpoints: list[Checkpoint]) -> None:
-    """Raise ValueError unless some checkpoints are token-pruning models and each of their configs accepts every
-    swept value. Plain BERT checkpoints have no such knob; they run once, as baselines."""
-    swept = [checkpoint for checkpoint in checkpoints if checkpoint.is_token_pruning]
-    if not swept:
+def applies_to(sweep: Sweep, checkpoint: Checkpoint) -> bool:
+    """Whether `sweep` runs on `checkpoint`: a token-pruning checkpoint whose config has the swept key."""
+    return checkpoint.is_token_pruning and sweep.key in sweepable_keys(type(checkpoint.config))
+
+
+def check_sweeps(sweeps: tuple[Sweep, ...], checkpoints: list[Checkpoint]) -> None:
+    """Raise ValueError unless every sweep runs on some checkpoint and each of those configs accepts every swept
+    value. Plain BERT checkpoints have no such knob; they run once, as baselines."""
+    pruning = [checkpoint for checkpoint in checkpoints if checkpoint.is_token_pruning]
+    if sweeps and not pruning:
         raise ValueError("--sweep needs a token-pruning checkpoint; every checkpoint given is plain BERT")
-    for checkpoint in swept:
-        config = checkpoint.config
-        keys = sweepable_keys(type(config))
-        if sweep.key not in keys:
-            raise ValueError(f"unknown sweep key {sweep.key!r} for {checkpoint.model_type}; sweepable: {', '.join(keys)}")
-        for value in sweep.values:
-            try:
-                type(config).from_dict({**config.to_dict(), sweep.key: value})  # runs the config's own validation
-            except (StrictDataclassError, ValueError, TypeError) as error:
-                raise ValueError(f"--sweep {sweep.key}={value!r} is invalid for {checkpoint.path}: {error}") from error
+    for sweep in sweeps:
+        swept = [checkpoint for checkpoint in pruning if applies_to(sweep, checkpoint)]
+        if not swept:
+            types = sorted({checkpoint.model_type for checkpoint in pruning})
+            keys = sorted({key for checkpoint in pruning for key in sweepable_keys(type(checkpoint.config))})
+            raise ValueError(f"unknown sweep key {sweep.key!r} for {', '.join(types)}; sweepable: {', '.join(keys)}")
+        for checkpoint in swept:
+            config = checkpoint.config
+            for value in sweep.values:
+                try:
+                    type(config).from_dict({**config.to_dict(), sweep.key: value})  # runs the config's own validation
+                except (StrictDataclassError, ValueError, TypeError) as error:
+                    raise ValueError(f"--sweep {sweep.key}={value!r} is invalid for {checkpoint.path}: {error}") from error
+
+
+def sweep_points(row: dict) -> list[dict]:
+    """Every sweep point measured for a report row, over all its sweeps."""
+    return [point for sweep in row.get("sweeps", ()) for point in sweep["points"]]
 
 
 @contextmanager
@@ -72,4 +87,4 @@ def config_value(model, key: str, value):
         setattr(model.config, key, saved)
 
 
-__all__ = ["Sweep", "check_sweep", "config_value", "parse_sweep", "sweepable_keys"]
+__all__ = ["Sweep", "applies_to", "check_sweeps", "config_value", "parse_sweep", "sweep_points", "sweepable_keys"]

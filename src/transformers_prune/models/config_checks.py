@@ -94,7 +94,9 @@ class PlainValidationMixin:
     def from_dict(cls, config_dict, **kwargs):
         field_names = {field.name for field in dataclasses.fields(cls)}
         overrides = {key: kwargs.pop(key) for key in list(kwargs) if key in field_names}
-        return super().from_dict({**config_dict, **overrides}, **kwargs)
+        # A BERT config.json's "model_type": "bert" would shadow the class's own type on the instance.
+        values = {key: value for key, value in config_dict.items() if key != "model_type"}
+        return super().from_dict({**values, **overrides}, **kwargs)
 
 
 __all__ = ["PlainValidationMixin", "check_bert_settings", "check_inference_settings", "finite", "require"]
