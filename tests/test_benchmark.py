@@ -225,9 +225,11 @@ def test_each_sweep_runs_on_the_types_with_its_key_and_truncation_rows_are_basel
     bench_main([
         workspace["bert"], workspace["skimmer"], ltp_folder, "--task", "sst2", "--data-file", workspace["data"],
         "--baselines", "first", "--peers", "none", "--sweep", "keep_threshold=0.3,0.7", "--sweep", "threshold_scale=0.5,2",
-        "--truncations", "4", "--output-dir", str(tmp_path / "out"), *FAST,
+        "--truncations", "4", "--latency-examples", "4", "--output-dir", str(tmp_path / "out"), *FAST,
     ])
     models = json.loads((tmp_path / "out" / "bench.json").read_text())["models"]
+    # Quality counts every input; latency times the first 4 only, at every batch size.
+    assert all(row["latency"][size]["examples"] == 4 for row in models.values() for size in BATCH_SIZES)
     assert [sweep["key"] for sweep in models["skimmer/transkimmer-bert"]["sweeps"]] == ["keep_threshold"]
     assert [sweep["key"] for sweep in models["ltp/ltp"]["sweeps"]] == ["threshold_scale"]
     scales = {point["value"]: point["kept_fraction"] for point in models["ltp/ltp"]["sweeps"][0]["points"]}

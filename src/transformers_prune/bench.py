@@ -52,6 +52,7 @@ def settings_from(args: argparse.Namespace, max_length: int) -> BenchmarkSetting
         threads=args.threads,
         sweeps=tuple(parse_sweep(text) for text in args.sweep or ()),
         truncations=tuple(args.truncations or ()),
+        latency_examples=args.latency_examples,
         latency_rounds=args.latency_rounds,
         baselines=args.baselines,
         peers=args.peers,
@@ -126,6 +127,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sweep", metavar="KEY=V1,V2,...", action="append",
         help="re-run the token-pruning models whose config has KEY with it at each value; repeat for other keys",
+    )
+    parser.add_argument(
+        "--latency-examples", type=positive_int, metavar="N",
+        help="time the first N inputs only (quality and FLOPs still count every input; default: all)",
     )
     parser.add_argument(
         "--truncations", type=positive_int, nargs="+", metavar="N",

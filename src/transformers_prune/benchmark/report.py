@@ -122,8 +122,11 @@ def _peers_note(settings: dict) -> str | None:
 
 
 def _rounds_note(settings: dict) -> str:
-    rounds = settings.get("latency_rounds", 1)
-    return f", the fastest of {rounds} rounds over all batches" if rounds > 1 else ""
+    rounds, examples = settings.get("latency_rounds", 1), settings.get("latency_examples")
+    over = f"the first {examples} inputs" if examples else "all batches"
+    if rounds > 1:
+        return f", the fastest of {rounds} rounds over {over}"
+    return f", over {over}" if examples else ""
 
 
 def _shared_baselines_note(report: dict) -> str | None:

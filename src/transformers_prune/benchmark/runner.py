@@ -58,6 +58,7 @@ class BenchmarkSettings:
     threads: int | None = None
     sweeps: tuple[Sweep, ...] = ()
     truncations: tuple[int, ...] = ()
+    latency_examples: int | None = None
     baselines: str = "each"
     latency_rounds: int = 1
     peers: str = "ort"
@@ -78,6 +79,8 @@ class BenchmarkSettings:
             raise ValueError(f"threads must be at least 1, got {self.threads}")
         if self.baselines not in BASELINE_MODES:
             raise ValueError(f"baselines must be one of {BASELINE_MODES}, got {self.baselines!r}")
+        if self.latency_examples is not None and self.latency_examples < max(self.batch_sizes):
+            raise ValueError(f"latency_examples ({self.latency_examples}) must be at least the largest batch size {max(self.batch_sizes)}")
         if any(not 1 < length < self.max_length for length in self.truncations):
             raise ValueError(f"truncation lengths must be between 2 and max_length - 1 ({self.max_length - 1}), got {list(self.truncations)}")
         if self.peers not in PEER_CHOICES:
@@ -99,6 +102,7 @@ class BenchmarkSettings:
             "threads": self.threads,
             "sweeps": [{"key": sweep.key, "values": list(sweep.values)} for sweep in self.sweeps],
             "truncations": list(self.truncations),
+            "latency_examples": self.latency_examples,
             "baselines": self.baselines,
             "latency_rounds": self.latency_rounds,
             "peers": self.peers,
@@ -112,12 +116,19 @@ def measure(model, batches: DeviceBatches, settings: BenchmarkSettings, name: st
     row = evaluate(model, batches.get(settings.eval_batch_size), batches.inputs, desc=f"{name} eval")
     row["latency"] = {
         str(batch_size): measure_latency(
-            model, batches.get(batch_size), warmup=settings.warmup_batches, desc=f"{name} bs={batch_size}",
-            rounds=settings.latency_rounds,
+            model, latency_batches(batches, batch_size, settings.latency_examples), warmup=settings.warmup_batches,
+            desc=f"{name} bs={batch_size}", rounds=settings.latency_rounds,
         )
         for batch_size in settings.batch_sizes
     }
     return row
+
+
+def latency_batches(batches: DeviceBatches, batch_size: int, examples: int | None) -> list[dict]:
+    """The batches timed at `batch_size`: all of them, or those of the first `examples` inputs (every row of a
+    run times the same inputs, so the ratios stay like for like)."""
+    batched = batches.get(batch_size)
+    return batched if examples is None else batched[: -(-examples // batch_size)]
 
 
 def measures_method_flops(variant: str) -> bool:

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# One benchmark run of a task's frontier (called by run_sst2.sh, run_imdb.sh and run_squad.sh): every trained model
+# of OUTPUT_DIR against the dense model's baselines (HF, dense-packed, ONNX Runtime fp32/int8, torch int8, truncated
+# inputs), each token method also exported to ONNX Runtime and in torch int8, and at two more operating points of
+# its inference-time knob. Writes docs/results/frontier-TASK/ (bench.json, bench.md, plots); then
+# `python utils/frontier.py` redraws the frontier plots and README tables from the saved JSON files.
+# Usage: bash examples/frontier/bench.sh TASK SHARED_DATA_DIR OUTPUT_DIR
+set -euo pipefail
+TASK=$1
+DATA=$2
+OUT=$3
+case "$TASK" in
+  sst2) MODELS=(dense transkimmer ltp adapler autobert); EXTRA=(--truncations 16 24) ;;
+  imdb) MODELS=(dense transkimmer ltp adapler autobert); EXTRA=(--max-examples 2000 --latency-examples 256 --truncations 64 128 256) ;;
+  squad) MODELS=(dense transkimmer autobert); EXTRA=(--data-file "$OUT/eval8.json" --latency-examples 256) ;;
+  *) echo "unknown task $TASK" >&2; exit 2 ;;
+esac
+PATHS=()
+for model in "${MODELS[@]}"; do
+  if [ -d "$OUT/$model" ]; then PATHS+=("$OUT/$model"); else echo "not trained yet, left out: $OUT/$model" >&2; fi
+done
+# Nothing else may run on the machine meanwhile: every row is timed.
+transformers-prune bench "${PATHS[@]}" --task "$TASK" --data-dir "$DATA" "${EXTRA[@]}" \
+  --batch-sizes 1 8 32 --threads 2 --latency-rounds 3 --baselines first --int8 --export-methods \
+  --sweep keep_threshold=0.3,0.7 --sweep threshold_scale=0.5,1.5 --sweep eta_scale=0.7,1.5 \
+  --output-dir "docs/results/frontier-$TASK" --overwrite
