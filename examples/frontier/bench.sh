@@ -15,12 +15,18 @@ case "$TASK" in
   squad) MODELS=(dense transkimmer autobert); EXTRA=(--data-file "$OUT/eval8.json" --latency-examples 256) ;;
   *) echo "unknown task $TASK" >&2; exit 2 ;;
 esac
+# Each method's inference-time knob, its trained setting in the middle (keep_threshold serves two methods).
+declare -A KNOB=([transkimmer]=keep_threshold=0.3,0.7 [autobert]=keep_threshold=0.3,0.7 \
+  [ltp]=threshold_scale=0.5,1.5 [adapler]=eta_scale=0.7,1.5)
 PATHS=()
+SWEEPS=()
 for model in "${MODELS[@]}"; do
-  if [ -d "$OUT/$model" ]; then PATHS+=("$OUT/$model"); else echo "not trained yet, left out: $OUT/$model" >&2; fi
+  if [ ! -d "$OUT/$model" ]; then echo "not trained yet, left out: $OUT/$model" >&2; continue; fi
+  PATHS+=("$OUT/$model")
+  knob=${KNOB[$model]:-}
+  if [ -n "$knob" ] && [[ " ${SWEEPS[*]} " != *" $knob "* ]]; then SWEEPS+=(--sweep "$knob"); fi
 done
 # Nothing else may run on the machine meanwhile: every row is timed.
 transformers-prune bench "${PATHS[@]}" --task "$TASK" --data-dir "$DATA" "${EXTRA[@]}" \
-  --batch-sizes 1 8 32 --threads 2 --latency-rounds 3 --baselines first --int8 --export-methods \
-  --sweep keep_threshold=0.3,0.7 --sweep threshold_scale=0.5,1.5 --sweep eta_scale=0.7,1.5 \
+  --batch-sizes 1 8 32 --threads 2 --latency-rounds 3 --baselines first --int8 --export-methods "${SWEEPS[@]}" \
   --output-dir "docs/results/frontier-$TASK" --overwrite
