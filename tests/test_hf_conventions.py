@@ -122,3 +122,16 @@ def test_packed_bert_computes_hf_bert(tmp_path):
     with torch.no_grad():
         expected, ours = hf(input_ids, attention_mask=attention_mask), packed(input_ids, attention_mask=attention_mask)
     torch.testing.assert_close(ours.logits, expected.logits, rtol=0, atol=1e-5)
+
+
+def test_a_model_refuses_to_run_once_a_field_that_shaped_it_has_changed():
+    model = AutoBertForSequenceClassification(AutoBertConfig(**TINY_CONFIG_KWARGS, selection_layers=[1])).eval()
+    input_ids, attention_mask = make_batch(LENGTHS)
+    model.config.selection_layers = [2]  # a valid value, but the selectors were built for layer 1
+    with pytest.raises(ValueError, match=r"selection_layers=\[2\] differs from \[1\], the value this model was built with"):
+        model(input_ids, attention_mask=attention_mask)
+    model.config.selection_layers.append(2)  # changed in place: the same refusal
+    with pytest.raises(ValueError, match="selection_layers"):
+        model(input_ids, attention_mask=attention_mask)
+    model.config.selection_layers = [1]
+    model(input_ids, attention_mask=attention_mask)

@@ -4,8 +4,8 @@ The keys that can be swept are the fields the token-pruning configs add to BERT'
 `inference_engine`, and each method's own fields); values are JSON (`true`, `0.5`) or plain strings (`masked`).
 `--sweep` may be given several times: each sweep runs on every checkpoint whose config has its key (so one run
 traces Transkimmer's `keep_threshold`, LTP's `threshold_scale` and AdapLeR's `eta_scale` side by side). The model
-reads these fields at every forward; a field read only when modules are built (such as
-`skim_predictor_hidden_size`) is accepted but changes nothing.
+reads these fields at every forward; fields that shape the modules when a model is built (such as
+`skim_predictor_hidden_size`) cannot be swept.
 """
 
 from __future__ import annotations
@@ -36,12 +36,14 @@ def parse_sweep(text: str) -> Sweep:
 
 
 def sweepable_keys(config_class: type) -> tuple[str, ...]:
-    """The config fields declared by the token-pruning config classes (not BERT's architecture fields)."""
+    """The config fields declared by the token-pruning config classes (not BERT's architecture fields), less those
+    that shape the modules (`build_time_keys`)."""
     return tuple(
         name
         for cls in reversed(config_class.__mro__)
         if issubclass(cls, TokenPruningConfig)
         for name in inspect.get_annotations(cls)
+        if name not in config_class.build_time_keys
     )
 
 

@@ -45,6 +45,7 @@ class AdapLeRConfig(TokenPruningConfig):
     """
 
     model_type = "adapler-bert"
+    build_time_keys = ("cp_hidden_size",)
 
     cp_hidden_size: int = 32
     eta_init: float | int = 0.25

@@ -44,6 +44,7 @@ class AutoBertConfig(TokenPruningConfig):
     """
 
     model_type = "autobert"
+    build_time_keys = ("selection_layers", "selector_hidden_size")
 
     selection_layers: list[int] | None = None
     selector_hidden_size: int = 32

@@ -34,6 +34,7 @@ class TranskimmerConfig(TokenPruningConfig):
     """
 
     model_type = "transkimmer-bert"
+    build_time_keys = ("skim_predictor_hidden_size",)
 
     skim_coefficient: float | int = 1.0
     skim_gumbel_tau: float | int = 1.0

@@ -123,6 +123,7 @@ class AutoBertEncoder(TokenPruningEncoder):
         the batch after the last layer, the `[B * K]` tokens entering each layer, the states (when asked) and each
         rollout's `[B * K]` log-likelihood of its actions. In stage "train_rl" BERT runs without autograd; only the
         selectors build a graph."""
+        self.check_built_settings()
         config, rollouts = self.config, self.config.rl_num_samples
         first, num_layers = config.selection_layers[0], config.num_hidden_layers
         grad_enabled = torch.is_grad_enabled()

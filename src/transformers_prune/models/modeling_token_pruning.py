@@ -18,6 +18,7 @@ Conventions every type follows:
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass
 
@@ -55,6 +56,17 @@ class TokenPruningEncoder(TokenSelector):
         self.config = config
         self.layer = nn.ModuleList(self.layer_class(config, layer_idx=i) for i in range(config.num_hidden_layers))
         self.gradient_checkpointing = False  # set by HF's gradient_checkpointing_enable()
+        self.built_with = {key: copy.deepcopy(getattr(config, key)) for key in getattr(config, "build_time_keys", ())}
+
+    def check_built_settings(self) -> None:
+        """Refuse to run when a field that shaped the modules has changed since (the modules would silently
+        disagree with the config, e.g. TR-BERT's selectors with `selection_layers`)."""
+        for key, value in self.built_with.items():
+            if getattr(self.config, key) != value:
+                raise ValueError(
+                    f"{key}={getattr(self.config, key)!r} differs from {value!r}, the value this model was built with; "
+                    f"set it before the model is built, e.g. from_pretrained(..., {key}=...) or `transformers-prune convert --set`"
+                )
 
     def set_training_progress(self, fraction: float) -> None:
         """How far training is, 0 to 1, for methods with a training schedule; the callback `import
@@ -70,6 +82,7 @@ class TokenPruningEncoder(TokenSelector):
         method_inputs: dict[str, torch.Tensor],
     ) -> EncoderResult:
         """The padded, differentiable form (training, `inference_engine="masked"`); `prune=False` runs every token."""
+        self.check_built_settings()
         trace = SelectionTrace(method_inputs, padding_mask.sum(), padding_mask.numel())
         return run_masked_layers(
             self.layer, hidden, padding_mask, self if prune else None, trace, masked_attention_kernel(self.config),
@@ -81,6 +94,7 @@ class TokenPruningEncoder(TokenSelector):
         method_inputs: dict[str, torch.Tensor],
     ) -> tuple[PackedBatch, list[torch.Tensor], tuple[torch.Tensor, ...] | None]:
         """Hard decisions on the packed engine (see `run_packed_layers` for what it returns)."""
+        self.check_built_settings()
         trace = SelectionTrace(method_inputs, batch.num_tokens)
         return run_packed_layers(self.layer, batch, attention_backend, self if prune else None, trace, output_hidden_states)
 
