@@ -107,7 +107,9 @@ REPORT_FILE = "compression_report.json"
 DECODER_MULTIPLIERS = (2, 4)
 TUCKER_HOOI_ITERATIONS = 10
 REFINE_LEARNING_RATE = 1e-3
-DEFAULT_FISHER_FLOOR = 0.1
+# FWSVD on MiniLM's word embeddings at ratio 3, SST-2 dev accuracy without fine-tuning: 256 sentences 86.6 (floor 0),
+# 86.4 (0.1), 84.6 (1); 2,048 sentences 87.5 (0), 87.7 (0.1).
+DEFAULT_FISHER_SAMPLES, DEFAULT_FISHER_FLOOR = 2048, 0.1
 DEFAULT_HELDOUT_FILE = bundled_file("sst2_train_8k.csv")
 
 
@@ -575,7 +577,7 @@ def compress_checkpoint(
     ratio: float | None = None,
     rank: int | None = None,
     data_file: str | None = None,
-    fisher_samples: int = 256,
+    fisher_samples: int = DEFAULT_FISHER_SAMPLES,
     tucker_ranks: list[int] | None = None,
     settings: FitSettings | None = None,
     heldout_file: str | None = DEFAULT_HELDOUT_FILE,
@@ -823,7 +825,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="explicit Tucker ranks instead of --ratio")
     parser.add_argument("--data-file", help="local CSV/JSON (sentence,label): fwsvd's Fisher weights (required), ae's row weights (optional); "
                                             "a sequence-classification source only")
-    parser.add_argument("--fisher-samples", type=int, default=256, help="rows of --data-file used for the Fisher (default 256)")
+    parser.add_argument("--fisher-samples", type=int, default=DEFAULT_FISHER_SAMPLES,
+                        help=f"rows of --data-file used for the Fisher (default {DEFAULT_FISHER_SAMPLES})")
     parser.add_argument("--fisher-floor", type=float, default=DEFAULT_FISHER_FLOOR,
                         help=f"each row's Fisher is at least this times its matrix's mean (default {DEFAULT_FISHER_FLOOR}; 0: none)")
     parser.add_argument("--heldout-file", default=DEFAULT_HELDOUT_FILE,
