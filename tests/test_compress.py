@@ -1,6 +1,8 @@
 """`compressed-bert` and `transformers-prune compress` (svd, fwsvd, pruning, ae, kronecker, tucker): exactness at
-full rank, sizes and parameter counts, the report, rebuilding from the config alone, save/reload, the shared
-autoencoder decoder, the eval-mode weight cache, loading without the package, training with `Trainer`, bad input."""
+full rank, sizes and parameter counts, the report (function measures, SVD baselines, forwards), per-target methods,
+the autoencoder's recipes and held-out stopping, Tucker ranks, the Fisher floor, factorised forwards, rebuilding from
+the config alone, save/reload, the shared autoencoder decoder, the eval-mode cache, loading without the package,
+training with `Trainer`, bad input."""
 
 from __future__ import annotations
 
@@ -218,7 +220,17 @@ def test_compressed_checkpoint_loads_without_the_package(sources, tmp_path):
         (["--method", "kronecker", "--targets", "key", "--rank", "37"], "at most 36 terms"),
         (["--method", "kronecker", "--targets", "key", "--ratio", "1000"], "too high for a Kronecker sum"),
         (["--method", "ae", "--targets", "key", "--ratio", "30"], "too high for an autoencoder on 96 x 32"),
-        (["--method", "ae", "--targets", "key", "--ratio", "3", "--epochs", "0"], "--epochs and --batch-size must be >= 1"),
+        (["--method", "ae", "--targets", "key", "--ratio", "3", "--ae-steps", "0"], "--ae-steps, --batch-size and --ae-eval-every must be >= 1"),
+        (["--method", "ae", "--targets", "key", "--ratio", "3", "--learning-rate", "-1"], "--learning-rate must be > 0"),
+        (["--method", "svd", "--ratio", "3"], "--method svd needs --targets"),
+        (["--method", "key=ae", "--targets", "key", "--ratio", "3"], "names the targets itself; drop --targets"),
+        (["--method", "key=ae,key=svd", "--ratio", "3"], "each target once"),
+        (["--method", "key=ae,output", "--ratio", "3"], "write TARGET=METHOD pairs"),
+        (["--method", "key=ae,output=quantization", "--ratio", "3"], "unknown method 'quantization'"),
+        (["--method", "keys=svd", "--ratio", "3"], r"unknown targets \['keys'\]"),
+        (["--method", "key=tucker,output=svd", "--rank", "3"], "exactly one of --ratio and --tucker-ranks"),
+        (["--method", "key=pruning,output=svd", "--rank", "3"], r"pruning takes --ratio"),
+        (["--method", "svd", "--targets", "key", "--ratio", "3", "--fisher-floor", "-1"], "--fisher-floor must be >= 0"),
         (["--method", "kronecker", "--targets", "key", "--ratio", "3", "--data-file", "x.csv"], "used by fwsvd and ae only"),
     ],
 )
@@ -228,11 +240,21 @@ def test_bad_input_fails_before_anything_is_written(options, message, sources, t
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("option", ["--heldout-samples", "--fisher-samples"])
+def test_counts_below_one_are_refused_by_the_parser(option, sources, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["compress", sources["classifier"], str(tmp_path / "out"), "--method", "svd", "--targets", "key",
+              "--ratio", "3", option, "0"])
+    assert exit_info.value.code == 2
+    assert f"argument {option}: expected an integer > 0, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 # --- ae, kronecker, tucker -------------------------------------------------------------------------------------
 
 NEW_METHODS = {
-    "ae": ["--method", "ae", "--epochs", "2"],
-    "ae-separated": ["--method", "ae", "--epochs", "2", "--ae-grouping", "separated"],
+    "ae": ["--method", "ae", "--ae-steps", "20", "--ae-row-scale", "norm"],
+    "ae-separated": ["--method", "ae", "--ae-steps", "20", "--ae-grouping", "separated"],
     "kronecker": ["--method", "kronecker", "--refine-steps", "3"],
     "tucker": ["--method", "tucker", "--refine-steps", "3"],
 }
@@ -253,7 +275,7 @@ def expected_stored(module: dict) -> int:
     """What the layout recorded for a module stores, from the formulas (decoders excluded: stored once apiece)."""
     rows, cols = module["shape"]
     if module["kind"] == "autoencoder":
-        return rows * module["latent_size"] + rows  # codes + row norms
+        return rows * module["latent_size"] + rows  # codes + row lengths
     if module["kind"] == "kronecker":
         p, q = module["factor_shape"]
         return 2 * module["terms"] * p * q
@@ -289,7 +311,7 @@ def test_new_methods_rebuild_from_the_config_alone_and_reload_identically(method
     compressed_params = sum(module["params_after"] for module in report["modules"].values())
     assert report["compressed_modules"]["params_after"] == compressed_params + sum(d["params"] for d in report["decoders"].values())
     assert report["model"]["params_after"] == sum(p.numel() for p in model.parameters()) + sum(
-        b.numel() for name, b in model.named_buffers() if name.endswith("row_norms")
+        b.numel() for name, b in model.named_buffers() if name.endswith("row_scales")
     )
 
     input_ids, attention_mask = make_batch((1, 12, 5, 9), vocab_size=26)
@@ -314,11 +336,12 @@ def test_autoencoder_stores_each_shared_decoder_once_with_each_layers_own_norms(
     ]
     keys = [layer.attention.self.key.factors for layer in model.bert.encoder.layer]
     assert all(factors.decoder is model.bert.compressed_decoders["key"] for factors in keys)
-    # Each layer rescales its rows to its own original norms (the official code used layer 0's in every layer).
+    # With --ae-row-scale norm each layer rescales its rows to its own original norms (the official code used
+    # layer 0's in every layer).
     original = BertForSequenceClassification.from_pretrained(sources["classifier"])
     for layer, factors in enumerate(keys):
         norms = original.bert.encoder.layer[layer].attention.self.key.weight.norm(dim=1)
-        torch.testing.assert_close(factors.row_norms, norms)
+        torch.testing.assert_close(factors.row_scales, norms)
         torch.testing.assert_close(factors().detach().norm(dim=1), norms, rtol=1e-5, atol=1e-6)
 
     separated = compressed["ae-separated"][1]
@@ -349,24 +372,24 @@ def test_eval_cache_equals_the_training_forward_and_follows_weight_changes(metho
             return model.train()(input_ids, attention_mask=attention_mask).logits
 
     reference = training_forward()
-    assert key._cached_weight is None
+    assert key._cached is None
     cached = outputs(model, input_ids, attention_mask)
-    assert key._cached_weight is not None and embeddings._cached_weight is not None
+    assert key._cached is not None and embeddings._cached is not None
     assert (cached - reference).abs().max() <= 1e-5
-    stale = key._cached_weight
+    stale = key._cached
     with torch.inference_mode():  # the cache is reused, also under inference_mode
         assert torch.equal(model(input_ids, attention_mask=attention_mask).logits, cached)
-    assert key._cached_weight is stale
+    assert key._cached is stale
 
     with torch.no_grad():  # an in-place change (an optimizer step, load_state_dict) invalidates the cache
         key.factors.stored_tensors()[0].mul_(1.5)
     changed = outputs(model, input_ids, attention_mask)
-    assert key._cached_weight is not stale and not torch.equal(changed, cached)
+    assert key._cached is not stale and not torch.equal(changed, cached)
     assert (changed - training_forward()).abs().max() <= 1e-5
     model.load_state_dict(AutoModelForSequenceClassification.from_pretrained(every_method[method]).state_dict())
     assert (outputs(model, input_ids, attention_mask) - cached).abs().max() <= 1e-6
     model.train()
-    assert key._cached_weight is None and embeddings._cached_weight is None
+    assert key._cached is None and embeddings._cached is None
 
 
 @pytest.mark.parametrize("method, options, full", [
@@ -382,17 +405,19 @@ def test_full_size_kronecker_and_tucker_reproduce_the_original(method, options, 
     assert (outputs(model, input_ids, attention_mask) - original).abs().max() <= 1e-4
 
 
-def test_autoencoder_training_is_seeded_and_lowers_the_loss(sources, tmp_path):
-    options = ["--method", "ae", "--targets", "key", "--ratio", "2", "--batch-size", "8"]
-    short, same = (compress(sources["classifier"], tmp_path / name, *options, "--epochs", "1") for name in ("a", "b"))
-    longer = compress(sources["classifier"], tmp_path / "c", *options, "--epochs", "30")
+@pytest.mark.parametrize("recipe", ["autodecoder", "paper"])
+def test_autoencoder_training_is_seeded_and_lowers_the_loss(recipe, sources, tmp_path):
+    options = ["--method", "ae", "--targets", "key", "--ratio", "2", "--batch-size", "8", "--ae-recipe", recipe, "--heldout-file", ""]
+    short, same = (compress(sources["classifier"], tmp_path / name, *options, "--ae-steps", "5") for name in ("a", "b"))
+    longer = compress(sources["classifier"], tmp_path / "c", *options, "--ae-steps", "300")
     assert short["modules"] == same["modules"]
-    error = lambda report: sum(m["mean_cosine_distance"] for m in report["modules"].values())  # noqa: E731
-    assert error(longer) < error(short)
+    assert longer["targets"]["key"]["mean_cosine"] > short["targets"]["key"]["mean_cosine"]
+    training = longer["decoders"]["key"]["training"]
+    assert training["recipe"] == recipe and training["steps"] == training["kept_step"] == 300 and training["selection"] is None
 
 
 def test_autoencoder_weights_rows_by_fisher_from_a_data_file(sources, tmp_path):
-    options = ["--method", "ae", "--targets", "key", "--ratio", "2", "--epochs", "3"]
+    options = ["--method", "ae", "--targets", "key", "--ratio", "2", "--ae-steps", "30", "--heldout-file", ""]
     plain = compress(sources["classifier"], tmp_path / "plain", *options)
     weighted = compress(sources["classifier"], tmp_path / "weighted", *options, "--data-file", write_sst2_csv(tmp_path / "train.csv", rows=8))
     assert weighted["modules"].keys() == plain["modules"].keys() and weighted["modules"] != plain["modules"]
@@ -413,7 +438,7 @@ def test_new_methods_train_with_trainer(method, compressed, tmp_path):
     assert any(".key.factors." in name for name in changed) and any("word_embeddings.factors." in name for name in changed)
     if method == "ae":
         assert any(name.startswith("bert.compressed_decoders.key.") for name in changed)
-        assert not any(name.endswith("row_norms") for name in changed)  # norms are buffers: stored, not trained
+        assert not any(name.endswith("row_scales") for name in changed)  # lengths are buffers: stored, not trained
 
 
 def test_autoencoder_checkpoint_loads_without_the_package(compressed, tmp_path):
@@ -508,3 +533,212 @@ def test_layouts_that_do_not_fit_the_matrix_fail_at_build():
     ]:
         with pytest.raises(ValueError, match=message):
             CompressedBertForSequenceClassification(CompressedBertConfig(**TINY_CONFIG_KWARGS, compressed_modules={path: spec}))
+
+
+# --- per-target methods, the report's function measures and baselines ---------------------------------------------
+
+
+def test_each_target_gets_its_own_method_and_the_report_says_which(sources, tmp_path):
+    report = compress(sources["classifier"], tmp_path / "mixed", "--method", "key=ae,output=svd,word_embeddings=pruning",
+                      "--ratio", "3", "--ae-steps", "10", "--heldout-samples", "8")
+    assert report["methods"] == {"key": "ae", "output": "svd", "word_embeddings": "pruning"}
+    assert {target: figures["method"] for target, figures in report["targets"].items()} == report["methods"]
+    assert report["modules"]["encoder.layer.2.output.dense"]["method"] == "svd"
+    assert set(report["decoders"]) == {"key"}
+    config = CompressedBertConfig.from_pretrained(tmp_path / "mixed")
+    assert config.compression_method == "word_embeddings=pruning,key=ae,output=svd" or config.compression_method == report["method"]
+    model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "mixed")
+    layer = model.bert.encoder.layer[1]
+    assert isinstance(layer.attention.self.key.factors, AutoencoderWeight) and isinstance(layer.output.dense, LowRankLinear)
+    assert isinstance(model.bert.embeddings.word_embeddings.factors, SparseWeight)
+    assert isinstance(layer.attention.self.query, torch.nn.Linear)
+
+
+def test_the_report_measures_function_on_heldout_sentences_and_compares_with_svd_baselines(sources, tmp_path):
+    heldout = ["--heldout-samples", "8"]
+    exact = compress(sources["classifier"], tmp_path / "exact", "--method", "svd", "--targets", "key", "word_embeddings", "--rank", "32", *heldout)
+    measure = exact["function_measure"]
+    assert measure["sentences"] == measure["selection_sentences"] == 8 and measure["file"].endswith("sst2_train_8k.csv")
+    for function in (exact["function"], *(target["function"] for target in exact["targets"].values())):
+        assert function["hidden_cosine"] == pytest.approx(1, abs=1e-5) and function["prediction_agreement"] == 1
+    lossy = compress(sources["classifier"], tmp_path / "lossy", "--method", "svd", "--targets", "key", "output", "--ratio", "4", *heldout)
+    assert lossy["function"]["hidden_cosine"] < min(target["function"]["hidden_cosine"] for target in lossy["targets"].values()) < 1
+    for target, figures in lossy["targets"].items():
+        baselines = figures["baselines_at_same_ratio"]
+        # Plain SVD's own target reached its ratio exactly, so its per-matrix baseline is itself.
+        assert baselines["svd"]["relative_error"] == pytest.approx(figures["relative_error"], rel=1e-5)
+        assert baselines["svd"]["mean_cosine"] == pytest.approx(figures["mean_cosine"], rel=1e-5)
+        # Rescaling SVD's rows to the true norms moves them off the projection: the error can only grow.
+        assert baselines["svd_true_norms"]["relative_error"] >= baselines["svd"]["relative_error"]
+        rows, cols = figures_shape = lossy["modules"][f"encoder.layer.0.{ {'key': 'attention.self.key', 'output': 'output.dense'}[target]}"]["shape"]
+        assert baselines["shared_basis_svd"]["rank"] == math.floor(3 * rows * cols / (figures["ratio"] * (3 * rows + cols)))
+        assert 0 < baselines["shared_basis_svd"]["relative_error"] < 1 and figures_shape
+
+
+def test_without_heldout_text_the_report_has_no_function_measure(sources, tmp_path):
+    report = compress(sources["classifier"], tmp_path / "svd", "--method", "svd", "--targets", "key", "--ratio", "3", "--heldout-file", "")
+    assert report["function"] is None and report["function_measure"] is None and report["targets"]["key"]["function"] is None
+
+
+def test_too_few_heldout_sentences_fail_before_anything_is_written(sources, tmp_path):
+    data = write_sst2_csv(tmp_path / "few.csv", rows=10)
+    with pytest.raises(SystemExit, match=r"has 10 sentences in 'sentence'; 16 are needed"):
+        main(["compress", sources["classifier"], str(tmp_path / "out"), "--method", "svd", "--targets", "key", "--ratio", "3",
+              "--heldout-file", data, "--heldout-samples", "8"])
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("head", ["qa", "encoder"])
+@pytest.mark.parametrize("options", [["--method", "fwsvd"], ["--method", "ae"]])
+def test_data_driven_methods_refuse_checkpoints_without_a_sequence_classifier_loss(head, options, sources, tmp_path):
+    data = write_sst2_csv(tmp_path / "train.csv", rows=4)
+    with pytest.raises(SystemExit, match=r"with --data-file weight rows by a sequence classifier's task loss; .* is a Bert"):
+        main(["compress", sources[head], str(tmp_path / "out"), *options, "--targets", "key", "--ratio", "3", "--data-file", data])
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_fisher_floor_gives_rows_the_sample_never_reaches_a_weight(sources, tmp_path):
+    from transformers import AutoTokenizer
+
+    from transformers_prune.compress import fisher_row_weights
+
+    model = BertForSequenceClassification.from_pretrained(sources["classifier"])
+    tokenizer = AutoTokenizer.from_pretrained(sources["classifier"])
+    data = write_sst2_csv(tmp_path / "train.csv", rows=3)
+    paths = ["embeddings.word_embeddings", "encoder.layer.0.attention.self.key"]
+    bare = fisher_row_weights(model, data, tokenizer, paths, 3, 32, floor=0.0)
+    floored = fisher_row_weights(model, data, tokenizer, paths, 3, 32, floor=0.5)
+    embedding = bare["embeddings.word_embeddings"]
+    unseen = embedding == 1e-12  # no token of the sample: no gradient
+    assert unseen.any() and not unseen.all()
+    mean = (embedding[~unseen] ** 2).sum() / embedding.numel()
+    torch.testing.assert_close(floored["embeddings.word_embeddings"][unseen], (0.5 * mean).sqrt().expand(int(unseen.sum())))
+    reached = embedding ** 2 >= 0.5 * mean
+    torch.testing.assert_close(floored["embeddings.word_embeddings"][reached], embedding[reached])
+
+
+# --- the autoencoder's recipes ------------------------------------------------------------------------------------
+
+
+def _key_rows(sources) -> torch.Tensor:
+    model = BertForSequenceClassification.from_pretrained(sources["classifier"])
+    return torch.cat([layer.attention.self.key.weight.detach() for layer in model.bert.encoder.layer])
+
+
+def test_the_autodecoder_recipe_fits_better_than_the_papers_in_the_same_steps(sources):
+    from transformers_prune.compress_autoencoder import AutoencoderRecipe, train_autoencoder
+    from transformers_prune.models.modeling_compressed_bert import RowDecoder, decode_rows
+
+    rows = _key_rows(sources)  # [96, 32]
+    errors = {}
+    for recipe in ("autodecoder", "paper"):
+        decoder = RowDecoder(6, [12, 24], 32)
+        trained = train_autoencoder(rows, decoder, AutoencoderRecipe(recipe, steps=200))
+        with torch.no_grad():
+            errors[recipe] = float(torch.linalg.norm(decode_rows(decoder, trained.codes, trained.row_scales) - rows) / torch.linalg.norm(rows))
+    assert errors["autodecoder"] < errors["paper"]
+
+
+def test_fitted_row_lengths_are_the_least_squares_ones(sources):
+    from transformers_prune.compress_autoencoder import AutoencoderRecipe, train_autoencoder
+    from transformers_prune.models.modeling_compressed_bert import RowDecoder, decode_rows
+
+    rows = _key_rows(sources)
+    decoder = RowDecoder(6, [12, 24], 32)
+    trained = train_autoencoder(rows, decoder, AutoencoderRecipe(steps=30))
+    with torch.no_grad():
+        directions = decoder(trained.codes)
+        torch.testing.assert_close(trained.row_scales, rows.norm(dim=1) * torch.nn.functional.cosine_similarity(directions, rows, dim=1))
+        error = lambda scales: float((decode_rows(decoder, trained.codes, scales) - rows).norm())  # noqa: E731
+        assert error(trained.row_scales) < min(error(trained.row_scales * 1.01), error(trained.row_scales * 0.99), error(rows.norm(dim=1)))
+
+
+def test_the_heldout_signal_chooses_the_kept_step(sources):
+    from transformers_prune.compress_autoencoder import AutoencoderRecipe, train_autoencoder
+    from transformers_prune.models.modeling_compressed_bert import RowDecoder, decode_rows
+
+    rows = _key_rows(sources)
+    scored = []
+
+    def prefers_the_third_score(approximation):
+        scored.append(approximation.clone())
+        return -abs(len(scored) - 3)
+
+    decoder = RowDecoder(6, [12, 24], 32)
+    trained = train_autoencoder(rows, decoder, AutoencoderRecipe(steps=50, eval_every=10), selection=prefers_the_third_score)
+    assert len(scored) == 5 and trained.selected_step == 30 and trained.selection_score == 0 and trained.steps == 50
+    with torch.no_grad():  # the decoder, codes and lengths kept are those scored at step 30, not the last ones
+        torch.testing.assert_close(decode_rows(decoder, trained.codes, trained.row_scales), scored[2])
+    assert not torch.allclose(scored[2], scored[-1])
+
+
+def test_compress_keeps_the_autoencoder_step_that_agrees_best_on_heldout_sentences(sources, tmp_path):
+    report = compress(sources["classifier"], tmp_path / "ae", "--method", "ae", "--targets", "key", "--ratio", "2",
+                      "--ae-steps", "40", "--ae-eval-every", "10", "--heldout-samples", "8")
+    training = report["decoders"]["key"]["training"]
+    assert training["selection"]["signal"].startswith("hidden_cosine") and 0 < training["selection"]["score"] <= 1
+    assert training["kept_step"] in (10, 20, 30, 40) and training["batch_size"] == 96 and training["row_scale"] == "fitted"
+
+
+# --- Tucker ranks and factorised forwards ------------------------------------------------------------------------
+
+
+def test_tucker_ranks_compress_the_mode_that_has_low_rank():
+    from transformers_prune.compress import blocked_tensor, tucker_parameter_count, tucker_ranks_for_budget
+
+    torch.manual_seed(0)
+    weight = torch.randn(128, 4) @ torch.randn(4, 16)  # rank 4 in the columns; blocks and rows in a block are full rank
+    tensor = blocked_tensor(weight, 16)  # [8, 16, 16]
+    budget = tucker_parameter_count([8, 16, 16], [8, 16, 4])
+    assert tucker_ranks_for_budget(tensor, budget) == [8, 16, 4]
+    factors = TuckerWeight(128, 16, 16, [8, 16, 4])
+    from transformers_prune.compress import fit_tucker
+
+    fit_tucker(factors, weight)
+    with torch.no_grad():
+        assert float(torch.linalg.norm(factors() - weight) / torch.linalg.norm(weight)) < 1e-5
+
+
+def _random_factors(factors):
+    torch.manual_seed(0)
+    for parameter in factors.parameters():
+        torch.nn.init.normal_(parameter)
+    return factors
+
+
+@pytest.mark.parametrize("factors, factorised", [
+    (TuckerWeight(37, 32, 8, [3, 5, 7]), True),  # (37 + 32) x 7 multiply-adds per token < 37 x 32
+    (KroneckerSumWeight(37, 30, 2, [7, 6]), True),  # 2 x 7 x 6 x 13 = 1092 < 1110
+    (KroneckerSumWeight(37, 30, 3, [7, 6]), False),  # 1638 > 1110: the dense weight is cheaper
+    (SparseWeight(37, 32, 300), False),  # pruned weights always run dense
+])
+def test_a_linear_runs_its_factorised_product_exactly_when_it_costs_fewer_flops(factors, factorised):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    factors = _random_factors(factors)
+    if isinstance(factors, SparseWeight):
+        with torch.no_grad():
+            factors.mask_bits.copy_(pack_bits(torch.arange(37 * 32).view(37, 32) < 300))
+    module = FactoredLinear(factors).eval()
+    assert module.factorised is factorised
+    hidden = torch.randn(2, 5, factors.shape[1])
+    with torch.no_grad():
+        expected = hidden @ factors().T + module.bias
+        module(hidden)  # the first call builds the cache (a one-time cost)
+        with FlopCounterMode(display=False) as counter:
+            out = module(hidden)
+    torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-4)
+    macs = factors.linear_macs() if factorised else factors.shape[0] * factors.shape[1]
+    assert counter.get_total_flops() == 2 * macs * 10
+
+
+def test_factorised_tucker_modules_train_and_cache_their_operands(every_method):
+    model = AutoModelForSequenceClassification.from_pretrained(every_method["tucker"])
+    key = model.bert.encoder.layer[0].attention.self.key
+    assert key.factorised
+    input_ids, attention_mask = make_batch((1, 12, 5, 9), vocab_size=26)
+    model.train()(input_ids, attention_mask=attention_mask).logits.sum().backward()
+    assert key.factors.core.grad is not None and key._cached is None
+    outputs(model, input_ids, attention_mask)
+    left, column_factor = key._cached
+    assert left.shape == (32, key.factors.core.shape[2]) and column_factor is not None

@@ -22,9 +22,7 @@ import os
 import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-from .benchmark.data import ClassificationData
-from .benchmark.evaluation import DeviceBatches, evaluate
-from .benchmark.inputs import ClassificationInputs
+from .benchmark.evaluation import score_labelled_rows
 from .command_line import add_overwrite_argument, positive_float, positive_int
 from .data_files import LabelledRows, first_label_outside, read_labelled_rows
 from .folders import check_checkpoint_folder, check_output_path, staged_output_folder
@@ -63,14 +61,6 @@ def classifier_num_labels(config, rows: LabelledRows, allow_single_class: bool =
     return num_labels
 
 
-def score(model, tokenizer, rows: LabelledRows, max_length: int) -> dict:
-    """Accuracy, FLOPs and kept fraction on `rows` (see `benchmark.evaluation.evaluate`)."""
-    dev = ClassificationData(rows.texts, rows.labels, rows.path, f"{len(rows.labels)} rows")
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    batches = DeviceBatches(ClassificationInputs(tokenizer, dev, max_length=max_length), device)
-    return evaluate(model.to(device), batches.get(32), batches.inputs)
-
-
 def run(args: argparse.Namespace) -> dict:
     data_files = [path for path in (args.train_file, args.validation_file) if path]
     check_checkpoint_folder(args.model, need_weights=True)
@@ -97,7 +87,7 @@ def run(args: argparse.Namespace) -> dict:
     with staged_output_folder(args.output_dir, args.overwrite, data_files) as staged:
         train(model, tokenizer, tokenize_for_training(train_rows, tokenizer, args.max_length), staged, settings)
         if dev_rows is not None:
-            results["eval"] = score(model, tokenizer, dev_rows, args.max_length)
+            results["eval"] = score_labelled_rows(model, tokenizer, dev_rows, args.max_length)
         with open(os.path.join(staged, RESULTS_FILE), "w", encoding="utf-8") as f:
             json.dump(results, f, indent=1)
     if dev_rows is not None:

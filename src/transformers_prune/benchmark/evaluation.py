@@ -1,12 +1,16 @@
 """One counted pass of a model over its inputs: task metrics, FLOPs and tokens per layer (`evaluate`), on inputs
-batched once per batch size on the device (`DeviceBatches`). Used by the benchmark, `finetune` and the demo."""
+batched once per batch size on the device (`DeviceBatches`); `score_labelled_rows` for labelled sentences. Used by
+the benchmark, `finetune` and the demo."""
 
 from __future__ import annotations
 
 import torch
 from tqdm.auto import tqdm
 
+from ..data_files import LabelledRows
+from .data import ClassificationData
 from .flops import flop_counter
+from .inputs import ClassificationInputs
 
 
 class DeviceBatches:
@@ -79,3 +83,11 @@ def evaluate(model, batches: list[dict], inputs, desc: str | None = None) -> dic
 
 
 __all__ = ["DeviceBatches", "evaluate", "token_rows_per_layer"]
+
+
+def score_labelled_rows(model, tokenizer, rows: LabelledRows, max_length: int) -> dict:
+    """Accuracy, FLOPs and kept fraction on `rows` (see `evaluate`), on CUDA when there is one."""
+    dev = ClassificationData(rows.texts, rows.labels, rows.path, f"{len(rows.labels)} rows")
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    batches = DeviceBatches(ClassificationInputs(tokenizer, dev, max_length=max_length), device)
+    return evaluate(model.to(device), batches.get(32), batches.inputs)

@@ -50,17 +50,19 @@ class CompressedBertConfig(PlainValidationMixin, BertConfig):
 
     Args:
         compression_method: the method that produced the weights ("svd", "fwsvd", "pruning", "ae", "kronecker",
-            "tucker"); informative.
+            "tucker"), or one per target ("key=ae,output=svd"); informative.
         compressed_modules: module path inside the base model (e.g. "encoder.layer.3.attention.self.key",
             "embeddings.word_embeddings") -> its layout:
             - {"kind": "low_rank", "rank": k}: two factors (SVD, FWSVD);
             - {"kind": "pruned", "kept": n}: the n entries kept by magnitude pruning and a bit mask of where they sit;
             - {"kind": "autoencoder", "decoder": name, "latent_size": k}: one k-dim code per row decoded by the MLP
-              `compressed_decoders[name]`, rows rescaled to stored norms (Banaei et al., 2023);
+              `compressed_decoders[name]`, rows rescaled to stored lengths (Banaei et al., 2023);
             - {"kind": "kronecker", "terms": r, "factor_shape": [p, q]}: a sum of r Kronecker products A_j (x) B_j,
               each factor p x q, cropped to the matrix;
             - {"kind": "tucker", "block_rows": b, "ranks": [r1, r2, r3]}: the matrix cut into blocks of b rows (the
               heads of an attention projection), that [blocks, b, columns] tensor Tucker-factored at those ranks.
+            A linear layer of kind kronecker or tucker runs its factorised product when that costs fewer
+            multiply-adds per token than its dense weight (decided from the layout alone).
         compressed_decoders: name -> {"latent_size": k, "hidden_sizes": [h1, ...], "output_size": m}, the decoder
             MLPs of autoencoder modules; several modules (one module type across layers) may share one.
         inference_engine: "packed" (default) runs inference on the packed token engine, linear layers on real

@@ -5,9 +5,11 @@ The model is HF's BERT with some modules swapped for their compressed form, as r
 Fisher-weighted SVD), pruned and stored sparsely (kept entries and a bit mask), as per-row codes decoded by an autoencoder's decoder (the paper's
 method; one decoder may serve a module type across layers), as a sum of Kronecker products, or Tucker-factored.
 `transformers-prune compress` writes such checkpoints; `from_pretrained` rebuilds the same modules from the config
-and never re-runs compression. All but the low-rank kind rebuild their dense weight once in eval mode and cache it
-(see `MaterializedWeightMixin`). Inference runs on the packed token engine, on real tokens only (see
-`CompressedBertModel`).
+and never re-runs compression. A linear layer of any other kind than low-rank runs whichever of two forwards costs
+fewer multiply-adds per token, decided once from its layout: the dense weight rebuilt from the factors, or the
+factors' own product (Tucker: mode products; Kronecker: two small matmuls per term). What either needs is rebuilt
+once in eval mode and cached (see `MaterializedWeightMixin`). Inference runs on the packed token engine, on real
+tokens only (see `CompressedBertModel`).
 """
 
 from __future__ import annotations
@@ -72,24 +74,26 @@ class RowDecoder(nn.Module):
         return self.layers(codes)
 
 
-def decode_rows(decoder: nn.Module, codes: torch.Tensor, row_norms: torch.Tensor) -> torch.Tensor:
-    """Rows decoded from `codes` ([..., k]) and rescaled to `row_norms` ([...]): [..., m]. A zero-norm row stays zero."""
+def decode_rows(decoder: nn.Module, codes: torch.Tensor, row_scales: torch.Tensor) -> torch.Tensor:
+    """Rows decoded from `codes` ([..., k]), each rescaled to length `row_scales` ([...]): [..., m]. A zero-scale row
+    stays zero."""
     rows = decoder(codes)
-    return rows * (row_norms / torch.linalg.vector_norm(rows, dim=-1).clamp_min(1e-12)).unsqueeze(-1)
+    return rows * (row_scales / torch.linalg.vector_norm(rows, dim=-1).clamp_min(1e-12)).unsqueeze(-1)
 
 
 class AutoencoderWeight(nn.Module):
     """A weight matrix [rows, cols] as one latent code per row (`codes`, a parameter) decoded by a decoder MLP, each
-    decoded row rescaled to its original L2 norm (`row_norms`, a buffer saved with the weights).
+    decoded row rescaled to a stored length (`row_scales`, a buffer saved with the weights): the row's original L2
+    norm (the paper), or the least-squares length ||w|| cos(w, decoded row), which stores as much and fits better.
 
     The decoder is not a submodule: it lives once in the base model's `compressed_decoders`, under `decoder_name`,
     so all the layers that share it (the paper's "concatenated" setting) store it once in the state dict. This
     module keeps a plain reference to that `ModuleDict`, so it follows `.to()` and `deepcopy` of the model, but not
     `torch.nn.DataParallel` replication (which would keep the first GPU's decoder): use DDP for several GPUs.
 
-    Fixes of the official code: each module holds its own rows' norms (the original indexes the shared norm vector
-    with layer-local ids, so at GLUE time every layer used layer 0's norms), and the norms are a saved buffer (the
-    original recomputes them from the uncompressed weights at load).
+    Fixes of the official code: each module holds its own rows' scales (the original indexes the shared norm vector
+    with layer-local ids, so at GLUE time every layer used layer 0's norms), and the scales are a saved buffer (the
+    original recomputes the norms from the uncompressed weights at load).
     """
 
     def __init__(self, rows: int, cols: int, latent_size: int, decoder_name: str, decoders: nn.ModuleDict):
@@ -99,7 +103,7 @@ class AutoencoderWeight(nn.Module):
         self.shape = (rows, cols)
         self.decoder_name = decoder_name
         self.codes = nn.Parameter(torch.zeros(rows, latent_size))
-        self.register_buffer("row_norms", torch.ones(rows))
+        self.register_buffer("row_scales", torch.ones(rows))
         self.__dict__["_shared_decoders"] = decoders  # bypasses nn.Module registration on purpose (see docstring)
 
     @property
@@ -107,15 +111,15 @@ class AutoencoderWeight(nn.Module):
         return self._shared_decoders[self.decoder_name]
 
     def stored_tensors(self) -> list[torch.Tensor]:
-        return [self.codes, self.row_norms, *self.decoder.parameters()]
+        return [self.codes, self.row_scales, *self.decoder.parameters()]
 
     def rows_for(self, ids: torch.Tensor, padding_idx: int | None = None) -> torch.Tensor:
         """The decoded rows `ids` ([...] long) only: [..., cols]; the training path of an embedding, where the
         padding row's code gets no gradient, as in `nn.Embedding`."""
-        return decode_rows(self.decoder, F.embedding(ids, self.codes, padding_idx), self.row_norms[ids])
+        return decode_rows(self.decoder, F.embedding(ids, self.codes, padding_idx), self.row_scales[ids])
 
     def forward(self) -> torch.Tensor:
-        return decode_rows(self.decoder, self.codes, self.row_norms)
+        return decode_rows(self.decoder, self.codes, self.row_scales)
 
 
 class KroneckerSumWeight(nn.Module):
@@ -143,6 +147,26 @@ class KroneckerSumWeight(nn.Module):
         (p, q), (rows, cols) = self.factor_shape, self.shape
         rearranged = (self.first_factors @ self.second_factors).view(p, q, p, q)  # [i1, j1, i2, j2]
         return rearranged.permute(0, 2, 1, 3).reshape(p * p, q * q)[:rows, :cols]  # [i1 p + i2, j1 q + j2]
+
+    def linear_macs(self) -> int:
+        """Multiply-adds per input row of `apply_linear`: terms x (p q^2 + p^2 q)."""
+        (p, q), terms = self.factor_shape, self.first_factors.shape[1]
+        return terms * p * q * (p + q)
+
+    def linear_operands(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The factors as [terms, p, q] stacks: A_j[i1, j1] and B_j[i2, j2] (views, nothing computed)."""
+        p, q = self.factor_shape
+        return self.first_factors.T.reshape(-1, p, q), self.second_factors.view(-1, p, q)
+
+    def apply_linear(self, hidden: torch.Tensor, operands: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """hidden @ W^T without forming W: each input row, zero-padded to q^2 and viewed as X [q, q] (entry (j1, j2)),
+        maps to sum_j A_j X B_j^T [p, p], whose entry (i1, i2) is output i1 p + i2."""
+        (p, q), (rows, cols) = self.factor_shape, self.shape
+        first, second = operands
+        inputs = F.pad(hidden, (0, q * q - cols)).reshape(-1, q, q)  # [T, j1, j2]
+        right = torch.einsum("tab,rib->trai", inputs, second)  # X B_j^T: [T, terms, j1, i2]
+        out = torch.einsum("rha,trai->thi", first, right)  # sum_j A_j (X B_j^T): [T, i1, i2]
+        return out.reshape(*hidden.shape[:-1], p * p)[..., :rows]
 
 
 class TuckerWeight(nn.Module):
@@ -172,6 +196,20 @@ class TuckerWeight(nn.Module):
         tensor = torch.einsum("abk,jb->ajk", tensor, self.row_factor)  # [r1, block_rows, cols]
         tensor = torch.einsum("ajk,ia->ijk", tensor, self.block_factor)  # [blocks, block_rows, cols]
         return tensor.reshape(-1, tensor.shape[-1])[: self.shape[0]]
+
+    def linear_macs(self) -> int:
+        """Multiply-adds per input row of `apply_linear`: (rows + cols) r3."""
+        return sum(self.shape) * self.column_factor.shape[1]
+
+    def linear_operands(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the core's mode products with the block and row factors, [rows, r3]; the column factor [cols, r3])."""
+        left = torch.einsum("abc,ia,jb->ijc", self.core, self.block_factor, self.row_factor)  # [blocks, block_rows, r3]
+        return left.reshape(-1, left.shape[-1])[: self.shape[0]], self.column_factor
+
+    def apply_linear(self, hidden: torch.Tensor, operands: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """hidden @ W^T as two mode products: onto the column factor ([..., r3]), then through the folded rest."""
+        left, column_factor = operands
+        return F.linear(hidden @ column_factor, left)
 
 
 def pack_bits(mask: torch.Tensor) -> torch.Tensor:
@@ -227,19 +265,19 @@ class SparseWeight(nn.Module):
 
 
 class MaterializedWeightMixin:
-    """A module whose dense weight is rebuilt from `self.factors` (an `AutoencoderWeight`, `KroneckerSumWeight`,
-    `TuckerWeight` or `SparseWeight`).
+    """A module that computes with tensors built from `self.factors` (an `AutoencoderWeight`, `KroneckerSumWeight`,
+    `TuckerWeight` or `SparseWeight`): its dense weight, or the operands of a factorised product.
 
-    In training, and whenever gradients may reach the factors, it is rebuilt on every forward. In eval mode with no
-    gradient to the factors (`torch.no_grad()`, `torch.inference_mode()`, or frozen factors) it is rebuilt once and
-    cached, so inference pays the decoder, the factor product or the scatter once instead of on every call. The
-    cache costs the dense weight's memory (rows x cols floats, e.g. 30522 x 768 x 4 bytes = 94 MB for BERT-base
-    word embeddings): the checkpoint stays compressed, the running footprint is the dense model's. It is rebuilt
-    when any stored tensor changes (an optimizer step or `load_state_dict` bumps the tensor's version; `.to()`
-    replaces it) and dropped on `train()`.
+    In training, and whenever gradients may reach the factors, they are rebuilt on every forward. In eval mode with
+    no gradient to the factors (`torch.no_grad()`, `torch.inference_mode()`, or frozen factors) they are built once
+    and cached, so inference pays the decoder, the factor product or the scatter once instead of on every call. A
+    cached dense weight costs the dense matrix's memory (rows x cols floats, e.g. 30522 x 768 x 4 bytes = 94 MB for
+    BERT-base word embeddings): the checkpoint stays compressed, the running footprint is the dense model's. The
+    cache is rebuilt when any stored tensor changes (an optimizer step or `load_state_dict` bumps the tensor's
+    version; `.to()` replaces it) and dropped on `train()`.
     """
 
-    _cached_weight: torch.Tensor | None = None
+    _cached: torch.Tensor | tuple | None = None
     _cache_key: tuple | None = None
 
     def _weight_state(self) -> tuple:
@@ -249,29 +287,48 @@ class MaterializedWeightMixin:
         """True in training or when gradients may reach the stored tensors: then the cache must not be used."""
         return self.training or (torch.is_grad_enabled() and any(t.requires_grad for t in self.factors.stored_tensors()))
 
+    def cached(self, build):
+        """`build()` (tensors computed from the factors), from the cache when the module may use it."""
+        if self.rebuilds_every_forward():
+            return build()
+        state = self._weight_state()
+        if self._cached is None or self._cache_key != state:
+            # Built as ordinary tensors even under inference_mode, so later no_grad calls can use them too.
+            with torch.inference_mode(False), torch.no_grad():
+                self._cached, self._cache_key = build(), state
+        return self._cached
+
     def dense_weight(self) -> torch.Tensor:
         """The dense weight, from the cache when the module may use it."""
-        if self.rebuilds_every_forward():
-            return self.factors()
-        state = self._weight_state()
-        if self._cached_weight is None or self._cache_key != state:
-            # Built as an ordinary tensor even under inference_mode, so later no_grad calls can use it too.
-            with torch.inference_mode(False), torch.no_grad():
-                self._cached_weight, self._cache_key = self.factors(), state
-        return self._cached_weight
+        return self.cached(self.factors)
 
     def train(self, mode: bool = True):
-        self._cached_weight = self._cache_key = None
+        self._cached = self._cache_key = None
         return super().train(mode)
 
 
+def factorised_forward_is_cheaper(factors: nn.Module) -> bool:
+    """Whether `factors` multiply an input row with fewer multiply-adds than its dense [rows, cols] weight does.
+
+    Only Kronecker sums and Tucker forms have a factorised product. A Kronecker sum of r terms of p x q factors costs
+    r p q (p + q) per row, so it beats the dense weight only when r < rows cols / (p q (p + q)): about 10 terms on a
+    384 x 384 matrix, where ratio 3 gives 61 and ratio 10 gives 18. A Tucker form costs (rows + cols) r3, fewer than
+    rows cols whenever it stores less than the matrix. Pruned weights keep the dense path: at a third of the entries,
+    unstructured sparse kernels do not beat a dense matmul, and autoencoder rows come only from decoding them all.
+    """
+    return hasattr(factors, "linear_macs") and factors.linear_macs() < factors.shape[0] * factors.shape[1]
+
+
 class FactoredLinear(MaterializedWeightMixin, nn.Module):
-    """A linear layer whose weight is rebuilt from `factors` (see `MaterializedWeightMixin` for the eval cache)."""
+    """A linear layer computed from `factors`: through their own product when that costs fewer multiply-adds per
+    token (`factorised`, see `factorised_forward_is_cheaper`), otherwise with their dense weight; either way with
+    the eval cache of `MaterializedWeightMixin`."""
 
     def __init__(self, factors: nn.Module, bias: bool = True):
         super().__init__()
         self.factors = factors
         self.bias = nn.Parameter(torch.zeros(factors.shape[0])) if bias else None
+        self.factorised = factorised_forward_is_cheaper(factors)
 
     @property
     def in_features(self) -> int:
@@ -282,7 +339,10 @@ class FactoredLinear(MaterializedWeightMixin, nn.Module):
         return self.factors.shape[0]
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return F.linear(hidden, self.dense_weight(), self.bias)
+        if not self.factorised:
+            return F.linear(hidden, self.dense_weight(), self.bias)
+        out = self.factors.apply_linear(hidden, self.cached(self.factors.linear_operands))
+        return out if self.bias is None else out + self.bias
 
 
 class FactoredEmbedding(MaterializedWeightMixin, nn.Module):
