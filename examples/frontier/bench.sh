@@ -10,7 +10,7 @@ TASK=$1
 DATA=$2
 OUT=$3
 case "$TASK" in
-  sst2) MODELS=(dense transkimmer ltp adapler autobert); EXTRA=(--truncations 16 24) ;;
+  sst2) MODELS=(dense transkimmer ltp adapler autobert); EXTRA=(--latency-examples 256 --truncations 16 24) ;;
   imdb) MODELS=(dense transkimmer ltp adapler autobert); EXTRA=(--max-examples 2000 --latency-examples 256 --truncations 64 128 256) ;;
   squad) MODELS=(dense transkimmer autobert); EXTRA=(--data-file "$OUT/eval8.json" --latency-examples 256) ;;
   *) echo "unknown task $TASK" >&2; exit 2 ;;

@@ -66,6 +66,16 @@ def add_overwrite_argument(parser: argparse.ArgumentParser, what: str = "the out
     )
 
 
+def add_training_arguments(parser: argparse.ArgumentParser, batch_size: int) -> None:
+    """The `Trainer` settings every fine-tuning command takes, with its default batch size."""
+    parser.add_argument("--epochs", type=positive_float, default=1.0)
+    parser.add_argument("--batch-size", type=positive_int, default=batch_size)
+    parser.add_argument("--learning-rate", type=positive_float, default=5e-5)
+    parser.add_argument("--weight-decay", type=float, default=0.0)
+    parser.add_argument("--logging-steps", type=positive_int, default=50)
+    parser.add_argument("--seed", type=int, default=42)
+
+
 def add_labelled_rows_arguments(parser: argparse.ArgumentParser, output_help: str) -> None:
     """The options of a command that reads labelled rows (`data_files.read_labelled_rows`) and writes them back
     with new columns (`data_files.write_rows_with_columns`)."""
@@ -122,6 +132,7 @@ __all__ = [
     "add_common_arguments",
     "add_labelled_rows_arguments",
     "add_overwrite_argument",
+    "add_training_arguments",
     "one_line",
     "parse_assignments",
     "parse_json_or_text",

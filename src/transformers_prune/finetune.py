@@ -23,7 +23,7 @@ import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
 from .benchmark.evaluation import score_labelled_rows
-from .command_line import add_overwrite_argument, positive_float, positive_int
+from .command_line import add_overwrite_argument, add_training_arguments, positive_int
 from .data_files import LabelledRows, first_label_outside, read_labelled_rows
 from .folders import check_checkpoint_folder, check_output_path, staged_output_folder
 from .resources import bundled_file
@@ -115,12 +115,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--allow-single-class", action="store_true", help="train even if the rows used hold one class")
     parser.add_argument("--max-length", type=positive_int, default=128)
-    parser.add_argument("--epochs", type=positive_float, default=1.0)
-    parser.add_argument("--batch-size", type=positive_int, default=32)
-    parser.add_argument("--learning-rate", type=positive_float, default=5e-5)
-    parser.add_argument("--weight-decay", type=float, default=0.0)
-    parser.add_argument("--logging-steps", type=positive_int, default=50)
-    parser.add_argument("--seed", type=int, default=42)
+    add_training_arguments(parser, batch_size=32)
 
 
-__all__ = ["add_arguments", "classifier_num_labels", "run", "score"]
+__all__ = ["add_arguments", "classifier_num_labels", "run"]

@@ -19,7 +19,7 @@ from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
 from .benchmark.data import load_squad
 from .benchmark.squad import answer_token_positions, prepare_features
-from .command_line import add_overwrite_argument, positive_float, positive_int
+from .command_line import add_overwrite_argument, add_training_arguments, positive_int
 from .folders import check_checkpoint_folder, check_output_path, staged_output_folder
 from .training.fine_tuning import TrainingSettings, train
 
@@ -59,12 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-train-samples", type=positive_int, default=None, help="the first N questions (default: all)")
     parser.add_argument("--max-length", type=positive_int, default=384)
     parser.add_argument("--doc-stride", type=positive_int, default=128, help="overlap of a context's windows, in tokens")
-    parser.add_argument("--epochs", type=positive_float, default=1.0)
-    parser.add_argument("--batch-size", type=positive_int, default=16)
-    parser.add_argument("--learning-rate", type=positive_float, default=5e-5)
-    parser.add_argument("--weight-decay", type=float, default=0.0)
-    parser.add_argument("--logging-steps", type=positive_int, default=50)
-    parser.add_argument("--seed", type=int, default=42)
+    add_training_arguments(parser, batch_size=16)
 
 
 __all__ = ["add_arguments", "run", "training_features"]
