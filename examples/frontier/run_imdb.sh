@@ -6,6 +6,8 @@
 # Usage: bash examples/frontier/run_imdb.sh [SHARED_DATA_DIR] [OUTPUT_DIR] [STEP ...]
 # With no STEP every step runs in order; a step whose output exists is skipped. On this project's 2-core CPU one
 # epoch of the 4,000 reviews takes about an hour per training run (one thread).
+# BUDGET=N (environment) is the short recipe of the committed results: every method stage after dense trains on the
+# first N of the 4,000 reviews, Transkimmer from the fine-tuned dense model with skim_coefficient 2 (as run_sst2.sh).
 set -euo pipefail
 DATA=${1:-../shared/data}
 OUT=${2:-runs/frontier/imdb}
@@ -13,6 +15,13 @@ shift $(( $# > 2 ? 2 : $# ))
 MODEL=$(python -c "from transformers_prune.resources import default_model_dir; print(default_model_dir())")
 TRAIN="$OUT/train4k.jsonl"
 COMMON=(--text-column text --max-length 512 --validation-file "" --batch-size 16)
+BUDGET=${BUDGET:-}
+if [ -n "$BUDGET" ]; then
+  METHOD=("${COMMON[@]}" --max-train-samples "$BUDGET"); SALIENCY_ROWS=(--max-samples "$BUDGET"); ROWS=$BUDGET
+  START="$OUT/dense"; SKIM=2
+else
+  METHOD=("${COMMON[@]}"); SALIENCY_ROWS=(); ROWS=1000; START=$MODEL; SKIM=0.5
+fi
 done_already() { [ -e "$1" ] && echo "skip: $1 exists"; }
 
 data() {  # IMDB's files are sorted by label: the seeded shuffle (= finetune --shuffle-seed 42 --max-train-samples 4000)
@@ -32,32 +41,32 @@ dense() {
 }
 transkimmer() {  # from the pre-trained model, the official IMDB skim_coefficient 0.5
   done_already "$OUT/transkimmer" && return
-  transformers-prune convert --to transkimmer-bert "$MODEL" "$OUT/transkimmer-init" --set skim_coefficient=0.5 --overwrite
+  transformers-prune convert --to transkimmer-bert "$START" "$OUT/transkimmer-init" --set skim_coefficient=$SKIM --overwrite
   transformers-prune finetune "$OUT/transkimmer-init" --output-dir "$OUT/transkimmer" --train-file "$TRAIN" \
-    "${COMMON[@]}" --learning-rate 5e-5
+    "${METHOD[@]}" --learning-rate 5e-5
 }
 ltp() {  # from dense: soft stage then hard stage, the README's values, one epoch each
   if ! done_already "$OUT/ltp-soft"; then
     transformers-prune convert --to ltp "$OUT/dense" "$OUT/ltp-soft-init" --overwrite --set masking_mode=soft \
       --set final_token_threshold=0.01 --set lambda_threshold=0.1 --set temperature=0.001
-    transformers-prune finetune "$OUT/ltp-soft-init" --output-dir "$OUT/ltp-soft" --train-file "$TRAIN" "${COMMON[@]}" --learning-rate 2e-5
+    transformers-prune finetune "$OUT/ltp-soft-init" --output-dir "$OUT/ltp-soft" --train-file "$TRAIN" "${METHOD[@]}" --learning-rate 2e-5
   fi
   done_already "$OUT/ltp" && return
   transformers-prune convert --to ltp "$OUT/ltp-soft" "$OUT/ltp-hard-init" --set masking_mode=hard --overwrite
-  transformers-prune finetune "$OUT/ltp-hard-init" --output-dir "$OUT/ltp" --train-file "$TRAIN" "${COMMON[@]}" --learning-rate 1e-5
+  transformers-prune finetune "$OUT/ltp-hard-init" --output-dir "$OUT/ltp" --train-file "$TRAIN" "${METHOD[@]}" --learning-rate 1e-5
 }
 adapler() {  # saliency targets from dense, AdapLeR from the pre-trained model (gamma 0.005, phi 0.0005, lr 3e-5)
   done_already "$OUT/train_saliency.jsonl" || transformers-prune saliency "$OUT/dense" --data-file "$TRAIN" \
-    --text-column text --max-length 512 --batch-size 8 --output-file "$OUT/train_saliency.jsonl"
+    --text-column text --max-length 512 "${SALIENCY_ROWS[@]}" --batch-size 8 --output-file "$OUT/train_saliency.jsonl"
   done_already "$OUT/adapler" && return
-  transformers-prune convert --to adapler-bert "$MODEL" "$OUT/adapler-init" --set gamma=0.005 --set phi=0.0005 --overwrite
+  transformers-prune convert --to adapler-bert "$START" "$OUT/adapler-init" --set gamma=0.005 --set phi=0.0005 --overwrite
   transformers-prune finetune "$OUT/adapler-init" --output-dir "$OUT/adapler" --train-file "$OUT/train_saliency.jsonl" \
     "${COMMON[@]}" --learning-rate 3e-5
 }
 autobert() {  # from dense: targets, policy-only RL on 1,000 reviews, joint distilled training on 1,000 reviews, 8
               # rollouts each. alpha 0.5 here is the official IMDB alpha 1 on its padded length 512 (mean 274 tokens).
   done_already "$OUT/train_autobert.jsonl" || transformers-prune autobert-targets "$OUT/dense" --data-file "$TRAIN" \
-    --text-column text --max-length 512 --max-samples 1000 --batch-size 8 --output-file "$OUT/train_autobert.jsonl"
+    --text-column text --max-length 512 --max-samples "$ROWS" --batch-size 8 --output-file "$OUT/train_autobert.jsonl"
   if ! done_already "$OUT/autobert-rl"; then
     transformers-prune convert --to autobert "$OUT/dense" "$OUT/autobert-rl-init" --overwrite --set training_stage=train_rl \
       --set alpha=0.5 --set guide_rate=0.5 --set rl_num_samples=8

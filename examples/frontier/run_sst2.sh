@@ -10,7 +10,8 @@
 # the first N training sentences only, and Transkimmer and AdapLeR start from the fine-tuned dense model rather than
 # the pre-trained one (their papers' start), so that each needs minutes, not hours; Transkimmer's skim_coefficient is
 # then 2 rather than the official 0.5 (its predictors start at keep probability 0.99 and, at 0.5, still kept 99.9% of
-# the tokens after 8,000 sentences: SST-2 dev 87.73).
+# the tokens after 8,000 sentences: SST-2 dev 87.73), and AdapLeR's learning rate 1e-4 rather than 3e-5 (at 3e-5 its
+# eta stayed below every token's saliency: 100% kept, 88.42).
 set -euo pipefail
 DATA=${1:-../shared/data}
 OUT=${2:-runs/frontier/sst2}
@@ -22,9 +23,9 @@ FILES=(--train-file "$TRAIN" --validation-file "$DEV" --max-length 64)
 BUDGET=${BUDGET:-}
 if [ -n "$BUDGET" ]; then
   METHOD_FILES=("${FILES[@]}" --max-train-samples "$BUDGET"); SALIENCY_ROWS=(--max-samples "$BUDGET")
-  AUTOBERT_ROWS=$BUDGET; START="$OUT/dense"; SKIM=2
+  AUTOBERT_ROWS=$BUDGET; START="$OUT/dense"; SKIM=2; ADAPLER_LR=1e-4
 else
-  METHOD_FILES=("${FILES[@]}"); SALIENCY_ROWS=(); AUTOBERT_ROWS=8000; START=$MODEL; SKIM=0.5
+  METHOD_FILES=("${FILES[@]}"); SALIENCY_ROWS=(); AUTOBERT_ROWS=8000; START=$MODEL; SKIM=0.5; ADAPLER_LR=3e-5
 fi
 done_already() { [ -e "$1" ] && echo "skip: $1 exists"; }
 
@@ -56,7 +57,7 @@ adapler() {  # saliency targets from dense, then AdapLeR from the pre-trained mo
   done_already "$OUT/adapler" && return
   transformers-prune convert --to adapler-bert "$START" "$OUT/adapler-init" --set gamma=0.005 --set phi=0.0005 --overwrite
   transformers-prune finetune "$OUT/adapler-init" --output-dir "$OUT/adapler" --train-file "$OUT/train_saliency.jsonl" \
-    --validation-file "$DEV" --max-length 64 --batch-size 32 --learning-rate 3e-5
+    --validation-file "$DEV" --max-length 64 --batch-size 32 --learning-rate "$ADAPLER_LR"
 }
 autobert() {  # from dense: imitation scores and teacher logits, policy-only RL (BERT frozen, 8 rollouts, imitation
               # for the first half of the steps, the official alpha 1 and lr 3e-5), then joint training distilled
