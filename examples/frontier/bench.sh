@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One benchmark run of a task's frontier (called by run_sst2.sh, run_imdb.sh and run_squad.sh): every trained model
 # of OUTPUT_DIR against the dense model's baselines (HF, dense-packed, ONNX Runtime fp32/int8, torch int8, truncated
-# inputs), each token method also exported to ONNX Runtime and in torch int8, and at two more operating points of
+# inputs), each token method also exported to ONNX Runtime and in torch int8, and at two or three more operating points of
 # its inference-time knob. Writes docs/results/frontier-TASK/ (bench.json, bench.md, plots); then
 # `python utils/frontier.py` redraws the frontier plots and README tables from the saved JSON files.
 # Usage: bash examples/frontier/bench.sh TASK SHARED_DATA_DIR OUTPUT_DIR
@@ -15,9 +15,9 @@ case "$TASK" in
   squad) MODELS=(dense transkimmer autobert); EXTRA=(--data-file "$OUT/eval8.json" --latency-examples 256) ;;
   *) echo "unknown task $TASK" >&2; exit 2 ;;
 esac
-# Each method's inference-time knob, its trained setting in the middle (keep_threshold serves two methods).
-declare -A KNOB=([transkimmer]=keep_threshold=0.3,0.7 [autobert]=keep_threshold=0.3,0.7 \
-  [ltp]=threshold_scale=0.5,1.5 [adapler]=eta_scale=0.7,1.5)
+# Each method's inference-time knob around its trained setting (keep_threshold, trained at 0.5, serves two methods).
+declare -A KNOB=([transkimmer]=keep_threshold=0.3,0.7,0.9 [autobert]=keep_threshold=0.3,0.7,0.9 \
+  [ltp]=threshold_scale=0.5,1.5 [adapler]=eta_scale=1.5,3)
 PATHS=()
 SWEEPS=()
 for model in "${MODELS[@]}"; do
