@@ -263,6 +263,23 @@ def test_zero_never_means_all(option, value, bert, tmp_path, capsys):
         read_labelled_rows(write_sst2_csv(tmp_path / "t.csv"), "sentence", "label", max_samples=0)
 
 
+@pytest.mark.parametrize("option", ["--max-samples", "--max-length", "--batch-size"])
+def test_zero_never_means_all_for_saliency(option, bert, tmp_path, capsys):
+    with pytest.raises(SystemExit) as failure:
+        main(["saliency", bert, "--data-file", write_sst2_csv(tmp_path / "t.csv"), "--output-file", str(tmp_path / "s.jsonl"),
+              option, "0"])
+    assert failure.value.code == 2 and f"argument {option}: expected" in capsys.readouterr().err
+    assert not (tmp_path / "s.jsonl").exists()
+
+
+def test_finetune_into_a_file_is_refused_before_training(bert, tmp_path):
+    (tmp_path / "afile").write_text("kept")
+    with pytest.raises(SystemExit, match="exists and is a file"):
+        main(["finetune", bert, "--output-dir", str(tmp_path / "afile"), "--train-file", write_sst2_csv(tmp_path / "t.csv"),
+              "--validation-file", "", *FAST])
+    assert (tmp_path / "afile").read_text() == "kept"
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [
