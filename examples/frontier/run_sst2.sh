@@ -52,7 +52,7 @@ ltp() {  # from dense: soft stage (the README's lr 2e-5, batch 64, lambda 0.1, T
   transformers-prune finetune "$OUT/ltp-hard-init" --output-dir "$OUT/ltp" "${METHOD_FILES[@]}" --batch-size 64 --learning-rate 1e-5
 }
 adapler() {  # saliency targets from dense, then AdapLeR from the pre-trained model as the official run.sh
-             # (gamma 0.005, phi 0.0005, lr 3e-5; the original trains 5 epochs, here 1)
+             # (gamma 0.005, phi 0.0005, lr 3e-5; the original trains 5 epochs, here 1, 3 with BUDGET)
   done_already "$OUT/train_saliency.jsonl" || transformers-prune saliency "$OUT/dense" --data-file "$TRAIN" \
     --max-length 64 "${SALIENCY_ROWS[@]}" --output-file "$OUT/train_saliency.jsonl"
   done_already "$OUT/adapler" && return
