@@ -49,7 +49,7 @@ MODELS = {"hf_dense_dynamic_padding": "dense", "dense_packed": "dense", "ltp_pac
 def train_models(model_dir: str, tokenizer, train_dataset, folder: str, args: argparse.Namespace) -> None:
     """Fine-tune the dense BERT into `folder/dense`, then LTP's soft and hard stages from it, each on half the
     rows, into `folder/ltp-soft` and `folder/ltp`."""
-    settings = TrainingSettings(args.epochs, args.batch_size, args.learning_rate, 0.0, args.logging_steps, args.seed)
+    settings = TrainingSettings.from_arguments(args)
     torch.manual_seed(args.seed)
     with quiet_transformers():  # the fresh classifier head is reported once, below
         dense = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=2)

@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> dict:
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     torch.manual_seed(args.seed)  # the fresh classifier head, when the checkpoint has none
     model = AutoModelForSequenceClassification.from_pretrained(args.model, num_labels=num_labels)
-    settings = TrainingSettings(args.epochs, args.batch_size, args.learning_rate, args.weight_decay, args.logging_steps, args.seed)
+    settings = TrainingSettings.from_arguments(args)
     results = {"train_examples": len(train_rows.labels), "num_labels": num_labels}
     with staged_output_folder(args.output_dir, args.overwrite, data_files) as staged:
         train(model, tokenizer, tokenize_for_training(train_rows, tokenizer, args.max_length), staged, settings)

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> dict:
     dataset = training_features(tokenizer, args.train_file, args.max_length, args.doc_stride, args.max_train_samples)
     torch.manual_seed(args.seed)  # the fresh span head, when the checkpoint has none
     model = AutoModelForQuestionAnswering.from_pretrained(args.model)
-    settings = TrainingSettings(args.epochs, args.batch_size, args.learning_rate, args.weight_decay, args.logging_steps, args.seed)
+    settings = TrainingSettings.from_arguments(args)
     with staged_output_folder(args.output_dir, args.overwrite, [args.model]) as staged:
         train(model, tokenizer, dataset, staged, settings)
     print(f"{args.output_dir}: trained on {len(dataset)} windows of {args.train_file}")

@@ -82,12 +82,12 @@ def evaluate(model, batches: list[dict], inputs, desc: str | None = None) -> dic
     }
 
 
-__all__ = ["DeviceBatches", "evaluate", "token_rows_per_layer"]
-
-
 def score_labelled_rows(model, tokenizer, rows: LabelledRows, max_length: int) -> dict:
     """Accuracy, FLOPs and kept fraction on `rows` (see `evaluate`), on CUDA when there is one."""
     dev = ClassificationData(rows.texts, rows.labels, rows.path, f"{len(rows.labels)} rows")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     batches = DeviceBatches(ClassificationInputs(tokenizer, dev, max_length=max_length), device)
     return evaluate(model.to(device), batches.get(32), batches.inputs)
+
+
+__all__ = ["DeviceBatches", "evaluate", "score_labelled_rows", "token_rows_per_layer"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 from datasets import Dataset
@@ -30,6 +30,12 @@ class TrainingSettings:
     weight_decay: float = 0.0
     logging_steps: int = 50
     seed: int = 42
+
+    @classmethod
+    def from_arguments(cls, args) -> TrainingSettings:
+        """The settings a command parsed (`command_line.add_training_arguments`); a field it has no option for keeps
+        its default."""
+        return cls(**{field.name: getattr(args, field.name) for field in fields(cls) if hasattr(args, field.name)})
 
 
 def tokenize_for_training(rows: LabelledRows, tokenizer, max_length: int) -> Dataset:
