@@ -8,7 +8,7 @@ benchmark), with `--int8` the packed models with int8 linears, and, for a token-
 itself; see `benchmark/runner.py` for every figure and ratio. Writes
 `bench.json`, `bench.md`, `accuracy_vs_speedup.png` and `tokens_per_layer.png` into `--output-dir`.
 
-    transformers-prune bench runs/demo/dense runs/demo/transkimmer --task sst2 --batch-sizes 1 8 32
+    transformers-prune bench runs/demo/dense runs/demo/ltp --task sst2 --batch-sizes 1 8 32
     transformers-prune bench runs/tk --task imdb --max-examples 500 --sweep prune_at_inference=true,false
 """
 
