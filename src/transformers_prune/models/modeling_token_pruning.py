@@ -13,7 +13,8 @@ Conventions every type follows:
   probabilities nor differentiable key weights; "eager" forms attention explicitly everywhere; flash and flex
   attention are refused at load (the methods weight attention keys inside the softmax, which those kernels cannot
   express; on CUDA the packed engine uses flash-attn's varlen kernel by itself when it is installed).
-- Gradient checkpointing (`gradient_checkpointing_enable()`) recomputes each layer in backward on the training path.
+- Gradient checkpointing (`activation_checkpointing_enable()`, or the Trainer's `gradient_checkpointing=True`)
+  recomputes each layer in backward on the training path.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ class TokenPruningEncoder(TokenSelector):
         super().__init__()
         self.config = config
         self.layer = nn.ModuleList(self.layer_class(config, layer_idx=i) for i in range(config.num_hidden_layers))
-        self.gradient_checkpointing = False  # set by HF's gradient_checkpointing_enable()
+        self.gradient_checkpointing = False  # set by HF's activation_checkpointing_enable()
         self.built_with = {key: copy.deepcopy(getattr(config, key)) for key in getattr(config, "build_time_keys", ())}
 
     def check_built_settings(self) -> None:

@@ -116,7 +116,8 @@ def _protect_first(keep: torch.Tensor, view: TokenView) -> torch.Tensor:
 
 def _maybe_checkpointed(encoder: nn.Module | None, function, *args):
     """`function(*args)`, recomputed in backward when the encoder has gradient checkpointing on (HF's
-    `gradient_checkpointing_enable()` sets the flag) and autograd is recording."""
+    `activation_checkpointing_enable()`, formerly `gradient_checkpointing_enable()`, sets the flag) and autograd is
+    recording."""
     if encoder is not None and getattr(encoder, "gradient_checkpointing", False) and torch.is_grad_enabled():
         return checkpoint(function, *args, use_reentrant=False)
     return function(*args)
