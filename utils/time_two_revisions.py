@@ -39,8 +39,8 @@ def load(checkpoint: str, dense_packed: bool):
 
 
 def time_one(src: str, checkpoint: str, dense_packed: bool, data_file: str) -> dict[int, float]:
-    """Seconds for the first SENTENCES sentences at each batch size, in this process, with `src` imported."""
-    sys.path.insert(0, src)
+    """Seconds for the first SENTENCES sentences at each batch size, in this process (started with `src` on
+    PYTHONPATH, checked below)."""
     import torch
     import transformers_prune
     from transformers import AutoTokenizer
