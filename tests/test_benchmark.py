@@ -164,6 +164,9 @@ def test_exported_method_rows_drop_the_same_tokens_in_onnx_runtime(report):
         assert row["model_class"] == "OrtModel" and row["flops_as"] == "transkimmer-bert"
         assert row["tokens_per_layer"] == torch_row["tokens_per_layer"]  # [CLS] only, as the torch model
     assert report["models"]["skimmer/transkimmer-bert+ort_fp32"]["accuracy"] == torch_row["accuracy"]
+    # The dense peer quantized as ONNX Runtime's defaults do, our export as `export --int8` does.
+    assert report["models"]["skimmer/ort_int8"]["int8_weights"] == "per-tensor"
+    assert report["models"]["skimmer/transkimmer-bert+ort_int8"]["int8_weights"] == "per-channel"
 
 
 def test_int8_rows_quantize_the_packed_models(report):

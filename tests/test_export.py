@@ -163,6 +163,24 @@ def test_export_folder_holds_everything_the_runner_needs(exported):
     config = json.loads(open(os.path.join(exported, "export_config.json"), encoding="utf-8").read())
     assert config["model_type"] == "transkimmer-bert" and config["head"] == "sequence-classification"
     assert config["outputs"] == ["logits", "tokens_per_layer"] and config["max_length"] == MAX_LENGTH
+    assert config["int8_weights"] == "per-channel"
+
+
+def encoder_weight_scale_sizes(path: str) -> set[int]:
+    """The sizes of the int8 graph's weight scales of the encoder layers' matrices (1: one scale per matrix)."""
+    import onnx
+
+    graph = onnx.load(path).graph
+    return {max(1, int(np.prod(tensor.dims))) for tensor in graph.initializer if ".encoder.layer." in tensor.name and tensor.name.endswith("_scale")}
+
+
+def test_int8_weights_are_scaled_per_channel_unless_asked_per_matrix(exported, folder):
+    hidden, intermediate = TINY_CONFIG_KWARGS["hidden_size"], TINY_CONFIG_KWARGS["intermediate_size"]
+    assert encoder_weight_scale_sizes(os.path.join(exported, "model_int8.onnx")) == {hidden, intermediate}
+    checkpoint, output_dir = os.path.join(os.path.dirname(exported), "skimmer"), folder / "skimmer-per-tensor"
+    cli_main(["export", checkpoint, str(output_dir), "--int8", "--int8-weights", "per-tensor", "--max-length", str(MAX_LENGTH)])
+    assert encoder_weight_scale_sizes(str(output_dir / "model_int8.onnx")) == {1}
+    assert json.loads((output_dir / "export_config.json").read_text(encoding="utf-8"))["int8_weights"] == "per-tensor"
 
 
 @pytest.mark.slow  # two fresh interpreters
@@ -238,6 +256,8 @@ def test_export_command_refuses_bad_input(exported, folder, tokenizer):
         cli_main(["export", str(folder / "nowhere"), str(folder / "x")])
     with pytest.raises(SystemExit, match="max_length must be between 2 and the model's 64 positions"):
         cli_main(["export", os.path.join(os.path.dirname(exported), "skimmer"), str(folder / "x"), "--max-length", "100"])
+    with pytest.raises(SystemExit, match="--int8-weights per-tensor applies to the int8 graph: add --int8"):
+        cli_main(["export", os.path.join(os.path.dirname(exported), "skimmer"), str(folder / "x"), "--int8-weights", "per-tensor"])
     assert not (folder / "x").exists() and not [name for name in os.listdir(folder) if ".partial-" in name]
 
 
@@ -250,6 +270,7 @@ def test_torch_int8_quantizes_only_the_encoder_linears(tokenizer):
     names = encoder_linear_names(model)
     assert len(names) == 6 * TINY_CONFIG_KWARGS["num_hidden_layers"]  # Q, K, V, attention output, FFN in and out
     assert all(type(quantized.get_submodule(name)).__module__.startswith("torch.ao.nn.quantized") for name in names)
+    assert {quantized.get_submodule(name).weight().qscheme() for name in names} == {torch.per_channel_affine}
     assert type(quantized.classifier) is torch.nn.Linear  # heads and predictors stay fp32
     assert type(quantized.bert.encoder.skim_predictors[0].dense) is torch.nn.Linear
     assert type(model.bert.encoder.layer[0].attention.self.query) is torch.nn.Linear  # the original is untouched

@@ -20,6 +20,10 @@ import torch
 ORT_FP32, ORT_INT8 = "ort_fp32", "ort_int8"
 # A method row's ONNX Runtime rows: "<model type>" + suffix.
 ORT_SUFFIXES = {"fp32": "+ort_fp32", "int8": "+ort_int8"}
+# int8 weight scales (`deploy.INT8_WEIGHTS`): the dense peer as a user quantizes it, with `quantize_dynamic`'s
+# defaults (one scale per matrix, the faster int8); our exported methods as `transformers-prune export --int8`
+# writes them (one per output channel, which keeps accuracy).
+PEER_INT8_WEIGHTS, EXPORT_INT8_WEIGHTS = "per-tensor", "per-channel"
 PEER_VARIANTS = (ORT_FP32, ORT_INT8)
 PEER_CHOICES = ("ort", "none")
 
@@ -59,17 +63,18 @@ class OrtModel:
 
 
 @contextlib.contextmanager
-def onnx_runtime_models(model, tokenizer, max_length: int, threads: int | None):
-    """`{"fp32": OrtModel, "int8": OrtModel}` of `model` exported (`export_folder`, with int8) into a temporary
-    folder, removed on exit: the padded graph of a dense model, the token-dropping graph of a token-pruning one."""
+def onnx_runtime_models(model, tokenizer, max_length: int, threads: int | None, int8_weights: str):
+    """`{"fp32": OrtModel, "int8": OrtModel}` of `model` exported (`export_folder`, with int8 weights scaled
+    `int8_weights`) into a temporary folder, removed on exit: the padded graph of a dense model, the token-dropping
+    graph of a token-pruning one."""
     from ..deploy.onnx_export import export_folder
     from ..deploy.ort_runner import ExportedModel
 
     threads = threads or torch.get_num_threads()
     with tempfile.TemporaryDirectory(prefix="bench-onnx-") as folder:
         export_dir = os.path.join(folder, "export")
-        export_folder(model, tokenizer, export_dir, int8=True, max_length=max_length)
+        export_folder(model, tokenizer, export_dir, int8=True, max_length=max_length, int8_weights=int8_weights)
         yield {precision: OrtModel(ExportedModel(export_dir, precision, threads), model.config) for precision in ("fp32", "int8")}
 
 
-__all__ = ["ORT_FP32", "ORT_INT8", "ORT_SUFFIXES", "PEER_CHOICES", "PEER_VARIANTS", "OrtModel", "check_peers_available", "onnx_runtime_models"]
+__all__ = ["EXPORT_INT8_WEIGHTS", "PEER_INT8_WEIGHTS", "ORT_FP32", "ORT_INT8", "ORT_SUFFIXES", "PEER_CHOICES", "PEER_VARIANTS", "OrtModel", "check_peers_available", "onnx_runtime_models"]

@@ -103,18 +103,21 @@ def _peers_note(settings: dict) -> str | None:
         notes.append(
             "Peers: `ort_fp32` is the dense checkpoint exported by the benchmark (torch.onnx, dynamo) and run by ONNX "
             "Runtime's CPUExecutionProvider with the same thread count on the same dynamically padded batches as "
-            "`hf_dynamic`; `ort_int8` is the same graph after ONNX Runtime `quantize_dynamic` (int8 weights). "
+            "`hf_dynamic`; `ort_int8` is the same graph after ONNX Runtime `quantize_dynamic` with its defaults (int8 "
+            "weights, one scale per matrix). "
             "x best peer = throughput / the faster peer's at that batch size."
         )
     if settings.get("int8"):
         notes.append(
-            "`+int8` rows: the same model with its encoder linears dynamically quantized to int8 (torch, fbgemm); "
+            "`+int8` rows: the same model with its encoder linears dynamically quantized to int8 (torch, fbgemm, "
+            "per-channel weight scales); "
             "predictors, embeddings and heads stay fp32."
         )
     if settings.get("export_methods"):
         notes.append(
             "`+ort_fp32` / `+ort_int8` rows: the checkpoint's own model exported as `transformers-prune export` does "
-            "and run by its ONNX Runtime runner; a token-pruning graph drops tokens and takes one example per call."
+            "(int8: per-channel weight scales) and run by its ONNX Runtime runner; a token-pruning graph drops tokens "
+            "and takes one example per call."
         )
     if notes:
         notes.append("Peer, int8 and exported rows carry the FLOPs of the fp32 row they compute the same multiply-adds as.")

@@ -36,7 +36,16 @@ from .data import TaskSpec
 from .evaluation import DeviceBatches, evaluate
 from .inputs import task_inputs
 from .latency import measure_latency
-from .peers import ORT_FP32, ORT_INT8, ORT_SUFFIXES, PEER_CHOICES, PEER_VARIANTS, onnx_runtime_models
+from .peers import (
+    EXPORT_INT8_WEIGHTS,
+    ORT_FP32,
+    ORT_INT8,
+    ORT_SUFFIXES,
+    PEER_CHOICES,
+    PEER_INT8_WEIGHTS,
+    PEER_VARIANTS,
+    onnx_runtime_models,
+)
 from .sweep import Sweep, applies_to, config_value, sweep_points
 
 INT8_SUFFIX = "+int8"
@@ -205,9 +214,10 @@ def benchmark_checkpoint(
         rows[HF_DYNAMIC] = measure_row(loaded.hf, HF_DYNAMIC)
         rows[DENSE_PACKED] = measure_row(loaded.dense_packed, DENSE_PACKED)
         if settings.peers == "ort":
-            with onnx_runtime_models(loaded.hf, checkpoint.tokenizer, settings.max_length, settings.threads) as peers:
+            with onnx_runtime_models(loaded.hf, checkpoint.tokenizer, settings.max_length, settings.threads, PEER_INT8_WEIGHTS) as peers:
                 for precision, variant in (("fp32", ORT_FP32), ("int8", ORT_INT8)):
                     measure_twin(peers[precision], variant, HF_DYNAMIC)
+            rows[ORT_INT8]["int8_weights"] = PEER_INT8_WEIGHTS
         if settings.int8:
             measure_twin(quantize_encoder_int8(loaded.dense_packed), DENSE_PACKED + INT8_SUFFIX, DENSE_PACKED)
         for length in settings.truncations:  # the cheapest speed a user can buy: shorter inputs
@@ -221,9 +231,12 @@ def benchmark_checkpoint(
         if settings.int8:
             measure_twin(quantize_encoder_int8(loaded.method_model), checkpoint.model_type + INT8_SUFFIX, checkpoint.model_type)
         if settings.export_methods:
-            with onnx_runtime_models(loaded.method_model, checkpoint.tokenizer, settings.max_length, settings.threads) as exported:
+            with onnx_runtime_models(
+                loaded.method_model, checkpoint.tokenizer, settings.max_length, settings.threads, EXPORT_INT8_WEIGHTS
+            ) as exported:
                 for precision, suffix in ORT_SUFFIXES.items():
                     measure_twin(exported[precision], checkpoint.model_type + suffix, checkpoint.model_type)
+            rows[checkpoint.model_type + ORT_SUFFIXES["int8"]]["int8_weights"] = EXPORT_INT8_WEIGHTS
         sweeps = []
         for sweep in (sweep for sweep in settings.sweeps if applies_to(sweep, checkpoint)):
             points = []

@@ -1,10 +1,12 @@
 """int8 on the torch path: the encoder layers' linear layers as dynamically quantized int8 (CPU).
 
 `quantize_encoder_int8(model)` returns a copy whose QKV, attention-output and FFN linears (every `nn.Linear`
-under `encoder.layer`) hold int8 weights and quantize their input per call (torch's dynamic quantization,
-fbgemm kernels). Everything else stays fp32: embeddings, pooler, heads, and the token-pruning methods'
-predictors, so a method decides on fp32 scores of (int8-computed) hidden states. It stacks with token dropping:
-the packed engine runs the same modules on fewer rows.
+under `encoder.layer`) hold int8 weights, one scale per output channel, and quantize their input per call
+(torch's dynamic quantization, fbgemm kernels). Per channel rather than torch's per-matrix default: on the trained
+SST-2 checkpoints (872 dev sentences) LTP scores 87.73 against 86.81 (fp32 88.30), the dense model 88.42 against
+88.76 (fp32 88.88, three sentences apart), at the same speed. Everything else stays fp32: embeddings, pooler, heads,
+and the token-pruning methods' predictors, so a method decides on fp32 scores of (int8-computed) hidden states. It
+stacks with token dropping: the packed engine runs the same modules on fewer rows.
 
     from transformers_prune.deploy.torch_int8 import quantize_encoder_int8
     model = quantize_encoder_int8(AutoModelForSequenceClassification.from_pretrained("runs/sst2/transkimmer"))
@@ -38,7 +40,7 @@ def quantize_encoder_int8(model: nn.Module) -> nn.Module:
     if not names:
         raise ValueError(f"{type(model).__name__} has no nn.Linear under encoder.layer to quantize")
     model = copy.deepcopy(model).float().cpu().eval()
-    spec = {name: torch.ao.quantization.default_dynamic_qconfig for name in names}
+    spec = {name: torch.ao.quantization.per_channel_dynamic_qconfig for name in names}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # torch.ao's notice of its move to torchao (module docstring)
         warnings.simplefilter("ignore", UserWarning)  # the quantized-tensor constructors' notice of the same
