@@ -1,7 +1,8 @@
 """Redraw each task's accuracy-speed frontier from its saved benchmark, `docs/results/frontier-TASK/bench.json`
 (written by `bash examples/frontier/bench.sh TASK ...`): `frontier.png` (the task metric against throughput at batch
 1 and 32; each method's operating points as a curve, the baselines and peers as reference points) and
-`frontier.md` (every row, and for each method its best speed-ups within 1 point of the dense model), next to it.
+`frontier.md` (every row, and for each method its best speed-ups within the issue's band of the dense model: 1
+point, 1.5 F1 on SQuAD), next to it.
 README's Results section is these tables.
 
     python utils/frontier.py                                        # every docs/results/frontier-*/bench.json
@@ -19,7 +20,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 PLOTTED_BATCH_SIZES = ("1", "32")
-TOLERANCE = 1.0  # points of the task metric, the issue's "within 1 point of dense"
+# Points of the task metric a method may lose against dense: the issue's "within 1 point" (SST-2, IMDB), "within 1.5 F1".
+TOLERANCES = {"squad": 1.5}
+DEFAULT_TOLERANCE = 1.0
 BASELINE_COLORS = {
     "hf_dynamic": "black", "dense_packed": "grey", "dense_packed+int8": "silver", "ort_fp32": "saddlebrown", "ort_int8": "red",
 }
@@ -81,9 +84,13 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
+def tolerance(report: dict) -> float:
+    return TOLERANCES.get(report["task"], DEFAULT_TOLERANCE)
+
+
 def best_within_tolerance(report: dict) -> str:
-    """Per method: its fastest row within `TOLERANCE` points of dense-packed, at each batch size."""
-    metric, reference = report["metrics"][0], dense_score(report, report["metrics"][0])
+    """Per method: its fastest row within `tolerance` points of dense-packed, at each batch size."""
+    metric, reference, band = report["metrics"][0], dense_score(report, report["metrics"][0]), tolerance(report)
     sizes = [str(size) for size in report["settings"]["batch_sizes"]]
     header = ["method", *(f"batch {size}: best x HF / x best peer (row)" for size in sizes)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -94,9 +101,9 @@ def best_within_tolerance(report: dict) -> str:
             continue
         cells = [name]
         for size in sizes:
-            close = [row for row in candidates if percent(row[metric], metric) >= reference - TOLERANCE]
+            close = [row for row in candidates if percent(row[metric], metric) >= reference - band]
             if not close:
-                cells.append(f"none within {TOLERANCE:g} point")
+                cells.append(f"none within {band:g} point")
                 continue
             best = max(close, key=lambda row: row["latency"][size]["examples_per_s"])
             latency = best["latency"][size]
@@ -162,7 +169,7 @@ def main() -> None:
         plot(report, os.path.join(folder, "frontier.png"))
         with open(os.path.join(folder, "frontier.md"), "w", encoding="utf-8") as f:
             f.write(f"## {report['task']}: {report['data']['subset']}\n\n{markdown(report)}\n\n")
-            f.write(f"Best speed-up within {TOLERANCE:g} point of dense-packed ({dense_score(report, report['metrics'][0]):.2f}):\n\n")
+            f.write(f"Best speed-up within {tolerance(report):g} point of dense-packed ({dense_score(report, report['metrics'][0]):.2f}):\n\n")
             f.write(best_within_tolerance(report) + "\n")
         print(f"{folder}: frontier.png, frontier.md")
 
