@@ -93,6 +93,7 @@ ROUND_TRIPS = [
     ("bert", "qa"),
     ("transkimmer-bert", "qa"),
     pytest.param("ltp", "qa", marks=pytest.mark.slow),  # one ONNX export each; the fast set keeps one QA per graph kind
+    pytest.param("autobert", "qa", marks=pytest.mark.slow),  # the SQuAD frontier exports it
     pytest.param("ltp-roberta", "cls", marks=pytest.mark.slow),  # the backbone seam: RoBERTa embeddings and head
 ]
 
