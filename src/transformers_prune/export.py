@@ -27,7 +27,7 @@ from transformers import (
 )
 
 from .command_line import add_overwrite_argument, positive_int
-from .deploy import INT8_WEIGHTS
+from .deploy import INT8_WEIGHTS, PER_CHANNEL
 from .folders import check_checkpoint_folder, check_output_path
 from .quiet import quiet_transformers
 
@@ -74,7 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--int8-weights", choices=INT8_WEIGHTS, default=None,
         help="with --int8: one weight scale per output channel (default; keeps accuracy) or per matrix "
-        "(ONNX Runtime's own default, ~10%% faster)",
+        "(ONNX Runtime's own default)",
     )
     parser.add_argument("--max-length", type=positive_int, help="longest input the graph accepts (default: the model's positions)")
 
@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> dict:
     model, tokenizer = load_for_export(args.checkpoint)
     config = export_folder(
         model, tokenizer, args.output_dir, int8=args.int8, max_length=args.max_length, overwrite=args.overwrite,
-        inputs=(args.checkpoint,), int8_weights=args.int8_weights or INT8_WEIGHTS[0],
+        inputs=(args.checkpoint,), int8_weights=args.int8_weights or PER_CHANNEL,
     )
     sizes = ", ".join(
         f"{name} {os.path.getsize(os.path.join(args.output_dir, name)) / 2**20:.1f} MiB" for name in config["files"].values()

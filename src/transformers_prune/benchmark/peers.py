@@ -17,13 +17,15 @@ from types import SimpleNamespace
 
 import torch
 
+from ..deploy import PER_CHANNEL, PER_TENSOR
+
 ORT_FP32, ORT_INT8 = "ort_fp32", "ort_int8"
 # A method row's ONNX Runtime rows: "<model type>" + suffix.
 ORT_SUFFIXES = {"fp32": "+ort_fp32", "int8": "+ort_int8"}
 # int8 weight scales (`deploy.INT8_WEIGHTS`): the dense peer as a user quantizes it, with `quantize_dynamic`'s
-# defaults (one scale per matrix, the faster int8); our exported methods as `transformers-prune export --int8`
-# writes them (one per output channel, which keeps accuracy).
-PEER_INT8_WEIGHTS, EXPORT_INT8_WEIGHTS = "per-tensor", "per-channel"
+# defaults (one scale per matrix); our exported methods as `transformers-prune export --int8` writes them (one per
+# output channel, which keeps accuracy).
+PEER_INT8_WEIGHTS, EXPORT_INT8_WEIGHTS = PER_TENSOR, PER_CHANNEL
 PEER_VARIANTS = (ORT_FP32, ORT_INT8)
 PEER_CHOICES = ("ort", "none")
 

@@ -3,4 +3,5 @@
 # How an ONNX int8 graph's weights are scaled: one scale per output channel (the export's default) or one per matrix
 # (ONNX Runtime `quantize_dynamic`'s own default, the benchmark's dense peer). Here, not in `onnx_export`, so that
 # the export command's parser needs no optional package. See `onnx_export.quantize_onnx_int8`.
-INT8_WEIGHTS = ("per-channel", "per-tensor")
+PER_CHANNEL, PER_TENSOR = "per-channel", "per-tensor"
+INT8_WEIGHTS = (PER_CHANNEL, PER_TENSOR)

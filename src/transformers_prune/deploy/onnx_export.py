@@ -28,7 +28,7 @@ from torch import nn
 
 from ..folders import staged_output_folder
 from ..models.modeling_token_pruning import TokenPruningModel
-from . import INT8_WEIGHTS, ort_runner
+from . import INT8_WEIGHTS, PER_CHANNEL, ort_runner
 from .traceable import INPUT_NAMES, PaddedGraph, SingleExampleGraph, dense_inference_copy, head_of
 
 ONNX_FILE, INT8_FILE = "model.onnx", "model_int8.onnx"
@@ -75,14 +75,15 @@ def export_onnx(graph: nn.Module, path: str, example: dict[str, torch.Tensor], m
         program.save(path)
 
 
-def quantize_onnx_int8(source: str, target: str, weights: str = "per-channel") -> None:
+def quantize_onnx_int8(source: str, target: str, weights: str = PER_CHANNEL) -> None:
     """ONNX Runtime dynamic quantization: int8 weights (QInt8) scaled per output channel or per matrix (`weights`,
     one of `INT8_WEIGHTS`), activations quantized per call (CPU).
 
-    Per channel is the default because it keeps accuracy where per-matrix scales lose it: on the trained SST-2
-    checkpoints (872 dev sentences) LTP's int8 graph scores 88.30 per channel (its fp32 graph: 88.30) and 87.16 per
-    matrix, the dense model 89.45 and 88.76 (fp32 88.88); it costs ~11% of int8's speed at batch 1 (dense 193 vs
-    220 sentences/s, LTP 276 vs 310, one thread of this project's CPU).
+    Per channel is the default because it keeps accuracy where per-matrix scales lose it: on the trained SST-2 LTP
+    checkpoint (872 dev sentences) the int8 graph scores 88.30 per channel, as its fp32 graph
+    (docs/results/sst2-ltp-int8-per-channel), and 87.16 per matrix (docs/results/frontier-sst2). Its cost in speed is
+    not established: one-off probes read it from 11% slower (SST-2, batch 1, one thread beside a training job) to 5%
+    faster (IMDB, batch 1, 2 threads, the two graphs interleaved).
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -90,7 +91,7 @@ def quantize_onnx_int8(source: str, target: str, weights: str = "per-channel") -
     root = logging.getLogger()
     disabled, root.disabled = root.disabled, True  # it logs a "consider pre-processing" note to the root logger
     try:
-        quantize_dynamic(source, target, weight_type=QuantType.QInt8, per_channel=weights == "per-channel")
+        quantize_dynamic(source, target, weight_type=QuantType.QInt8, per_channel=weights == PER_CHANNEL)
     finally:
         root.disabled = disabled
 
@@ -173,7 +174,7 @@ def _export_config(model: nn.Module, head: str, graph_kind: str, output_names, m
 
 def export_folder(
     model: nn.Module, tokenizer, output_dir: str, int8: bool = False, max_length: int | None = None,
-    overwrite: bool = False, inputs: tuple[str, ...] = (), int8_weights: str = "per-channel",
+    overwrite: bool = False, inputs: tuple[str, ...] = (), int8_weights: str = PER_CHANNEL,
 ) -> dict:
     """Export `model` (eval, on CPU, any of our types or HF BERT) with `tokenizer` into `output_dir` (see module
     docstring), whole or not at all (`folders.staged_output_folder`; `overwrite` replaces a non-empty folder,

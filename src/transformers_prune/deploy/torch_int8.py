@@ -3,8 +3,9 @@
 `quantize_encoder_int8(model)` returns a copy whose QKV, attention-output and FFN linears (every `nn.Linear`
 under `encoder.layer`) hold int8 weights, one scale per output channel, and quantize their input per call
 (torch's dynamic quantization, fbgemm kernels). Per channel rather than torch's per-matrix default: on the trained
-SST-2 checkpoints (872 dev sentences) LTP scores 87.73 against 86.81 (fp32 88.30), the dense model 88.42 against
-88.76 (fp32 88.88, three sentences apart), at the same speed. Everything else stays fp32: embeddings, pooler, heads,
+SST-2 checkpoints (872 dev sentences) LTP scores 87.73 against 86.81 (fp32 88.30) and dense-packed 89.33 against
+87.96 (fp32 88.88; docs/results/sst2-ltp-int8-per-channel against docs/results/frontier-sst2); a one-thread probe
+timed both schemes alike. Everything else stays fp32: embeddings, pooler, heads,
 and the token-pruning methods' predictors, so a method decides on fp32 scores of (int8-computed) hidden states. It
 stacks with token dropping: the packed engine runs the same modules on fewer rows.
 
