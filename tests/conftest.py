@@ -4,6 +4,7 @@ output comparisons, tiny checkpoints with a tokenizer. Per-model-type testers li
 from __future__ import annotations
 
 import csv
+import json
 import importlib.util
 import os
 import random
@@ -176,6 +177,20 @@ def write_tokenizer(folder) -> BertTokenizerFast:
     vocab = folder / "vocab.txt"
     vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n", encoding="utf-8")
     return BertTokenizerFast(vocab=str(vocab))
+
+
+def tiny_squad(path) -> str:
+    """Six questions over contexts made of the tiny tokenizer's words; each answer is a word of its context."""
+    paragraphs = []
+    for index in range(6):
+        words = [WORDS[(index * 3 + offset) % len(WORDS)] for offset in range(10)]
+        context = " ".join(words)
+        answer = words[4]
+        start = context.index(f" {answer} ") + 1
+        qas = [{"id": f"q{index}", "question": f"what {words[0]}", "answers": [{"text": answer, "answer_start": start}]}]
+        paragraphs.append({"context": context, "qas": qas})
+    path.write_text(json.dumps({"data": [{"title": "t", "paragraphs": paragraphs}], "version": "1.1"}))
+    return str(path)
 
 
 def save_checkpoint(model, tokenizer, folder) -> str:

@@ -10,18 +10,20 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
-from transformers import BertConfig, BertForSequenceClassification, Trainer, TrainingArguments
+from transformers import BertConfig, BertForQuestionAnswering, BertForSequenceClassification, Trainer, TrainingArguments
 
 from safetensors.torch import load_file
 
 from transformers_prune import AutoBertConfig, AutoBertForSequenceClassification
-from transformers_prune.autobert_targets import residual_scores_and_logits
+from transformers_prune.training.autobert_targets import PADDING_LOGIT, residual_scores_and_logits, residual_scores_and_span_logits
 from transformers_prune.cli import main
 from transformers_prune.models.modeling_autobert import policy_gradient_loss, soft_cross_entropy
 from transformers_prune.models.token_engine import pack, repeat_examples, unpack
 from transformers_prune.models.token_views import PackedView
 
-from conftest import TINY_CONFIG_KWARGS, DictDataset, lengths_of, make_batch, run, save_checkpoint, write_sst2_csv, write_tokenizer
+from conftest import (
+    TINY_CONFIG_KWARGS, DictDataset, lengths_of, make_batch, run, save_checkpoint, tiny_squad, write_sst2_csv, write_tokenizer,
+)
 from model_testers import TESTERS, parameters_named
 
 LENGTHS = (1, 12, 5, 9, 3, 11)
@@ -305,6 +307,60 @@ def test_targets_command_feeds_both_training_stages(tmp_path):
     assert len(kept) == 2 and all(0 < value <= 1 for value in kept)
 
 
+def test_span_targets_match_direct_autograd_per_example():
+    torch.manual_seed(0)
+    model = BertForQuestionAnswering(BertConfig(**TINY_CONFIG_KWARGS)).eval()
+    input_ids, attention_mask = make_batch(LENGTHS)
+    starts, ends = torch.tensor([0, 3, 1, 2, 0, 4]), torch.tensor([0, 5, 2, 6, 1, 9])
+    scores, start_logits, end_logits = residual_scores_and_span_logits(
+        model, {"input_ids": input_ids, "attention_mask": attention_mask}, starts, ends, [0, 1], 3
+    )
+    assert (start_logits[attention_mask == 0] == PADDING_LOGIT).all() and (end_logits[attention_mask == 0] == PADDING_LOGIT).all()
+    for row, length in enumerate(LENGTHS):
+        alone = model(input_ids[row : row + 1, :length], output_hidden_states=True)
+        loss = (F.cross_entropy(alone.start_logits, starts[row : row + 1]) + F.cross_entropy(alone.end_logits, ends[row : row + 1])) / 2
+        reference = alone.hidden_states[3]
+        gradient = torch.autograd.grad(loss, reference)[0]
+        expected = torch.stack([(gradient * (reference - alone.hidden_states[k])).sum(-1).abs()[0] for k in (0, 1)])
+        torch.testing.assert_close(scores[row, :, :length], expected, rtol=1e-4, atol=1e-7)
+        torch.testing.assert_close(start_logits[row, :length], alone.start_logits[0].detach(), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(end_logits[row, :length], alone.end_logits[0].detach(), rtol=1e-4, atol=1e-5)
+
+
+def test_span_targets_command_feeds_both_qa_training_stages(tmp_path):
+    torch.manual_seed(0)
+    tokenizer = write_tokenizer(tmp_path)
+    bert = save_checkpoint(BertForQuestionAnswering(BertConfig(**TINY_CONFIG_KWARGS)), tokenizer, tmp_path / "bert")
+    squad = tiny_squad(tmp_path / "train.json")
+    windows = ["--max-length", "24", "--doc-stride", "8"]
+    targets = tmp_path / "targets.safetensors"
+    main(["autobert-targets", bert, "--squad-file", squad, "--output-file", str(targets), *windows, "--batch-size", "4"])
+    saved = load_file(targets)
+    count = len(saved["input_ids"])
+    assert count >= 6 and saved["residual_scores"].shape == (count, 1, 24) and saved["teacher_end_logits"].shape == (count, 24)
+
+    def finetune(init, output, *extra):
+        main(["finetune-qa", str(tmp_path / init), "--output-dir", str(tmp_path / output), "--train-file", squad, *windows,
+              "--targets-file", str(targets), "--batch-size", "4", "--learning-rate", "1e-3", "--logging-steps", "1", *extra])
+        return load_file(tmp_path / output / "model.safetensors")
+
+    for init, guide_rate in (("init", 1.0), ("init-unguided", 0.0)):
+        main(["convert", "--to", "autobert", bert, str(tmp_path / init), "--set", "rl_num_samples=2", "--set", f"guide_rate={guide_rate}"])
+    rl, unguided = finetune("init", "rl"), finetune("init-unguided", "rl-unguided")
+    selector = "bert.encoder.selectors.0.output.weight"
+    assert not torch.allclose(rl[selector], unguided[selector], rtol=0, atol=1e-7)  # imitation changed the selectors
+    main(["convert", "--to", "autobert", str(tmp_path / "rl"), str(tmp_path / "both-init"), "--set", "training_stage=train_both",
+          "--set", "train_teacher=true"])
+    both = finetune("both-init", "both")
+    assert not torch.equal(both["qa_outputs.weight"], rl["qa_outputs.weight"])
+
+    # Targets of other windows are refused before anything is written.
+    for extra, message in ((["--max-train-samples", "3"], "windows"), (["--doc-stride", "4"], "--doc-stride 8")):
+        with pytest.raises(SystemExit, match=message):
+            finetune("both-init", "refused", *extra)
+        assert not (tmp_path / "refused").exists()
+
+
 def test_targets_command_rejects_bad_input(tmp_path):
     with pytest.raises(SystemExit, match="is not a checkpoint folder"):
         main(["autobert-targets", str(tmp_path / "nowhere"), "--data-file", "x.csv", "--output-file", str(tmp_path / "o.jsonl")])
@@ -314,6 +370,9 @@ def test_targets_command_rejects_bad_input(tmp_path):
     with pytest.raises(SystemExit, match="must be >= 0 and before the reference layer"):
         main(["autobert-targets", bert, "--data-file", train, "--output-file", str(tmp_path / "o.jsonl"), "--selection-layers", "2",
               "--reference-layer", "2"])
+    with pytest.raises(SystemExit, match="does not apply to --data-file"):
+        main(["autobert-targets", bert, "--data-file", train, "--output-file", str(tmp_path / "o.jsonl"), "--doc-stride", "8"])
+    assert not (tmp_path / "o.jsonl").exists()
 
 
 # ----------------------------------------------------------------------------------------------- config

@@ -14,7 +14,7 @@ from transformers_prune.benchmark.data import load_squad
 from transformers_prune.benchmark.squad import answer_token_positions, prepare_features
 from transformers_prune.cli import main
 
-from conftest import TINY_CONFIG_KWARGS, WORDS, save_checkpoint, write_tokenizer
+from conftest import TINY_CONFIG_KWARGS, save_checkpoint, tiny_squad, write_tokenizer
 
 SQUAD_DEV = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "squad", "v1.1", "dev-v1.1.json")
 
@@ -39,20 +39,6 @@ def test_answer_positions_span_the_answer_text_in_every_window_that_holds_it(min
         # The shortest token span that covers the answer's characters (a word piece may run past its end).
         assert offsets[start][0] <= first < offsets[start][1] and offsets[end][0] < last <= offsets[end][1]
     assert inside > 150 and outside > 10
-
-
-def tiny_squad(path) -> str:
-    """Six questions over contexts made of the tiny tokenizer's words; each answer is a word of its context."""
-    paragraphs = []
-    for index in range(6):
-        words = [WORDS[(index * 3 + offset) % len(WORDS)] for offset in range(10)]
-        context = " ".join(words)
-        answer = words[4]
-        start = context.index(f" {answer} ") + 1
-        qas = [{"id": f"q{index}", "question": f"what {words[0]}", "answers": [{"text": answer, "answer_start": start}]}]
-        paragraphs.append({"context": context, "qas": qas})
-    path.write_text(json.dumps({"data": [{"title": "t", "paragraphs": paragraphs}], "version": "1.1"}))
-    return str(path)
 
 
 def test_finetune_qa_trains_bert_and_a_token_pruning_type(tmp_path):

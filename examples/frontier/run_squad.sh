@@ -35,25 +35,30 @@ transkimmer() {  # from the pre-trained model, the official SQuAD skim_coefficie
   transformers-prune finetune-qa "$OUT/transkimmer-init" --output-dir "$OUT/transkimmer" "${COMMON[@]}" \
     --epochs "$EPOCHS" --learning-rate 3e-5
 }
-autobert() {  # from dense: policy-only RL then joint training on the gold spans (the official SQuAD alpha 5, on its
-              # padded length 384: windows here hold about 180 real tokens, so 2.5 in ours). Not the original's recipe
-              # yet: its RL stage imitates gradient-residual targets (guide rate 0.2) and its joint stage distils from
-              # dense's span logits, and autobert-targets writes those for classification files only.
+targets() {  # TR-BERT's imitation scores and dense's span logits for the windows autobert trains on
+  done_already "$OUT/autobert_targets.safetensors" || transformers-prune autobert-targets "$OUT/dense" \
+    --squad-file "$OUT/train40.json" --max-length 384 --doc-stride 128 --max-samples 2000 \
+    --output-file "$OUT/autobert_targets.safetensors"
+}
+autobert() {  # the original's three stages from dense, on the first 2,000 questions: policy-only RL imitating the
+              # residual targets for the first 20% of its steps (run_squad.py's guide_rate), then joint training
+              # distilled from dense's span logits (train_teacher). The official SQuAD alpha is 5 on its padded length
+              # 384: windows here hold about 180 real tokens, so 2.5 in ours.
+  local ARGS=("${COMMON[@]}" --max-train-samples 2000 --learning-rate 3e-5 --targets-file "$OUT/autobert_targets.safetensors")
   if ! done_already "$OUT/autobert-rl"; then
     transformers-prune convert --to autobert "$OUT/dense" "$OUT/autobert-rl-init" --overwrite --set training_stage=train_rl \
-      --set alpha=2.5 --set guide_rate=0 --set rl_num_samples=8
-    transformers-prune finetune-qa "$OUT/autobert-rl-init" --output-dir "$OUT/autobert-rl" "${COMMON[@]}" \
-      --max-train-samples 2000 --learning-rate 3e-5
+      --set alpha=2.5 --set guide_rate=0.2 --set rl_num_samples=8
+    transformers-prune finetune-qa "$OUT/autobert-rl-init" --output-dir "$OUT/autobert-rl" "${ARGS[@]}"
   fi
   done_already "$OUT/autobert" && return
-  transformers-prune convert --to autobert "$OUT/autobert-rl" "$OUT/autobert-both-init" --overwrite --set training_stage=train_both
-  transformers-prune finetune-qa "$OUT/autobert-both-init" --output-dir "$OUT/autobert" "${COMMON[@]}" \
-    --max-train-samples 2000 --learning-rate 3e-5
+  transformers-prune convert --to autobert "$OUT/autobert-rl" "$OUT/autobert-both-init" --overwrite \
+    --set training_stage=train_both --set train_teacher=true
+  transformers-prune finetune-qa "$OUT/autobert-both-init" --output-dir "$OUT/autobert" "${ARGS[@]}"
 }
 bench() {
   bash "$(dirname "$0")/bench.sh" squad "$DATA" "$OUT"
 }
 
-for step in "${@:-data dense transkimmer autobert bench}"; do
+for step in "${@:-data dense transkimmer targets autobert bench}"; do
   for one in $step; do "$one"; done
 done

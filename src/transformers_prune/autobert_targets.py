@@ -1,25 +1,25 @@
 """`transformers-prune autobert-targets`: TR-BERT's imitation scores and teacher logits from a fine-tuned BERT.
 
-For each example of a text classification file, one forward and backward pass of the fine-tuned classifier
-(eval mode) gives both inputs the later `autobert` stages read:
+One forward and backward pass of the fine-tuned model (eval mode) per training input gives both inputs the later
+`autobert` stages read (`training.autobert_targets` defines them): `residual_scores`, which stage "train_rl"
+imitates for the first `guide_rate` of its steps, and the teacher logits that `train_teacher` distils from.
 
-- `residual_scores` (`[P, max_length]`, zero-padded): for the input h_k of each selection layer k and the
-  output h_R of a later reference layer R, score_k(t) = |<dL/dh_R(t), h_R(t) - h_k(t)>| with L the gold
-  label's cross-entropy: a first-order estimate of how much the loss changes if token t stops being updated
-  after layer k, i.e. if it is dropped there (the original's `--do_eval_grad`). Stage "train_rl" imitates
-  the top tokens by this score for the first `guide_rate` of its steps.
-- `teacher_logits` (`[num_labels]`): the classifier's logits, the distillation target of `train_teacher`
-  (the original's `--do_eval_logits`).
+- A classifier and a text classification file (`--data-file`): the output is the input file as JSON lines with the
+  columns `residual_scores` and `teacher_logits` added, which `transformers-prune finetune` (or any `Trainer` whose
+  dataset keeps them) feeds to the model.
+- A span model and a SQuAD v1.1 file (`--squad-file`): the targets are per tokenised window, so the output is a
+  safetensors file of the windows' targets, which `transformers-prune finetune-qa --targets-file` adds to the same
+  windows (it refuses them for other windows: another file, `--max-length`, `--doc-stride` or sample count).
 
 They are precomputed into a file, not computed during training: one pass over the training rows costs about
 one training step of the fine-tuned model per example, while computing them on the fly would hold a second
 BERT in memory and repeat that cost for every epoch, every stage that reads them (train_rl for the scores,
-train_both for the logits) and every alpha tried. The output is the input file as JSON lines with the two
-columns added, which `transformers-prune finetune` (or any `Trainer` whose dataset keeps them) feeds to the
-model.
+train_both for the logits) and every alpha tried.
 
     transformers-prune autobert-targets runs/bert --data-file train.jsonl --text-column text --max-length 512 \\
         --output-file runs/train_autobert.jsonl
+    transformers-prune autobert-targets runs/squad-bert --squad-file train.json --max-length 384 --doc-stride 128 \\
+        --output-file runs/squad_autobert_targets.safetensors
 """
 
 from __future__ import annotations
@@ -28,40 +28,24 @@ import argparse
 import time
 
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoModelForQuestionAnswering, AutoModelForSequenceClassification, AutoTokenizer
 
-from .command_line import add_labelled_rows_arguments, positive_int
+from .benchmark.data import load_squad
+from .benchmark.squad import training_windows
+from .command_line import add_overwrite_argument, positive_int
 from .data_files import read_labelled_rows, write_rows_with_columns
 from .folders import check_checkpoint_folder, check_output_path, staged_output_file
-from .models.configuration_autobert import AutoBertConfig
+from .training.autobert_targets import (
+    compute_span_targets,
+    residual_scores_and_logits,
+    resolve_layers,
+    save_span_targets,
+)
 
 
-def default_selection_layers(num_layers: int) -> list[int]:
-    """The layers `autobert` selects on by default (its config's rule)."""
-    return AutoBertConfig(num_hidden_layers=num_layers).selection_layers
-
-
-def default_reference_layer(num_layers: int) -> int:
-    """The original's reference layer: output of layer 9 of 12 for BERT-base, of layer 5 of 6 for DistilBERT."""
-    return num_layers - num_layers // 4
-
-
-def residual_scores_and_logits(
-    model, inputs: dict, labels: torch.Tensor, selection_layers: list[int], reference_layer: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """`[B, P, S]` residual scores (0 on padding) and `[B, C]` logits. The loss is summed over the batch, so
-    each example's scores come from its own loss alone (examples do not interact in BERT)."""
-    outputs = model(**inputs, output_hidden_states=True)
-    hidden_states = outputs.hidden_states  # [0] embeddings, [i] the output of layer i - 1 = the input of layer i
-    reference = hidden_states[reference_layer]
-    loss = F.cross_entropy(outputs.logits, labels, reduction="sum")
-    (gradient,) = torch.autograd.grad(loss, reference)
-    scores = torch.stack(
-        [(gradient * (reference - hidden_states[layer])).sum(dim=-1).abs() for layer in selection_layers], dim=1
-    )
-    return scores.detach() * inputs["attention_mask"][:, None, :], outputs.logits.detach()
+def _device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def compute_targets(
@@ -73,18 +57,12 @@ def compute_targets(
     selection_layers: list[int] | None = None,
     reference_layer: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, list[int], int]:
-    """`[num_examples, P, max_length]` scores, `[num_examples, C]` logits, and the layers used."""
+    """A classifier's `[num_examples, P, max_length]` scores, `[num_examples, C]` logits, and the layers used."""
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = _device()
     model = AutoModelForSequenceClassification.from_pretrained(checkpoint).to(device).eval()
-    num_layers, num_labels = model.config.num_hidden_layers, model.config.num_labels
-    selection_layers = selection_layers or default_selection_layers(num_layers)
-    reference_layer = reference_layer if reference_layer is not None else default_reference_layer(num_layers)
-    if not 0 < reference_layer <= num_layers:
-        raise ValueError(f"reference layer {reference_layer} is invalid; allowed: 1 to {num_layers} (a layer's output)")
-    late = [layer for layer in selection_layers if not 0 <= layer < reference_layer]
-    if late:
-        raise ValueError(f"selection layers {late} must be >= 0 and before the reference layer {reference_layer}")
+    num_labels = model.config.num_labels
+    selection_layers, reference_layer = resolve_layers(model.config.num_hidden_layers, selection_layers, reference_layer)
     if max(labels) >= num_labels or min(labels) < 0:
         raise ValueError(f"{checkpoint} has {num_labels} labels but the data has labels in [{min(labels)}, {max(labels)}]")
     scores = torch.zeros(len(texts), len(selection_layers), max_length)
@@ -107,29 +85,77 @@ def _rounded(values: list, digits: int = 4):
     return float(f"{values:.{digits}g}")
 
 
-def run(args: argparse.Namespace) -> str:
-    check_checkpoint_folder(args.checkpoint, need_weights=True)
-    check_output_path(args.output_file, args.overwrite, [args.data_file], is_folder=False)
+def _classification_run(args: argparse.Namespace) -> tuple[int, list[int], int]:
     rows = read_labelled_rows(args.data_file, args.text_column, args.label_column, args.max_samples)
-    started = time.perf_counter()
     scores, logits, layers, reference = compute_targets(
         args.checkpoint, rows.texts, rows.labels, args.max_length, args.batch_size, args.selection_layers, args.reference_layer
     )
-    seconds = time.perf_counter() - started
     columns = {"residual_scores": _rounded(scores.tolist()), "teacher_logits": _rounded(logits.tolist(), 6)}
     with staged_output_file(args.output_file, args.overwrite, [args.data_file]) as f:
         write_rows_with_columns(f, rows.data.rows, columns)
-    examples = len(rows.labels)
+    return len(rows.labels), layers, reference
+
+
+def _span_run(args: argparse.Namespace) -> tuple[int, list[int], int]:
+    if args.doc_stride >= args.max_length:
+        raise ValueError(f"--doc-stride ({args.doc_stride}) must be smaller than --max-length ({args.max_length})")
+    tokenizer = AutoTokenizer.from_pretrained(args.checkpoint)
+    if not tokenizer.is_fast:
+        raise ValueError(f"{args.checkpoint}'s tokenizer is not a fast tokenizer; SQuAD windows need its offset_mapping")
+    model = AutoModelForQuestionAnswering.from_pretrained(args.checkpoint).to(_device()).eval()
+    layers, reference = resolve_layers(model.config.num_hidden_layers, args.selection_layers, args.reference_layer)
+    windows = training_windows(tokenizer, load_squad(args.squad_file, args.max_samples).examples, args.max_length, args.doc_stride)
+    settings = {
+        "checkpoint": args.checkpoint, "squad_file": args.squad_file, "max_samples": args.max_samples,
+        "max_length": args.max_length, "doc_stride": args.doc_stride, "windows": len(windows["input_ids"]),
+        "selection_layers": layers, "reference_layer": reference,
+    }
+    targets = compute_span_targets(model, tokenizer, windows, args.max_length, args.batch_size, layers, reference, settings)
+    with staged_output_file(args.output_file, args.overwrite, [args.squad_file], binary=True) as f:
+        save_span_targets(targets, f)
+    return len(windows["input_ids"]), layers, reference
+
+
+def run(args: argparse.Namespace) -> str:
+    check_checkpoint_folder(args.checkpoint, need_weights=True)
+    if args.data_file and args.doc_stride is not None:
+        raise ValueError("--doc-stride windows a SQuAD file; it does not apply to --data-file")
+    if args.max_length is None:
+        args.max_length = 384 if args.squad_file else 128
+    if args.doc_stride is None:
+        args.doc_stride = 128
+    source = args.squad_file or args.data_file
+    check_output_path(args.output_file, args.overwrite, [source], is_folder=False)
+    started = time.perf_counter()
+    examples, layers, reference = (_span_run if args.squad_file else _classification_run)(args)
+    seconds = time.perf_counter() - started
+    kind = "SQuAD windows" if args.squad_file else "examples"
     print(
         f"{args.output_file}: residual scores at selection layers {layers} (reference layer {reference}) and teacher "
-        f"logits of {examples} examples in {seconds:.0f} s ({1000 * seconds / examples:.1f} ms per example)"
+        f"logits of {examples} {kind} in {seconds:.0f} s ({1000 * seconds / examples:.1f} ms each)"
     )
     return args.output_file
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", help="the fine-tuned BERT classifier folder autobert starts from")
-    add_labelled_rows_arguments(parser, "JSON lines: the input rows plus `residual_scores` and `teacher_logits`")
+    parser.add_argument("checkpoint", help="the fine-tuned BERT (classifier or span model) autobert starts from")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data-file", help="CSV or JSON lines with the text and label columns (a classifier's targets)")
+    source.add_argument("--squad-file", help="SQuAD v1.1 JSON (a span model's targets, per window)")
+    parser.add_argument(
+        "--output-file", required=True,
+        help="with --data-file: JSON lines, the input rows plus `residual_scores` and `teacher_logits`; with "
+        "--squad-file: safetensors, for `finetune-qa --targets-file`",
+    )
+    add_overwrite_argument(parser, "the output file")
+    parser.add_argument("--text-column", default="sentence", help="with --data-file")
+    parser.add_argument("--label-column", default="label", help="with --data-file")
+    parser.add_argument(
+        "--max-length", type=positive_int, default=None,
+        help="the truncation length training will use (default 128 with --data-file, 384 with --squad-file)",
+    )
+    parser.add_argument("--doc-stride", type=positive_int, default=None, help="with --squad-file: as finetune-qa's (default 128)")
+    parser.add_argument("--max-samples", type=positive_int, default=None, help="the first N rows or questions (default: all)")
     parser.add_argument("--batch-size", type=positive_int, default=16)
     parser.add_argument(
         "--selection-layers", type=int, nargs="+", default=None,
@@ -140,4 +166,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-__all__ = ["add_arguments", "compute_targets", "residual_scores_and_logits", "run"]
+__all__ = ["add_arguments", "compute_targets", "run"]

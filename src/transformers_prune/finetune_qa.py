@@ -4,7 +4,8 @@ question answering from a SQuAD v1.1-format file with the stock `Trainer`, and s
 The features are HF `run_qa.py`'s: question + context truncated to `--max-length` (context only), windows
 overlapping by `--doc-stride` tokens, each window's target the token span of the question's first answer, or the
 [CLS] position when the answer is not inside the window. Score the result with `transformers-prune bench --task
-squad --data-file DEV.json`.
+squad --data-file DEV.json`. `--targets-file` adds TR-BERT's per-window imitation scores and teacher span logits
+(`transformers-prune autobert-targets --squad-file`, same windows) for `autobert`'s training stages.
 
     transformers-prune finetune-qa MODEL_DIR --output-dir runs/squad-dense --train-file train.json
 """
@@ -12,36 +13,35 @@ squad --data-file DEV.json`.
 from __future__ import annotations
 
 import argparse
+import os
 
 import torch
 from datasets import Dataset
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
 from .benchmark.data import load_squad
-from .benchmark.squad import answer_token_positions, prepare_features
+from .benchmark.squad import training_windows
 from .command_line import add_overwrite_argument, add_training_arguments, positive_int
 from .folders import check_checkpoint_folder, check_output_path, staged_output_folder
+from .training.autobert_targets import attach_span_targets
 from .training.fine_tuning import TrainingSettings, train
-
-
-def training_features(tokenizer, train_file: str, max_length: int, stride: int, max_samples: int | None) -> Dataset:
-    """The tokenised windows of every question of `train_file` with their answer spans as `start_positions` and
-    `end_positions`."""
-    examples = load_squad(train_file, max_samples).examples
-    features = prepare_features(tokenizer, examples, max_length, stride)
-    starts, ends = answer_token_positions(features, examples)
-    return Dataset.from_dict({**features.encodings, "start_positions": starts, "end_positions": ends})
 
 
 def run(args: argparse.Namespace) -> dict:
     check_checkpoint_folder(args.model, need_weights=True)
     check_output_path(args.output_dir, args.overwrite, [args.model])
+    if args.targets_file and not os.path.isfile(args.targets_file):
+        raise FileNotFoundError(f"--targets-file {args.targets_file} does not exist")
     if args.doc_stride >= args.max_length:
         raise ValueError(f"--doc-stride ({args.doc_stride}) must be smaller than --max-length ({args.max_length})")
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     if not tokenizer.is_fast:
         raise ValueError(f"{args.model}'s tokenizer is not a fast tokenizer; SQuAD features need its offset_mapping")
-    dataset = training_features(tokenizer, args.train_file, args.max_length, args.doc_stride, args.max_train_samples)
+    examples = load_squad(args.train_file, args.max_train_samples).examples
+    windows = training_windows(tokenizer, examples, args.max_length, args.doc_stride)
+    if args.targets_file:
+        windows = attach_span_targets(windows, args.targets_file, args.max_length, args.doc_stride)
+    dataset = Dataset.from_dict(windows)
     torch.manual_seed(args.seed)  # the fresh span head, when the checkpoint has none
     model = AutoModelForQuestionAnswering.from_pretrained(args.model)
     settings = TrainingSettings.from_arguments(args)
@@ -59,7 +59,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-train-samples", type=positive_int, default=None, help="the first N questions (default: all)")
     parser.add_argument("--max-length", type=positive_int, default=384)
     parser.add_argument("--doc-stride", type=positive_int, default=128, help="overlap of a context's windows, in tokens")
+    parser.add_argument(
+        "--targets-file", default=None,
+        help="autobert's imitation scores and teacher span logits of these windows (`autobert-targets --squad-file`)",
+    )
     add_training_arguments(parser, batch_size=16)
 
 
-__all__ = ["add_arguments", "run", "training_features"]
+__all__ = ["add_arguments", "run"]

@@ -13,7 +13,7 @@ import shutil
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
 CONFIG_FILE = "config.json"
 # A checkpoint's weights: safetensors (one file, or shards listed in the index) or the legacy pickle.
@@ -109,14 +109,16 @@ def staged_output_folder(target: str, overwrite: bool = False, inputs: Iterable[
 
 
 @contextmanager
-def staged_output_file(path: str, overwrite: bool = False, inputs: Iterable[str] = ()) -> Iterator[TextIO]:
-    """Yield a text file beside `path` to write into; it becomes `path` (`os.replace`) when the block ends
-    without an error, otherwise it is deleted (see `check_output_path`)."""
+def staged_output_file(
+    path: str, overwrite: bool = False, inputs: Iterable[str] = (), binary: bool = False
+) -> Iterator[TextIO | BinaryIO]:
+    """Yield a file beside `path` to write into (text, or bytes with `binary`); it becomes `path` (`os.replace`)
+    when the block ends without an error, otherwise it is deleted (see `check_output_path`)."""
     check_output_path(path, overwrite, inputs, is_folder=False)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     staged = _staging_name(path, "partial")
     try:
-        with open(staged, "x", encoding="utf-8") as f:
+        with open(staged, "xb") if binary else open(staged, "x", encoding="utf-8") as f:
             yield f
         os.replace(staged, path)
     finally:

@@ -104,6 +104,14 @@ def answer_token_positions(features: SquadFeatures, examples: list[SquadExample]
     return starts, ends
 
 
+def training_windows(tokenizer, examples: list[SquadExample], max_length: int, stride: int) -> dict[str, list]:
+    """The training columns of `examples`: each window's tokenizer inputs (unpadded lists) and its answer span as
+    `start_positions` / `end_positions` (`answer_token_positions`)."""
+    features = prepare_features(tokenizer, examples, max_length, stride)
+    starts, ends = answer_token_positions(features, examples)
+    return {**features.encodings, "start_positions": starts, "end_positions": ends}
+
+
 def feature_batches(tokenizer, features: SquadFeatures, batch_size: int, padding: bool | str, max_length: int) -> list[dict]:
     """Consecutive feature batches as tensors, padded to their longest feature (`padding=True`) or to `max_length`."""
     return [
@@ -164,4 +172,5 @@ __all__ = [
     "normalize_answer",
     "prepare_features",
     "squad_scores",
+    "training_windows",
 ]

@@ -312,6 +312,12 @@ class AutoBertPreTrainedModel(TokenPruningPreTrainedModel):
         return self.rollout_rows(teacher)
 
 
+def first_positions(logits: torch.Tensor | None, length: int) -> torch.Tensor | None:
+    """Per-position teacher logits `[B, >= length]` (stored at the training max length) as `[B, length]`: the
+    batch's positions; anything else is left for `teacher` to refuse."""
+    return logits[:, :length] if logits is not None and logits.dim() == 2 and logits.shape[1] >= length else logits
+
+
 def real_token_counts(attention_mask, input_ids, inputs_embeds) -> torch.Tensor:
     """`[B]` real tokens of each input."""
     if attention_mask is not None:
@@ -377,8 +383,8 @@ class AutoBertForQuestionAnswering(AutoBertPreTrainedModel, TokenPruningForQuest
                 start_positions=None, end_positions=None, residual_scores=None, teacher_start_logits=None,
                 teacher_end_logits=None, **kwargs):
         """As `BertForQuestionAnswering`, plus the training inputs `residual_scores` (`[B, P, S]`) and, when
-        `train_teacher`, `teacher_start_logits` / `teacher_end_logits` (`[B, S]`; the soft cross-entropies of
-        both are summed, as the original). In training the span logits are the mean over the rollouts."""
+        `train_teacher`, `teacher_start_logits` / `teacher_end_logits` (`[B, >= S]`: stored at the training
+        max length, cut to the batch's S positions; the soft cross-entropies of both are summed, as the original). In training the span logits are the mean over the rollouts."""
         outputs = super().forward(
             input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
             None if self.training else start_positions, None if self.training else end_positions,
@@ -390,9 +396,13 @@ class AutoBertForQuestionAnswering(AutoBertPreTrainedModel, TokenPruningForQuest
         shape = (outputs.start_logits.shape[0] // self.config.rl_num_samples, outputs.start_logits.shape[1])
         if self.config.train_teacher:
             temperature = self.config.kd_temperature
-            task_losses = soft_cross_entropy(
-                outputs.start_logits, self.teacher("teacher_start_logits", teacher_start_logits, shape), temperature
-            ) + soft_cross_entropy(outputs.end_logits, self.teacher("teacher_end_logits", teacher_end_logits, shape), temperature)
+            start_teacher, end_teacher = (
+                self.teacher(name, first_positions(logits, shape[1]), shape)
+                for name, logits in (("teacher_start_logits", teacher_start_logits), ("teacher_end_logits", teacher_end_logits))
+            )
+            task_losses = soft_cross_entropy(outputs.start_logits, start_teacher, temperature) + soft_cross_entropy(
+                outputs.end_logits, end_teacher, temperature
+            )
         elif start_positions is not None and end_positions is not None:
             ignored_index = shape[1]
             loss_fct = CrossEntropyLoss(ignore_index=ignored_index, reduction="none")
