@@ -354,11 +354,18 @@ def test_span_targets_command_feeds_both_qa_training_stages(tmp_path):
     both = finetune("both-init", "both")
     assert not torch.equal(both["qa_outputs.weight"], rl["qa_outputs.weight"])
 
+    finetune("both-init", "first-questions", "--max-train-samples", "3")  # their windows lead the file: served
+
     # Targets of other windows are refused before anything is written.
-    for extra, message in ((["--max-train-samples", "3"], "windows"), (["--doc-stride", "4"], "--doc-stride 8")):
-        with pytest.raises(SystemExit, match=message):
-            finetune("both-init", "refused", *extra)
-        assert not (tmp_path / "refused").exists()
+    data = json.loads(open(squad).read())
+    data["data"][0]["paragraphs"].reverse()
+    (tmp_path / "reordered.json").write_text(json.dumps(data))
+    with pytest.raises(SystemExit, match="window 0 of this run has other tokens"):
+        main(["finetune-qa", str(tmp_path / "both-init"), "--output-dir", str(tmp_path / "refused"), "--train-file",
+              str(tmp_path / "reordered.json"), *windows, "--targets-file", str(targets)])
+    with pytest.raises(SystemExit, match="--doc-stride 8"):
+        finetune("both-init", "refused", "--doc-stride", "4")
+    assert not (tmp_path / "refused").exists()
 
 
 def test_targets_command_rejects_bad_input(tmp_path):

@@ -134,7 +134,8 @@ def save_span_targets(targets: SpanTargets, file) -> None:
 
 def attach_span_targets(windows: dict[str, list], path: str, max_length: int, doc_stride: int) -> dict[str, list]:
     """`windows` plus the columns `residual_scores`, `teacher_start_logits` and `teacher_end_logits` from the targets
-    file `path`; ValueError unless the file holds targets of exactly these windows."""
+    file `path`; ValueError unless the file's first windows are exactly these (a file of a SQuAD file's every
+    question also serves a run on its first N: their windows come first, in the same order)."""
     with safe_open(path, framework="pt") as f:
         metadata = f.metadata() or {}
         if metadata.get("kind") != SPAN_TARGETS_KIND:
@@ -145,12 +146,13 @@ def attach_span_targets(windows: dict[str, list], path: str, max_length: int, do
              f"{settings['windows']} windows of {settings['squad_file']}; ")
     if (settings["max_length"], settings["doc_stride"]) != (max_length, doc_stride):
         raise ValueError(rerun + f"this run uses --max-length {max_length} --doc-stride {doc_stride}")
-    if len(tensors["input_ids"]) != len(windows["input_ids"]):
+    if len(tensors["input_ids"]) < len(windows["input_ids"]):
         raise ValueError(rerun + f"this run has {len(windows['input_ids'])} windows (check --max-train-samples)")
     for index, ids in enumerate(windows["input_ids"]):
         if tensors["input_ids"][index, : len(ids)].tolist() != ids or (len(ids) < max_length and tensors["input_ids"][index, len(ids)] != -1):
             raise ValueError(rerun + f"window {index} of this run has other tokens (another file, order or tokenizer)")
-    columns = {name: tensors[name].tolist() for name in ("residual_scores", "teacher_start_logits", "teacher_end_logits")}
+    count = len(windows["input_ids"])
+    columns = {name: tensors[name][:count].tolist() for name in ("residual_scores", "teacher_start_logits", "teacher_end_logits")}
     return {**windows, **columns}
 
 
