@@ -17,7 +17,8 @@ case "$TASK" in
   imdb) MODELS=(dense transkimmer ltp adapler autobert); KEEP_THRESHOLDS=0.3,0.7
         EXTRA=(--max-examples 2000 --latency-examples 64 --truncations 64 128 256 --batch-sizes 1 32) ;;
   # SQuAD's 1,589 held-out questions make ~1,650 windows of up to 384 tokens: as IMDB, time the first 64 at 1 and 32.
-  squad) MODELS=(dense transkimmer autobert); KEEP_THRESHOLDS=0.3,0.7
+  # TR-BERT's SQuAD policy keeps ~90% of the tokens at the trained 0.5 (run_squad.sh): its knob goes up, not down.
+  squad) MODELS=(dense transkimmer autobert); KEEP_THRESHOLDS=0.7,0.9
          EXTRA=(--data-file "$OUT/eval8.json" --latency-examples 64 --batch-sizes 1 32) ;;
   *) echo "unknown task $TASK" >&2; exit 2 ;;
 esac
