@@ -9,7 +9,8 @@ imitates for the first `guide_rate` of its steps, and the teacher logits that `t
   dataset keeps them) feeds to the model.
 - A span model and a SQuAD v1.1 file (`--squad-file`): the targets are per tokenised window, so the output is a
   safetensors file of the windows' targets, which `transformers-prune finetune-qa --targets-file` adds to the same
-  windows (it refuses them for other windows: another file, `--max-length`, `--doc-stride` or sample count).
+  windows (it refuses them for other windows: another file or order, `--max-length`, `--doc-stride`, or more
+  questions than they were computed for; a run on the first N questions is served).
 
 They are precomputed into a file, not computed during training: one pass over the training rows costs about
 one training step of the fine-tuned model per example, while computing them on the fly would hold a second
