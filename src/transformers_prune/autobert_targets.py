@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from transformers import AutoModelForQuestionAnswering, AutoModelForSequenceClassification, AutoTokenizer
 
 from .benchmark.data import load_squad
-from .benchmark.squad import training_windows
+from .benchmark.squad import training_windows, window_tokenizer
 from .command_line import add_overwrite_argument, positive_int
 from .data_files import read_labelled_rows, write_rows_with_columns
 from .folders import check_checkpoint_folder, check_output_path, staged_output_file
@@ -98,11 +98,7 @@ def _classification_run(args: argparse.Namespace) -> tuple[int, list[int], int]:
 
 
 def _span_run(args: argparse.Namespace) -> tuple[int, list[int], int]:
-    if args.doc_stride >= args.max_length:
-        raise ValueError(f"--doc-stride ({args.doc_stride}) must be smaller than --max-length ({args.max_length})")
-    tokenizer = AutoTokenizer.from_pretrained(args.checkpoint)
-    if not tokenizer.is_fast:
-        raise ValueError(f"{args.checkpoint}'s tokenizer is not a fast tokenizer; SQuAD windows need its offset_mapping")
+    tokenizer = window_tokenizer(args.checkpoint, args.max_length, args.doc_stride)
     model = AutoModelForQuestionAnswering.from_pretrained(args.checkpoint).to(_device()).eval()
     layers, reference = resolve_layers(model.config.num_hidden_layers, args.selection_layers, args.reference_layer)
     windows = training_windows(tokenizer, load_squad(args.squad_file, args.max_samples).examples, args.max_length, args.doc_stride)

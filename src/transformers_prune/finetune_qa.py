@@ -17,10 +17,10 @@ import os
 
 import torch
 from datasets import Dataset
-from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+from transformers import AutoModelForQuestionAnswering
 
 from .benchmark.data import load_squad
-from .benchmark.squad import training_windows
+from .benchmark.squad import training_windows, window_tokenizer
 from .command_line import add_overwrite_argument, add_training_arguments, positive_int
 from .folders import check_checkpoint_folder, check_output_path, staged_output_folder
 from .training.autobert_targets import attach_span_targets
@@ -32,11 +32,7 @@ def run(args: argparse.Namespace) -> dict:
     check_output_path(args.output_dir, args.overwrite, [args.model])
     if args.targets_file and not os.path.isfile(args.targets_file):
         raise FileNotFoundError(f"--targets-file {args.targets_file} does not exist")
-    if args.doc_stride >= args.max_length:
-        raise ValueError(f"--doc-stride ({args.doc_stride}) must be smaller than --max-length ({args.max_length})")
-    tokenizer = AutoTokenizer.from_pretrained(args.model)
-    if not tokenizer.is_fast:
-        raise ValueError(f"{args.model}'s tokenizer is not a fast tokenizer; SQuAD features need its offset_mapping")
+    tokenizer = window_tokenizer(args.model, args.max_length, args.doc_stride)
     examples = load_squad(args.train_file, args.max_train_samples).examples
     windows = training_windows(tokenizer, examples, args.max_length, args.doc_stride)
     if args.targets_file:

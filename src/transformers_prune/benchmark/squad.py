@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
+from transformers import AutoTokenizer
 
 from .data import SquadExample
 
@@ -104,6 +105,17 @@ def answer_token_positions(features: SquadFeatures, examples: list[SquadExample]
     return starts, ends
 
 
+def window_tokenizer(checkpoint: str, max_length: int, stride: int):
+    """`checkpoint`'s tokenizer, after checking that it can cut SQuAD windows: `stride` below `max_length`, and a
+    fast tokenizer (the windows need its `offset_mapping`)."""
+    if stride >= max_length:
+        raise ValueError(f"--doc-stride ({stride}) must be smaller than --max-length ({max_length})")
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    if not tokenizer.is_fast:
+        raise ValueError(f"{checkpoint}'s tokenizer is not a fast tokenizer; SQuAD windows need its offset_mapping")
+    return tokenizer
+
+
 def training_windows(tokenizer, examples: list[SquadExample], max_length: int, stride: int) -> dict[str, list]:
     """The training columns of `examples`: each window's tokenizer inputs (unpadded lists) and its answer span as
     `start_positions` / `end_positions` (`answer_token_positions`)."""
@@ -173,4 +185,5 @@ __all__ = [
     "prepare_features",
     "squad_scores",
     "training_windows",
+    "window_tokenizer",
 ]
