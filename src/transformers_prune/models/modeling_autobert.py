@@ -303,19 +303,19 @@ class AutoBertPreTrainedModel(TokenPruningPreTrainedModel):
         # A new record, not attribute writes: ModelOutput only lists (for `outputs["loss"]`, tuples) the fields set at init.
         return dataclasses.replace(outputs, **changes)
 
-    def teacher(self, name: str, teacher: torch.Tensor | None, expected_shape: tuple[int, ...]) -> torch.Tensor:
-        """A checked teacher input, as `[B * K, ...]` rows."""
+    def teacher(
+        self, name: str, teacher: torch.Tensor | None, expected_shape: tuple[int, ...], per_position: bool = False
+    ) -> torch.Tensor:
+        """A checked teacher input, as `[B * K, ...]` rows. With `per_position` (`expected_shape` `(B, S)`), a
+        teacher stored at the training max length (`[B, >= S]`) is cut to the batch's S positions."""
         if teacher is None:
             raise ValueError(f"train_teacher=True needs `{name}` with every training input (`transformers-prune autobert-targets` writes them)")
+        if per_position and teacher.dim() == 2 and teacher.shape[0] == expected_shape[0] and teacher.shape[1] >= expected_shape[1]:
+            teacher = teacher[:, : expected_shape[1]]
         if tuple(teacher.shape) != expected_shape:
-            raise ValueError(f"{name} must have shape {expected_shape}, got {tuple(teacher.shape)}")
+            wanted = f"({expected_shape[0]}, >= {expected_shape[1]})" if per_position else str(expected_shape)
+            raise ValueError(f"{name} must have shape {wanted}, got {tuple(teacher.shape)}")
         return self.rollout_rows(teacher)
-
-
-def first_positions(logits: torch.Tensor | None, length: int) -> torch.Tensor | None:
-    """Per-position teacher logits `[B, >= length]` (stored at the training max length) as `[B, length]`: the
-    batch's positions; anything else is left for `teacher` to refuse."""
-    return logits[:, :length] if logits is not None and logits.dim() == 2 and logits.shape[1] >= length else logits
 
 
 def real_token_counts(attention_mask, input_ids, inputs_embeds) -> torch.Tensor:
@@ -384,7 +384,8 @@ class AutoBertForQuestionAnswering(AutoBertPreTrainedModel, TokenPruningForQuest
                 teacher_end_logits=None, **kwargs):
         """As `BertForQuestionAnswering`, plus the training inputs `residual_scores` (`[B, P, S]`) and, when
         `train_teacher`, `teacher_start_logits` / `teacher_end_logits` (`[B, >= S]`: stored at the training
-        max length, cut to the batch's S positions; the soft cross-entropies of both are summed, as the original). In training the span logits are the mean over the rollouts."""
+        max length, cut to the batch's S positions; the soft cross-entropies of both are summed, as the original).
+        In training the span logits are the mean over the rollouts."""
         outputs = super().forward(
             input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
             None if self.training else start_positions, None if self.training else end_positions,
@@ -397,7 +398,7 @@ class AutoBertForQuestionAnswering(AutoBertPreTrainedModel, TokenPruningForQuest
         if self.config.train_teacher:
             temperature = self.config.kd_temperature
             start_teacher, end_teacher = (
-                self.teacher(name, first_positions(logits, shape[1]), shape)
+                self.teacher(name, logits, shape, per_position=True)
                 for name, logits in (("teacher_start_logits", teacher_start_logits), ("teacher_end_logits", teacher_end_logits))
             )
             task_losses = soft_cross_entropy(outputs.start_logits, start_teacher, temperature) + soft_cross_entropy(
