@@ -13,6 +13,7 @@ import json
 import logging
 import random
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -25,7 +26,9 @@ from transformers_prune.bench import main as bench_main
 from transformers_prune.benchmark.checkpoints import inspect_checkpoint, load_checkpoint
 from transformers_prune.benchmark.data import get_task, load_task_data, resolve_data_file
 from transformers_prune.benchmark.flops import flop_counter
+from transformers_prune.benchmark.latency import InterleavedTimer
 from transformers_prune.benchmark.squad import best_answers, f1_score, normalize_answer, prepare_features, squad_scores
+from transformers_prune.benchmark.sweep import config_value
 from transformers_prune.cli import main as cli_main
 from transformers_prune.resources import bundled_file
 
@@ -286,13 +289,48 @@ def test_compressed_checkpoint_is_compared_against_the_bert_listed_before_it(wor
         # Two timed rounds; the figure is the faster one.
         assert len(latency["examples_per_s_per_round"]) == 2
         assert latency["examples_per_s"] == max(latency["examples_per_s_per_round"])
-    assert "the fastest of 2 rounds over all batches" in (tmp_path / "out" / "bench.md").read_text()
+    assert "the fastest of 2 rounds over all batches (each round times every row in turn)" in (tmp_path / "out" / "bench.md").read_text()
 
     with pytest.raises(SystemExit, match="list an uncompressed checkpoint of the same shape"):
         cli_main(["bench", compressed, "--task", "sst2", "--data-file", workspace["data"], "--output-dir", str(tmp_path / "x"), *FAST])
 
 
 # -------------------------------------------------------------------------------------------------------- outputs
+
+
+def test_latency_rounds_time_every_model_in_turn_and_keep_the_fastest():
+    """`InterleavedTimer`: round r of every model before round r + 1 of any, a model's context around each of its
+    passes only, warm-up before each pass, the fastest round kept, and what it holds open closed on exit."""
+    calls = []
+
+    class Recorder:
+        device = torch.device("cpu")
+
+        def __init__(self, name):
+            self.name, self.config = name, SimpleNamespace(swept=False)
+
+        def eval(self):
+            return self
+
+        def __call__(self, input_ids):
+            calls.append((self.name, len(input_ids), self.config.swept))
+
+    first, second = Recorder("first"), Recorder("second")
+    batches = {"1": [{"input_ids": torch.zeros(1, 3)}], "2": [{"input_ids": torch.zeros(2, 3)}]}
+    closed = []
+    with InterleavedTimer(rounds=2, warmup=1) as timer:
+        timer.callback(closed.append, "held")
+        figures = [timer.add(first, batches, "first"), timer.add(second, batches, "second", lambda: config_value(second, "swept", True))]
+        timer.run()
+        assert not closed
+    assert closed == ["held"]
+    one_round = [(name, size, name == "second") for name in ("first", "second") for size in (1, 1, 2, 2)]  # warm-up, timed
+    assert calls == one_round * 2 and second.config.swept is False
+    for figure in figures:
+        assert set(figure) == {"1", "2"}
+        for latency in figure.values():
+            assert len(latency["examples_per_s_per_round"]) == 2
+            assert latency["examples_per_s"] == max(latency["examples_per_s_per_round"])
 
 
 def test_plots_and_markdown_are_written(report):

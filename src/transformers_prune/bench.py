@@ -122,7 +122,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup-batches", type=int, default=2, help="untimed batches before each latency run")
     parser.add_argument(
         "--latency-rounds", type=int, default=1,
-        help="time every batch this many times over and keep the fastest round (steadier figures on a shared machine)",
+        help=(
+            "time every row this many times over and keep its fastest round; each round times every row in turn, so "
+            "a slow spell of a shared machine slows one round of every row instead of every round of one"
+        ),
     )
     parser.add_argument(
         "--sweep", metavar="KEY=V1,V2,...", action="append",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import statistics
@@ -44,31 +45,31 @@ def _sync(device: torch.device) -> None:
 
 
 @torch.inference_mode()
-def measure_latency(model, batches: list[dict], warmup: int = 2, desc: str | None = None, rounds: int = 1) -> dict:
-    """Run every batch `rounds` times over (after `warmup` untimed batches) and report per-batch latency and
-    throughput of the fastest round: on a shared machine a slow spell then spoils one round, not the figure.
-
-    Returns `{"p50_ms", "p90_ms", "mean_ms", "examples_per_s", "batches", "examples", "examples_per_s_per_round"}`.
-    """
+def time_round(model, batches: list[dict], warmup: int = 2, desc: str | None = None) -> list[float]:
+    """Seconds each batch took in one pass over `batches`, after `warmup` untimed batches (which also bring the
+    model back into the caches after other work)."""
     if not batches:
-        raise ValueError("measure_latency needs at least one batch")
-    if rounds < 1:
-        raise ValueError(f"measure_latency needs rounds >= 1, got {rounds}")
+        raise ValueError("timing needs at least one batch")
     model.eval()
     device = model.device  # HF models and the ONNX Runtime adaptor (benchmark/peers.py) both say where they run
     for batch in batches[:warmup]:
         model(**batch)
     _sync(device)
-    timed_rounds = []
-    for round_index in range(rounds):
-        latencies = []
-        round_desc = desc if desc is None or rounds == 1 else f"{desc} round {round_index + 1}/{rounds}"
-        for batch in tqdm(batches, desc=round_desc, leave=False, disable=desc is None):
-            start = time.perf_counter()
-            model(**batch)
-            _sync(device)
-            latencies.append(time.perf_counter() - start)
-        timed_rounds.append(latencies)
+    latencies = []
+    for batch in tqdm(batches, desc=desc, leave=False, disable=desc is None):
+        start = time.perf_counter()
+        model(**batch)
+        _sync(device)
+        latencies.append(time.perf_counter() - start)
+    return latencies
+
+
+def latency_figures(timed_rounds: list[list[float]], batches: list[dict]) -> dict:
+    """Per-batch latency and throughput of the fastest of `timed_rounds` (each `time_round` over `batches`): on a
+    shared machine a slow spell then spoils one round, not the figure.
+
+    Returns `{"p50_ms", "p90_ms", "mean_ms", "examples_per_s", "batches", "examples", "examples_per_s_per_round"}`.
+    """
     examples = sum(len(b["input_ids"]) for b in batches)
     latencies = min(timed_rounds, key=sum)
     quantiles = statistics.quantiles(latencies, n=10) if len(latencies) > 1 else [latencies[0]] * 9
@@ -83,4 +84,63 @@ def measure_latency(model, batches: list[dict], warmup: int = 2, desc: str | Non
     }
 
 
-__all__ = ["environment", "measure_latency"]
+def _check_rounds(rounds: int) -> None:
+    if rounds < 1:
+        raise ValueError(f"latency needs rounds >= 1, got {rounds}")
+
+
+def measure_latency(model, batches: list[dict], warmup: int = 2, desc: str | None = None, rounds: int = 1) -> dict:
+    """`latency_figures` of one model timed alone: `rounds` passes over `batches` back to back, after `warmup`
+    untimed batches. To compare models on a shared machine, time them together with `InterleavedTimer`."""
+    _check_rounds(rounds)
+    timed = [
+        time_round(model, batches, warmup if index == 0 else 0, desc if desc is None or rounds == 1 else f"{desc} round {index + 1}/{rounds}")
+        for index in range(rounds)
+    ]
+    return latency_figures(timed, batches)
+
+
+class InterleavedTimer(contextlib.ExitStack):
+    """Latency of many models measured together, round by round: each round times every added model at each of its
+    batch sizes in turn (after `warmup` untimed batches), and a model's figure is its fastest round.
+
+    Why: on this project's shared 2-core machine a slow spell lasts long enough to cover several consecutive rounds
+    of one model (an exported LTP graph read 72.6, 47.6, 73.8, 64.9, 76.7 IMDB reviews/s in five rounds of the same
+    work), so timing each model's rounds back to back let one spell decide a ratio between two models. Interleaved,
+    a spell slows one round of every model instead.
+
+    It is an `ExitStack`: `enter_context` keeps what a model needs (an ONNX Runtime session's folder) open until
+    the timer closes, after `run`.
+    """
+
+    def __init__(self, rounds: int = 1, warmup: int = 2):
+        super().__init__()
+        _check_rounds(rounds)
+        self.rounds, self.warmup = rounds, warmup
+        self._entries: list[tuple] = []
+
+    def add(self, model, batches: dict[str, list[dict]], name: str, context=contextlib.nullcontext) -> dict:
+        """Queue `model` for timing on `batches` (`{batch size: batches}`); returns the dict `run` fills with
+        `{batch size: latency_figures}`. `context()` is entered around each of its passes (a sweep's config value)."""
+        if not all(batches.values()):
+            raise ValueError(f"{name}: timing needs at least one batch at every batch size")
+        figures: dict = {}
+        self._entries.append((model, batches, name, context, figures))
+        return figures
+
+    def run(self) -> None:
+        passes = self.rounds * sum(len(batches) for _, batches, *_ in self._entries)
+        timed = [{batch_size: [] for batch_size in batches} for _, batches, *_ in self._entries]
+        with tqdm(total=passes, desc="latency", unit="pass") as progress:
+            for round_index in range(self.rounds):
+                for (model, batches, name, context, _), rounds in zip(self._entries, timed):
+                    for batch_size, batched in batches.items():
+                        progress.set_postfix_str(f"{name} bs={batch_size} round {round_index + 1}/{self.rounds}")
+                        with context():
+                            rounds[batch_size].append(time_round(model, batched, self.warmup))
+                        progress.update()
+        for (_, batches, _, _, figures), rounds in zip(self._entries, timed):
+            figures.update({batch_size: latency_figures(rounds[batch_size], batches[batch_size]) for batch_size in batches})
+
+
+__all__ = ["InterleavedTimer", "environment", "latency_figures", "measure_latency", "time_round"]

@@ -128,7 +128,9 @@ def _rounds_note(settings: dict) -> str:
     rounds, examples = settings.get("latency_rounds", 1), settings.get("latency_examples")
     over = f"the first {examples} inputs" if examples else "all batches"
     if rounds > 1:
-        return f", the fastest of {rounds} rounds over {over}"
+        # Runs before rows were interleaved (settings without the key) timed each row's rounds back to back.
+        order = " (each round times every row in turn)" if settings.get("latency_rounds_interleaved") else ""
+        return f", the fastest of {rounds} rounds over {over}{order}"
     return f", over {over}" if examples else ""
 
 

@@ -4,7 +4,9 @@ Each row of the report (one model variant, or one sweep point) gets:
 
 - the task metrics, FLOPs per input and token statistics from one pass over the dev inputs at
   `eval_batch_size`, run under `FlopCounterMode`;
-- latency p50/p90 and throughput at each batch size, timed separately (`measure_latency`, after warm-up);
+- latency p50/p90 and throughput at each batch size, timed after every row of the run has been evaluated, in
+  rounds that each time every row in turn (`InterleavedTimer`, warm-up batches before each pass), so ratios
+  between rows are taken over the same spells of a shared machine;
 - ratios against the same checkpoint's baselines: `flop_reduction` (dense-packed FLOPs / row FLOPs), and per
   batch size `speedup_vs_hf_dynamic`, `speedup_vs_dense_packed`, `speedup_vs_best_peer` (throughput ratios; the
   best peer is the faster of the ONNX Runtime rows at that batch size) and `efficiency` =
@@ -22,6 +24,8 @@ multiply-adds as (`flops_as`).
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 from dataclasses import dataclass
@@ -35,7 +39,7 @@ from .checkpoints import DENSE_PACKED, HF_DYNAMIC, HF_PADDED, Checkpoint, load_c
 from .data import TaskSpec
 from .evaluation import DeviceBatches, evaluate
 from .inputs import task_inputs
-from .latency import measure_latency
+from .latency import InterleavedTimer
 from .peers import (
     EXPORT_INT8_WEIGHTS,
     ORT_FP32,
@@ -114,23 +118,11 @@ class BenchmarkSettings:
             "latency_examples": self.latency_examples,
             "baselines": self.baselines,
             "latency_rounds": self.latency_rounds,
+            "latency_rounds_interleaved": True,
             "peers": self.peers,
             "int8": self.int8,
             "export_methods": self.export_methods,
         }
-
-
-def measure(model, batches: DeviceBatches, settings: BenchmarkSettings, name: str) -> dict:
-    """`evaluate` at the eval batch size, then `measure_latency` at every batch size; one report row."""
-    row = evaluate(model, batches.get(settings.eval_batch_size), batches.inputs, desc=f"{name} eval")
-    row["latency"] = {
-        str(batch_size): measure_latency(
-            model, latency_batches(batches, batch_size, settings.latency_examples), warmup=settings.warmup_batches,
-            desc=f"{name} bs={batch_size}", rounds=settings.latency_rounds,
-        )
-        for batch_size in settings.batch_sizes
-    }
-    return row
 
 
 def latency_batches(batches: DeviceBatches, batch_size: int, examples: int | None) -> list[dict]:
@@ -185,9 +177,14 @@ def rows_per_checkpoint(checkpoint: Checkpoint, settings: BenchmarkSettings, sha
 
 
 def benchmark_checkpoint(
-    checkpoint: Checkpoint, task: TaskSpec, data, settings: BenchmarkSettings, progress, baselines: dict | None = None
+    checkpoint: Checkpoint, task: TaskSpec, data, settings: BenchmarkSettings, progress, timer: InterleavedTimer,
+    baselines: dict | None = None,
 ) -> dict:
-    """Every row of one checkpoint: `{"checkpoint": facts, "rows": {variant: row}}` (a sweep sits in its row).
+    """Every row of one checkpoint: `{"checkpoint": facts, "rows": {variant: row}, "baselines": the rows its ratios
+    are taken against}` (a sweep sits in its row).
+
+    Rows are evaluated here; their latency is queued on `timer` (which keeps their models open) and lands in
+    `row["latency"]` when the timer runs; ratios (`add_ratios`) need it, so they come after.
 
     `baselines`: rows `{hf_padded, hf_dynamic, dense_packed}` (and the peer and int8 rows) already measured on a checkpoint of the same cost
     signature (`--baselines first`); then only the checkpoint's own pruning rows are measured and compared to them.
@@ -196,10 +193,14 @@ def benchmark_checkpoint(
     inputs = task_inputs(task, data, checkpoint.tokenizer, settings.max_length, settings.doc_stride)
     dynamic = DeviceBatches(inputs, settings.device)
 
-    def measure_row(model, variant: str, batches: DeviceBatches = dynamic) -> dict:
-        progress.set_postfix_str(f"{checkpoint.label}/{variant}")
+    def measure_row(model, variant: str, batches: DeviceBatches = dynamic, context=contextlib.nullcontext) -> dict:
+        name = f"{checkpoint.label}/{variant}"
+        progress.set_postfix_str(name)
         row = {"checkpoint": checkpoint.label, "variant": variant, "model_class": type(model).__name__}
-        row.update(measure(model, batches, settings, f"{checkpoint.label}/{variant}"))
+        with context():
+            row.update(evaluate(model, batches.get(settings.eval_batch_size), batches.inputs, desc=f"{name} eval"))
+        timed = {str(size): latency_batches(batches, size, settings.latency_examples) for size in settings.batch_sizes}
+        row["latency"] = timer.add(model, timed, name, context)
         progress.update()
         return row
 
@@ -214,9 +215,11 @@ def benchmark_checkpoint(
         rows[HF_DYNAMIC] = measure_row(loaded.hf, HF_DYNAMIC)
         rows[DENSE_PACKED] = measure_row(loaded.dense_packed, DENSE_PACKED)
         if settings.peers == "ort":
-            with onnx_runtime_models(loaded.hf, checkpoint.tokenizer, settings.max_length, settings.threads, PEER_INT8_WEIGHTS) as peers:
-                for precision, variant in (("fp32", ORT_FP32), ("int8", ORT_INT8)):
-                    measure_twin(peers[precision], variant, HF_DYNAMIC)
+            peers = timer.enter_context(
+                onnx_runtime_models(loaded.hf, checkpoint.tokenizer, settings.max_length, settings.threads, PEER_INT8_WEIGHTS)
+            )
+            for precision, variant in (("fp32", ORT_FP32), ("int8", ORT_INT8)):
+                measure_twin(peers[precision], variant, HF_DYNAMIC)
             rows[ORT_INT8]["int8_weights"] = PEER_INT8_WEIGHTS
         if settings.int8:
             measure_twin(quantize_encoder_int8(loaded.dense_packed), DENSE_PACKED + INT8_SUFFIX, DENSE_PACKED)
@@ -231,25 +234,24 @@ def benchmark_checkpoint(
         if settings.int8:
             measure_twin(quantize_encoder_int8(loaded.method_model), checkpoint.model_type + INT8_SUFFIX, checkpoint.model_type)
         if settings.export_methods:
-            with onnx_runtime_models(
-                loaded.method_model, checkpoint.tokenizer, settings.max_length, settings.threads, EXPORT_INT8_WEIGHTS
-            ) as exported:
-                for precision, suffix in ORT_SUFFIXES.items():
-                    measure_twin(exported[precision], checkpoint.model_type + suffix, checkpoint.model_type)
+            exported = timer.enter_context(
+                onnx_runtime_models(loaded.method_model, checkpoint.tokenizer, settings.max_length, settings.threads, EXPORT_INT8_WEIGHTS)
+            )
+            for precision, suffix in ORT_SUFFIXES.items():
+                measure_twin(exported[precision], checkpoint.model_type + suffix, checkpoint.model_type)
             rows[checkpoint.model_type + ORT_SUFFIXES["int8"]]["int8_weights"] = EXPORT_INT8_WEIGHTS
         sweeps = []
         for sweep in (sweep for sweep in settings.sweeps if applies_to(sweep, checkpoint)):
             points = []
             for value in sweep.values:
-                with config_value(loaded.method_model, sweep.key, value):
-                    point = measure_row(loaded.method_model, f"{sweep.key}={json.dumps(value)}")
+                point = measure_row(
+                    loaded.method_model, f"{sweep.key}={json.dumps(value)}",
+                    context=functools.partial(config_value, loaded.method_model, sweep.key, value),
+                )
                 points.append({"value": value, **point})
             sweeps.append({"key": sweep.key, "points": points})
         if sweeps:
             rows[checkpoint.model_type]["sweeps"] = sweeps
-    for row in rows.values():
-        for measured in (row, *sweep_points(row)):
-            add_ratios(measured, baselines)
     facts = {
         "path": os.path.abspath(checkpoint.path),
         "model_type": checkpoint.model_type,
@@ -258,7 +260,7 @@ def benchmark_checkpoint(
         "ignored_by_hf_baselines": loaded.ignored_by_hf,
         "baselines_from": baselines[DENSE_PACKED]["checkpoint"],
     }
-    return {"checkpoint": facts, "rows": rows}
+    return {"checkpoint": facts, "rows": rows, "baselines": baselines}
 
 
 def run_benchmark(task: TaskSpec, data, checkpoints: list[Checkpoint], settings: BenchmarkSettings) -> dict:
@@ -284,15 +286,22 @@ def run_benchmark(task: TaskSpec, data, checkpoints: list[Checkpoint], settings:
     ]
     baselines_by_signature: dict[tuple, dict] = {}
     total = sum(rows_per_checkpoint(checkpoint, settings, share) for checkpoint, share in zip(checkpoints, shares))
-    with logging_redirect_tqdm(), tqdm(total=total, desc=f"bench {task.name}", unit="row") as progress:
-        for checkpoint, signature, share in zip(checkpoints, signatures, shares):
-            baselines = baselines_by_signature[signature] if share else None
-            measured = benchmark_checkpoint(checkpoint, task, data, settings, progress, baselines)
-            if not share:
-                baselines_by_signature.setdefault(signature, measured["rows"])
-            result["checkpoints"][checkpoint.label] = measured["checkpoint"]
-            for variant, row in measured["rows"].items():
-                result["models"][f"{checkpoint.label}/{variant}"] = row
+    measured_checkpoints = []
+    with logging_redirect_tqdm(), InterleavedTimer(settings.latency_rounds, settings.warmup_batches) as timer:
+        with tqdm(total=total, desc=f"bench {task.name}", unit="row") as progress:
+            for checkpoint, signature, share in zip(checkpoints, signatures, shares):
+                baselines = baselines_by_signature[signature] if share else None
+                measured = benchmark_checkpoint(checkpoint, task, data, settings, progress, timer, baselines)
+                if not share:
+                    baselines_by_signature.setdefault(signature, measured["rows"])
+                measured_checkpoints.append((checkpoint, measured))
+        timer.run()
+    for checkpoint, measured in measured_checkpoints:
+        result["checkpoints"][checkpoint.label] = measured["checkpoint"]
+        for variant, row in measured["rows"].items():
+            for timed in (row, *sweep_points(row)):
+                add_ratios(timed, measured["baselines"])
+            result["models"][f"{checkpoint.label}/{variant}"] = row
     return result
 
 
@@ -302,7 +311,6 @@ __all__ = [
     "BenchmarkSettings",
     "add_ratios",
     "benchmark_checkpoint",
-    "measure",
     "measures_method_flops",
     "run_benchmark",
 ]
