@@ -379,6 +379,8 @@ def test_targets_command_rejects_bad_input(tmp_path):
               "--reference-layer", "2"])
     with pytest.raises(SystemExit, match="does not apply to --data-file"):
         main(["autobert-targets", bert, "--data-file", train, "--output-file", str(tmp_path / "o.jsonl"), "--doc-stride", "8"])
+    with pytest.raises(SystemExit, match="--label-column name columns of a --data-file; a SQuAD file has none"):
+        main(["autobert-targets", bert, "--squad-file", train, "--output-file", str(tmp_path / "o.jsonl"), "--label-column", "y"])
     assert not (tmp_path / "o.jsonl").exists()
 
 

@@ -117,6 +117,10 @@ def run(args: argparse.Namespace) -> str:
     check_checkpoint_folder(args.checkpoint, need_weights=True)
     if args.data_file and args.doc_stride is not None:
         raise ValueError("--doc-stride windows a SQuAD file; it does not apply to --data-file")
+    given_columns = [option for option, value in (("--text-column", args.text_column), ("--label-column", args.label_column)) if value]
+    if args.squad_file and given_columns:
+        raise ValueError(f"{' and '.join(given_columns)} name columns of a --data-file; a SQuAD file has none")
+    args.text_column, args.label_column = args.text_column or "sentence", args.label_column or "label"
     if args.max_length is None:
         args.max_length = 384 if args.squad_file else 128
     if args.doc_stride is None:
@@ -145,8 +149,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--squad-file: safetensors, for `finetune-qa --targets-file`",
     )
     add_overwrite_argument(parser, "the output file")
-    parser.add_argument("--text-column", default="sentence", help="with --data-file")
-    parser.add_argument("--label-column", default="label", help="with --data-file")
+    parser.add_argument("--text-column", help="with --data-file (default sentence)")
+    parser.add_argument("--label-column", help="with --data-file (default label)")
     parser.add_argument(
         "--max-length", type=positive_int, default=None,
         help="the truncation length training will use (default 128 with --data-file, 384 with --squad-file)",
