@@ -295,9 +295,6 @@ def test_compressed_checkpoint_is_compared_against_the_bert_listed_before_it(wor
         cli_main(["bench", compressed, "--task", "sst2", "--data-file", workspace["data"], "--output-dir", str(tmp_path / "x"), *FAST])
 
 
-# -------------------------------------------------------------------------------------------------------- outputs
-
-
 def test_latency_rounds_time_every_model_in_turn_and_keep_the_fastest():
     """`InterleavedTimer`: round r of every model before round r + 1 of any, a model's context around each of its
     passes only, warm-up before each pass, the fastest round kept, and what it holds open closed on exit."""
@@ -331,6 +328,9 @@ def test_latency_rounds_time_every_model_in_turn_and_keep_the_fastest():
         for latency in figure.values():
             assert len(latency["examples_per_s_per_round"]) == 2
             assert latency["examples_per_s"] == max(latency["examples_per_s_per_round"])
+
+
+# -------------------------------------------------------------------------------------------------------- outputs
 
 
 def test_plots_and_markdown_are_written(report):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import platform
 import statistics
@@ -100,6 +101,19 @@ def measure_latency(model, batches: list[dict], warmup: int = 2, desc: str | Non
     return latency_figures(timed, batches)
 
 
+@dataclasses.dataclass
+class _Queued:
+    """One model waiting in an `InterleavedTimer`: its passes' timings per batch size (`rounds`) and the figures
+    handed out by `add`, filled by `run`."""
+
+    model: object
+    batches: dict[str, list[dict]]
+    name: str
+    context: object
+    rounds: dict[str, list[list[float]]] = dataclasses.field(default_factory=dict)
+    figures: dict = dataclasses.field(default_factory=dict)
+
+
 class InterleavedTimer(contextlib.ExitStack):
     """Latency of many models measured together, round by round: each round times every added model at each of its
     batch sizes in turn (after `warmup` untimed batches), and a model's figure is its fastest round.
@@ -117,30 +131,29 @@ class InterleavedTimer(contextlib.ExitStack):
         super().__init__()
         _check_rounds(rounds)
         self.rounds, self.warmup = rounds, warmup
-        self._entries: list[tuple] = []
+        self._queued: list[_Queued] = []
 
     def add(self, model, batches: dict[str, list[dict]], name: str, context=contextlib.nullcontext) -> dict:
         """Queue `model` for timing on `batches` (`{batch size: batches}`); returns the dict `run` fills with
         `{batch size: latency_figures}`. `context()` is entered around each of its passes (a sweep's config value)."""
         if not all(batches.values()):
             raise ValueError(f"{name}: timing needs at least one batch at every batch size")
-        figures: dict = {}
-        self._entries.append((model, batches, name, context, figures))
-        return figures
+        queued = _Queued(model, batches, name, context)
+        self._queued.append(queued)
+        return queued.figures
 
     def run(self) -> None:
-        passes = self.rounds * sum(len(batches) for _, batches, *_ in self._entries)
-        timed = [{batch_size: [] for batch_size in batches} for _, batches, *_ in self._entries]
+        passes = self.rounds * sum(len(queued.batches) for queued in self._queued)
         with tqdm(total=passes, desc="latency", unit="pass") as progress:
             for round_index in range(self.rounds):
-                for (model, batches, name, context, _), rounds in zip(self._entries, timed):
-                    for batch_size, batched in batches.items():
-                        progress.set_postfix_str(f"{name} bs={batch_size} round {round_index + 1}/{self.rounds}")
-                        with context():
-                            rounds[batch_size].append(time_round(model, batched, self.warmup))
+                for queued in self._queued:
+                    for batch_size, batched in queued.batches.items():
+                        progress.set_postfix_str(f"{queued.name} bs={batch_size} round {round_index + 1}/{self.rounds}")
+                        with queued.context():
+                            queued.rounds.setdefault(batch_size, []).append(time_round(queued.model, batched, self.warmup))
                         progress.update()
-        for (_, batches, _, _, figures), rounds in zip(self._entries, timed):
-            figures.update({batch_size: latency_figures(rounds[batch_size], batches[batch_size]) for batch_size in batches})
+        for queued in self._queued:
+            queued.figures.update({size: latency_figures(queued.rounds[size], batched) for size, batched in queued.batches.items()})
 
 
 __all__ = ["InterleavedTimer", "environment", "latency_figures", "measure_latency", "time_round"]
