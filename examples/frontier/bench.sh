@@ -14,7 +14,8 @@ case "$TASK" in
         EXTRA=(--latency-examples 256 --truncations 16 24 --batch-sizes 1 8 32) ;;
   # IMDB's eval pass over 2,000 reviews of up to 512 tokens takes 1.5-4.5 minutes per row here: fewer rows, and time
   # only the first 64 reviews, at batch 1 and 32.
-  imdb) MODELS=(dense transkimmer ltp adapler autobert); KEEP_THRESHOLDS=0.3,0.7
+  # TR-BERT's IMDB policy keeps 28% after layer 1 at the trained 0.5 (run_imdb.sh): its knob goes down to 0.1.
+  imdb) MODELS=(dense transkimmer ltp adapler autobert); KEEP_THRESHOLDS=0.1,0.3,0.7
         EXTRA=(--max-examples 2000 --latency-examples 64 --truncations 64 128 256 --batch-sizes 1 32) ;;
   # SQuAD's 1,589 held-out questions make ~1,650 windows of up to 384 tokens: as IMDB, time the first 64 at 1 and 32.
   # TR-BERT's SQuAD policy keeps ~90% of the tokens at the trained 0.5 (run_squad.sh): its knob goes up, not down.
