@@ -67,9 +67,9 @@ adapler() {  # saliency targets from dense, AdapLeR from the pre-trained model (
     "${COMMON[@]}" --learning-rate 3e-5
 }
 autobert() {  # from dense: targets of all 4,000 reviews, policy-only RL on all of them (BERT frozen, so a step costs
-              # ~3 s), then joint distilled training on the method rows, 8 rollouts each. alpha 0.5 here is the
-              # official IMDB alpha 1 on its padded length 512 (mean 274 tokens). The official policy stage runs 3
-              # epochs of 25,000 reviews at batch 32 (~2,340 steps) at lr 3e-5. Our 250 steps at lr 3e-4 (the same
+              # ~3 s), then joint distilled training on the first BUDGET reviews (all 4,000 without BUDGET), 8
+              # rollouts each. alpha 0.5 here is the official IMDB alpha 1 on its padded length 512 (mean 274 tokens).
+              # The official policy stage runs 3 epochs of 25,000 reviews at batch 32 (~2,340 steps) at lr 3e-5. Our 250 steps at lr 3e-4 (the same
               # total movement, Adam moving each weight about lr per step) left the keep probabilities bunched at
               # 0.5: after both stages keep_threshold 0.45 / 0.48 / 0.5 / 0.52 kept 96 / 86 / 60 / 33% after layer 1
               # (500 held-out test reviews, 2000-2499 of the seeded shuffle). At lr 3e-3 the policy decides: 0.1 /
