@@ -80,8 +80,11 @@ def test_policy_gradient_pushes_up_the_actions_of_better_rollouts():
     tokens_per_layer = torch.tensor([[10, 8, 8], [10, 2, 2], [10, 5, 5], [10, 5, 5]] + [[10, 5, 5]] * 4)
     real_tokens = torch.full((8,), 10.0)
     log_prob = torch.zeros(8, requires_grad=True)
-    loss, policy_loss = policy_gradient_loss(config, task_losses, log_prob, tokens_per_layer, real_tokens)
-    assert loss is policy_loss
+    loss, method_term = policy_gradient_loss(config, task_losses, log_prob, tokens_per_layer, real_tokens)
+    # The value is minus the mean reward (task loss + alpha x kept fraction over the selection layers), never negative.
+    kept = tokens_per_layer[:, 1:].float().mean(dim=1) / real_tokens
+    torch.testing.assert_close(loss, task_losses.mean() + kept.mean())
+    torch.testing.assert_close(method_term, kept.mean())
     loss.backward()
     # Input 0: same task loss, so keeping fewer tokens is better; input 1: lower task loss is better. Gradient
     # descent raises log-probabilities with a negative gradient (positive advantage).
@@ -90,9 +93,13 @@ def test_policy_gradient_pushes_up_the_actions_of_better_rollouts():
     assert gradient[4] < 0 < gradient[5] and gradient[6] < 0 < gradient[7]
     torch.testing.assert_close(gradient.view(2, 4).sum(dim=1), torch.zeros(2))  # the mean reward is the baseline
 
+    # The task loss's own gradient reaches whatever produced it (in "train_both", BERT and the head).
+    task_losses = task_losses.clone().requires_grad_(True)
     both = make_config(rl_num_samples=4, training_stage="train_both")
-    loss, policy_loss = policy_gradient_loss(both, task_losses, log_prob, tokens_per_layer, real_tokens)
-    torch.testing.assert_close(loss, task_losses.mean() + policy_loss)
+    loss, method_term = policy_gradient_loss(both, task_losses, log_prob, tokens_per_layer, real_tokens)
+    torch.testing.assert_close(loss, task_losses.mean() + method_term)
+    loss.backward()
+    torch.testing.assert_close(task_losses.grad, torch.full((8,), 1 / 8))
 
 
 def test_policy_only_training_learns_to_drop_tokens_when_the_length_penalty_dominates():
@@ -208,10 +215,10 @@ def test_token_classification_training_loss_is_the_mean_of_each_inputs_token_los
     labels = torch.randint(0, 3, input_ids.shape).masked_fill(attention_mask == 0, -100)
     out = model(input_ids, attention_mask=attention_mask, labels=labels)
     assert out.logits.shape == (len(LENGTHS), 12, 3) and out.tokens_per_layer.shape == (len(LENGTHS), 3)
-    assert out.pruning_loss == 0
+    assert out.pruning_loss == model.config.alpha  # every token kept: alpha x 1, and every advantage is 0
     per_token = F.cross_entropy(out.logits.transpose(1, 2), labels, reduction="none")  # 0 where labels are -100
     per_input = per_token.sum(dim=1) / (labels != -100).sum(dim=1)
-    torch.testing.assert_close(out.loss, per_input.mean(), rtol=0, atol=1e-5)
+    torch.testing.assert_close(out.loss, per_input.mean() + model.config.alpha, rtol=0, atol=1e-5)
 
 
 def test_question_answering_training_loss_and_its_distillation():
@@ -221,9 +228,9 @@ def test_question_answering_training_loss_and_its_distillation():
     input_ids, attention_mask = make_batch(LENGTHS)
     start, end = torch.tensor([0, 3, 1, 2, 0, 5]), torch.tensor([0, 7, 4, 5, 2, 9])  # all inside the inputs
     gold = model(input_ids, attention_mask=attention_mask, start_positions=start, end_positions=end)
-    assert gold.start_logits.shape == gold.end_logits.shape == input_ids.shape and gold.pruning_loss == 0
+    assert gold.start_logits.shape == gold.end_logits.shape == input_ids.shape and gold.pruning_loss == model.config.alpha
     bert_loss = (F.cross_entropy(gold.start_logits, start) + F.cross_entropy(gold.end_logits, end)) / 2
-    torch.testing.assert_close(gold.loss, bert_loss, rtol=0, atol=1e-5)
+    torch.testing.assert_close(gold.loss, bert_loss + model.config.alpha, rtol=0, atol=1e-5)
 
     model.config.train_teacher = True
     with pytest.raises(ValueError, match="train_teacher=True needs `teacher_start_logits`"):
@@ -233,7 +240,7 @@ def test_question_answering_training_loss_and_its_distillation():
         for name, positions in (("start", start), ("end", end))
     }
     distilled = model(input_ids, attention_mask=attention_mask, **sure)
-    torch.testing.assert_close(distilled.loss, 2 * bert_loss, rtol=0, atol=1e-4)
+    torch.testing.assert_close(distilled.loss, 2 * bert_loss + model.config.alpha, rtol=0, atol=1e-4)
 
 
 def test_trainer_policy_only_run_changes_only_the_selectors(tmp_path):

@@ -1,7 +1,7 @@
 """transformers_prune: BERT model types that make inference cheaper, as Hugging Face `transformers` models.
 
 `import transformers_prune` registers every model type with the `transformers` Auto classes and adds the
-kept-token logging callback to every `Trainer`.
+kept-token logging and training-progress callbacks to every `Trainer` (building one of our models does that too).
 """
 
 from .models.configuration_adapler import AdapLeRConfig
@@ -48,12 +48,12 @@ from .models.modeling_transkimmer import (
 )
 from .models.token_engine import PackedBatch, drop_tokens, pack, unpack
 from .registry import BACKBONE_MODEL_TYPES, COMPRESSED_MODEL_TYPES, MODEL_TYPES, register_model_types
-from .training.callbacks import KeepRatioCallback, TrainingProgressCallback, install_keep_ratio_callback
+from .models.training_callbacks import KeepRatioCallback, TrainingProgressCallback, install_training_callbacks
 
 __version__ = "0.1.0"
 
 register_model_types()
-install_keep_ratio_callback()
+install_training_callbacks()
 
 __all__ = [
     "BACKBONE_MODEL_TYPES",

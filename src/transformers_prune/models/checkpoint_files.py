@@ -66,10 +66,14 @@ A BERT ({config.num_hidden_layers} layers, hidden size {config.hidden_size}) sav
 ## Load
 
 ```python
-from transformers import {auto_class}
+from transformers import {auto_class}, AutoTokenizer
 
 model = {auto_class}.from_pretrained("PATH_OR_REPO", trust_remote_code=True)  # the code files are in this folder
+tokenizer = AutoTokenizer.from_pretrained("PATH_OR_REPO", trust_remote_code=True)
 ```
+
+The tokenizer is BERT's own; `AutoTokenizer` still reads `config.json`, so without `trust_remote_code=True`
+it asks whether to run this folder's code (or use `BertTokenizerFast.from_pretrained("PATH_OR_REPO")`).
 
 With `pip install transformers-prune`, `import transformers_prune` first and drop `trust_remote_code`.
 """
@@ -85,6 +89,17 @@ def write_model_card(save_directory: str, config, model_class: type) -> None:
             f.write(model_card(config, model_class.__name__, method))
 
 
+def make_weights_readable(save_directory: str) -> None:
+    """Give the weight files the permissions of every other file in the folder (what the umask allows):
+    transformers 5.x writes them through a private temporary file, mode 0600, so a folder shared with other users
+    or served read-only would have every file but the weights readable."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in os.listdir(save_directory):
+        if name.endswith((".safetensors", ".safetensors.index.json")):
+            os.chmod(os.path.join(save_directory, name), 0o666 & ~umask)
+
+
 class HubCheckpointMixin:
     """`save_pretrained` (also behind `Trainer.save_model` and `push_to_hub`) plus what lets the folder load where
     this package is not installed: every Auto class of the model type in `auto_map` (HF copies the code files)
@@ -94,7 +109,8 @@ class HubCheckpointMixin:
         self.config.auto_map = complete_auto_map(self)
         super().save_pretrained(save_directory, *args, **kwargs)
         if kwargs.get("is_main_process", True):
+            make_weights_readable(save_directory)
             write_model_card(save_directory, self.config, type(self))
 
 
-__all__ = ["HubCheckpointMixin", "complete_auto_map", "method_settings", "model_card", "write_model_card"]
+__all__ = ["HubCheckpointMixin", "complete_auto_map", "make_weights_readable", "method_settings", "model_card", "write_model_card"]

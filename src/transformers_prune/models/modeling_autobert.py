@@ -193,20 +193,26 @@ def policy_gradient_loss(
     tokens_per_layer: torch.Tensor,
     real_tokens: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The training loss and the policy loss from `[B * K]` per-rollout task losses.
+    """The training loss and its method term from `[B * K]` per-rollout task losses.
 
     reward = -task loss - alpha x (mean over selection layers of kept / real tokens); advantage = reward - the
-    mean reward of the input's K rollouts; policy loss = -mean(advantage x log-likelihood of the actions), whose
-    descent is REINFORCE's ascent. "train_rl" optimises the policy loss alone, "train_both" adds the task loss.
+    mean reward of the input's K rollouts; REINFORCE's surrogate = -mean(advantage x log-likelihood of the
+    actions), whose descent is the policy gradient's ascent.
+
+    The value of the loss is minus the mean reward: the mean task loss plus the method term alpha x the mean kept
+    fraction, never negative, so a logged `loss` reads as the task loss and the cost of the kept tokens. The
+    surrogate, whose value means nothing (it is centred on 0 by the baseline), enters as `s - s.detach()`: its
+    gradient, value 0. Which parameters learn is the stage's: in "train_rl" only the selectors have gradients (BERT
+    and the head run frozen, so the task loss carries none), in "train_both" the task loss trains everything.
     """
     rollouts = config.rl_num_samples
     kept_fraction = tokens_per_layer[:, config.selection_layers].float().mean(dim=1) / real_tokens
-    reward = -(task_losses.detach() + config.alpha * kept_fraction).view(-1, rollouts)
+    length_cost = config.alpha * kept_fraction
+    reward = -(task_losses.detach() + length_cost).view(-1, rollouts)
     advantage = (reward - reward.mean(dim=1, keepdim=True)).flatten()
-    policy_loss = -(advantage * action_log_prob).mean()
-    if config.training_stage == "train_rl":
-        return policy_loss, policy_loss
-    return task_losses.mean() + policy_loss, policy_loss
+    surrogate = -(advantage * action_log_prob).mean()
+    method_term = length_cost.mean() + (surrogate - surrogate.detach())
+    return task_losses.mean() + method_term, method_term
 
 
 def soft_cross_entropy(logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -260,6 +266,18 @@ class AutoBertPreTrainedModel(TokenPruningPreTrainedModel):
         loaded = super().from_pretrained(*args, **kwargs)
         (loaded[0] if isinstance(loaded, tuple) else loaded).apply_training_stage()
         return loaded
+
+    def untrained_start_problem(self) -> str | None:
+        if self.config.training_stage == "train_rl":
+            return (
+                "training_stage='train_rl' trains the selectors alone with BERT and the head frozen, so the head "
+                "never learns the task (TR-BERT's policy stage starts from a fine-tuned model)"
+            )
+        # Measured on SST-2 from the pre-trained MiniLM with run_glue.py: 4.8% of the tokens kept, 51.7% accuracy.
+        return (
+            "TR-BERT's reward needs a model that already knows its task: with an untrained head every rollout's task "
+            "loss is noise, the length term alone steers the policy, and it learns to drop almost every token"
+        )
 
     def apply_training_stage(self) -> None:
         """Stage "train_rl" trains the selectors alone: every other parameter gets `requires_grad=False`, so the

@@ -39,6 +39,7 @@ from transformers.utils import can_return_tuple
 from .checkpoint_files import HubCheckpointMixin
 from .token_engine import PackedBatch, checked_attention_mask, configured_attention_backend, pack, unpack
 from .token_selection import EncoderResult, SelectionTrace, TokenSelector, run_masked_layers, run_packed_layers
+from .training_callbacks import install_training_callbacks
 
 
 def masked_attention_kernel(config) -> str:
@@ -70,8 +71,8 @@ class TokenPruningEncoder(TokenSelector):
                 )
 
     def set_training_progress(self, fraction: float) -> None:
-        """How far training is, 0 to 1, for methods with a training schedule; the callback `import
-        transformers_prune` installs calls it before every `Trainer` step."""
+        """How far training is, 0 to 1, for methods with a training schedule; `TrainingProgressCallback`, which
+        building the model installs in every `Trainer`, calls it before every step."""
 
     def forward_masked(
         self,
@@ -145,6 +146,44 @@ class TokenPruningPreTrainedModel(HubCheckpointMixin, BertPreTrainedModel):
     _supports_flash_attn = False
     _supports_flex_attn = False
     _supports_attention_backend = False
+
+    def post_init(self):
+        super().post_init()
+        # Before any script builds its Trainer: the schedule and the kept-token logs must not depend on whether
+        # `transformers_prune` was imported (a stock script loading this checkpoint with trust_remote_code does not).
+        install_training_callbacks()
+
+    # True when `from_pretrained` found no weights for this model's task head (e.g. a pre-trained BERT): the head
+    # starts from random values and the model has not learned the task.
+    head_newly_initialised = False
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        """As HF's, and records `head_newly_initialised`: a head parameter was missing from the checkpoint or
+        re-initialised for a new shape (`ignore_mismatched_sizes`)."""
+        wants_loading_info = kwargs.pop("output_loading_info", False)
+        model, loading = super().from_pretrained(*args, output_loading_info=True, **kwargs)
+        new_keys = [*loading["missing_keys"], *(key for key, *_ in loading["mismatched_keys"])]
+        prefix = f"{model.base_model_prefix}."
+        model.head_newly_initialised = model.base_model is not model and any(not key.startswith(prefix) for key in new_keys)
+        return (model, loading) if wants_loading_info else model
+
+    def untrained_start_problem(self) -> str | None:
+        """Why this method cannot learn when training starts from a newly initialised task head (a pre-trained
+        checkpoint), or None when it can. Methods whose decisions need a model that already knows its task say so."""
+        return None
+
+    def check_training_start(self) -> None:
+        """Refuse to train a method that cannot learn from a pre-trained checkpoint's newly initialised head: such
+        a run finishes without error at chance accuracy."""
+        problem = self.untrained_start_problem() if self.head_newly_initialised else None
+        if problem is not None:
+            raise ValueError(
+                f"{self.config.model_type}: this {type(self).__name__} was loaded from a checkpoint without a trained "
+                f"task head, and {problem}. Fine-tune the BERT checkpoint on the task first (the same stock script, "
+                f"plain BERT), then convert that output (`transformers-prune convert --to {self.config.model_type} "
+                "FINE_TUNED OUT`) and train it: see the stock-script recipes in docs/stock_scripts.md"
+            )
 
     def pop_token_stats(self) -> dict[str, float]:
         """Mean kept fraction per layer over the training batches since the last call (see `KeepRatioCallback`)."""
@@ -329,6 +368,8 @@ class TokenPruningHead(TokenPruningPreTrainedModel):
         setattr(self, self.base_model_prefix, self.model_class(config, **options))
 
     def base_outputs(self, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, kwargs) -> TokenPruningModelOutput:
+        if self.training:
+            self.check_training_start()
         return self.base_model(
             input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, position_ids=position_ids,
             inputs_embeds=inputs_embeds, return_dict=True, **kwargs,

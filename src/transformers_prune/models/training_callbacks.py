@@ -1,4 +1,9 @@
-"""Callbacks every stock `Trainer` gets from `import transformers_prune`: kept-token logging, training progress."""
+"""Callbacks every stock `Trainer` gets once one of our token-pruning models exists: kept-token logging and the
+training progress that methods with a schedule read (AdapLeR's annealing, TR-BERT's `guide_rate`).
+
+The model installs them itself when it is built (`TokenPruningPreTrainedModel.post_init`), before a script builds its
+`Trainer`, so a stock script that loads a checkpoint with `trust_remote_code=True`, this package not installed,
+trains the same schedule. Lives beside the modeling files because it is copied with them into every checkpoint."""
 
 from transformers import TrainerCallback
 from transformers import trainer as trainer_module
@@ -31,9 +36,14 @@ class TrainingProgressCallback(TrainerCallback):
             set_progress(state.global_step / state.max_steps)
 
 
-def install_keep_ratio_callback() -> None:
+def install_training_callbacks() -> None:
     """Make every `Trainer` built after this (stock scripts included) carry `KeepRatioCallback` and
-    `TrainingProgressCallback`."""
+    `TrainingProgressCallback`. Matched by name: the package's classes and a checkpoint's copied code both define
+    them, and a Trainer must get each once."""
+    installed = {callback.__name__ for callback in trainer_module.DEFAULT_CALLBACKS}
     for callback in (KeepRatioCallback, TrainingProgressCallback):
-        if callback not in trainer_module.DEFAULT_CALLBACKS:
+        if callback.__name__ not in installed:
             trainer_module.DEFAULT_CALLBACKS.append(callback)
+
+
+__all__ = ["KeepRatioCallback", "TrainingProgressCallback", "install_training_callbacks"]
