@@ -13,6 +13,7 @@ import os
 import random
 import shutil
 import subprocess
+import time
 import sys
 
 import pytest
@@ -515,3 +516,80 @@ def test_python_m_bench_parses_its_own_options(capsys):
     with pytest.raises(SystemExit) as done:
         bench.main(["--help"])
     assert done.value.code == 0 and "--overwrite" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------ outputs inside inputs, races, SIGTERM
+
+
+def test_an_output_inside_an_input_folder_is_refused_before_anything_runs(bert, tmp_path):
+    train = write_sst2_csv(tmp_path / "train.csv", rows=4)
+    before = fingerprint(bert)
+    with pytest.raises(SystemExit, match="lies inside the input"):
+        main(["saliency", bert, "--data-file", train, "--output-file", os.path.join(bert, "model.safetensors"), "--overwrite"])
+    with pytest.raises(SystemExit, match="lies inside the input"):
+        main(["autobert-targets", bert, "--data-file", train, "--output-file", os.path.join(bert, "t.jsonl")])
+    with pytest.raises(SystemExit, match="lies inside the input"):
+        main(["convert", "--to", "ltp", bert, os.path.join(bert, "ltp")])
+    assert fingerprint(bert) == before
+
+
+@pytest.mark.parametrize("kind", ["folder", "file"])
+def test_an_output_written_by_someone_else_meanwhile_is_never_replaced(kind, tmp_path):
+    target = tmp_path / "out"
+    staged_output = staged_output_folder if kind == "folder" else staged_output_file
+    with pytest.raises(FileExistsError, match="written by someone else while this command ran"):
+        with staged_output(str(target)) as staged:
+            if kind == "folder":
+                (tmp_path / "out").mkdir()  # a second run, or a user, gets there first
+                (target / "theirs.txt").write_text("keep me")
+                open(os.path.join(staged, "ours.txt"), "w").close()
+            else:
+                target.write_text("keep me")
+                staged.write("ours")
+    assert (target / "theirs.txt" if kind == "folder" else target).read_text() == "keep me"
+    assert leftovers(tmp_path) == []
+    with staged_output(str(target), overwrite=True) as staged:  # asked for: replaced whole
+        if kind == "folder":
+            open(os.path.join(staged, "ours.txt"), "w").close()
+        else:
+            staged.write("ours")
+    assert (os.listdir(target) == ["ours.txt"]) if kind == "folder" else target.read_text() == "ours"
+
+
+def test_two_converts_into_one_folder_one_wins_and_the_other_says_so(bert, tmp_path):
+    out = tmp_path / "ltp"
+    runs = [
+        subprocess.Popen([sys.executable, "-m", "transformers_prune.cli", "convert", "--to", "ltp", bert, str(out)],
+                         stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    results = [(run.wait(timeout=300), run.stderr.read()) for run in runs]
+    codes = sorted(code for code, _ in results)
+    assert codes in ([0, 2], [0, 0]), results  # [0, 0] only when the first finished before the second checked
+    if codes == [0, 2]:
+        assert any("ltp" in message and ("already exists" in message or "someone else" in message) for _, message in results)
+    AutoConfig.from_pretrained(out)  # the winner's folder is whole
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.slow  # a fresh interpreter
+def test_sigterm_cleans_up_the_staging_as_ctrl_c_does(tmp_path):
+    script = f"""
+import argparse, time
+from transformers_prune.command_line import run_command
+from transformers_prune.folders import staged_output_folder
+def handler(args):
+    with staged_output_folder({str(tmp_path / "out")!r}) as staged:
+        open(staged + "/started", "w").close()
+        time.sleep(60)
+run_command("transformers-prune test", handler, argparse.Namespace(debug=False))
+"""
+    process = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
+    for _ in range(600):
+        if any(".partial-" in name and os.path.exists(tmp_path / name / "started") for name in os.listdir(tmp_path)):
+            break
+        time.sleep(0.05)
+    process.terminate()
+    assert process.wait(timeout=60) == 143
+    assert "terminated" in process.stderr.read()
+    assert os.listdir(tmp_path) == []  # no staging left, no output

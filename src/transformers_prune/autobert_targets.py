@@ -92,7 +92,7 @@ def _classification_run(args: argparse.Namespace) -> tuple[int, list[int], int]:
         args.checkpoint, rows.texts, rows.labels, args.max_length, args.batch_size, args.selection_layers, args.reference_layer
     )
     columns = {"residual_scores": _rounded(scores.tolist()), "teacher_logits": _rounded(logits.tolist(), 6)}
-    with staged_output_file(args.output_file, args.overwrite, [args.data_file]) as f:
+    with staged_output_file(args.output_file, args.overwrite, [args.data_file, args.checkpoint]) as f:
         write_rows_with_columns(f, rows.data.rows, columns)
     return len(rows.labels), layers, reference
 
@@ -108,7 +108,7 @@ def _span_run(args: argparse.Namespace) -> tuple[int, list[int], int]:
         "selection_layers": layers, "reference_layer": reference,
     }
     targets = compute_span_targets(model, tokenizer, windows, args.max_length, args.batch_size, layers, reference, settings)
-    with staged_output_file(args.output_file, args.overwrite, [args.squad_file], binary=True) as f:
+    with staged_output_file(args.output_file, args.overwrite, [args.squad_file, args.checkpoint], binary=True) as f:
         save_span_targets(targets, f)
     return len(windows["input_ids"]), layers, reference
 
@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> str:
     if args.doc_stride is None:
         args.doc_stride = 128
     source = args.squad_file or args.data_file
-    check_output_path(args.output_file, args.overwrite, [source], is_folder=False)
+    check_output_path(args.output_file, args.overwrite, [source, args.checkpoint], is_folder=False)
     started = time.perf_counter()
     examples, layers, reference = (_span_run if args.squad_file else _classification_run)(args)
     seconds = time.perf_counter() - started

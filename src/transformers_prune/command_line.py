@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from collections.abc import Callable
 
@@ -14,6 +15,7 @@ from huggingface_hub.errors import StrictDataclassError, StrictDataclassFieldVal
 INPUT_ERRORS = (ValueError, OSError, StrictDataclassError)
 INPUT_ERROR_STATUS = 2  # as argparse's own usage errors
 INTERRUPTED_STATUS = 130  # the shell's status of a process stopped by Ctrl-C
+TERMINATED_STATUS = 143  # the shell's status of a process stopped by SIGTERM (timeout, docker stop, schedulers)
 
 
 def parse_json_or_text(text: str):
@@ -99,6 +101,10 @@ class CommandError(SystemExit):
         return self.message
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread (a BaseException, like KeyboardInterrupt: no `except Exception` swallows it)."""
+
+
 def one_line(error: BaseException) -> str:
     """The error's message on one line; a strict-dataclass type error by its cause ("Field 'x' with value True
     doesn't match any type in ..."), without the repeated per-type details."""
@@ -109,10 +115,19 @@ def one_line(error: BaseException) -> str:
 
 def run_command(name: str, handler: Callable[[argparse.Namespace], object], args: argparse.Namespace):
     """`handler(args)`; an input error becomes `CommandError` (one line on stderr, exit status 2) unless
-    `args.debug`, and Ctrl-C exits with status 130 without a traceback (the commands stage their outputs, so an
-    interrupted one leaves its target as it was)."""
+    `args.debug`, Ctrl-C exits with status 130 and SIGTERM with 143, without a traceback (the commands stage their
+    outputs, so an interrupted one leaves its target as it was and removes its staging)."""
+    def terminate(signum, frame):
+        raise Terminated()
+
+    # SIGTERM ends the process without unwinding by default; as an exception the staged outputs are cleaned up
+    # (`finally` blocks) exactly as on Ctrl-C.
+    previous_handler = signal.signal(signal.SIGTERM, terminate)
     try:
         return handler(args)
+    except Terminated:
+        print(f"{name}: terminated", file=sys.stderr)
+        raise SystemExit(TERMINATED_STATUS) from None
     except INPUT_ERRORS as error:
         if getattr(args, "debug", False):
             raise
@@ -124,6 +139,8 @@ def run_command(name: str, handler: Callable[[argparse.Namespace], object], args
             raise
         print(f"{name}: interrupted", file=sys.stderr)
         raise SystemExit(INTERRUPTED_STATUS) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
 
 
 __all__ = [

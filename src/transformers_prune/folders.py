@@ -3,7 +3,8 @@
 Every command writes into a fresh temporary folder (or file) beside its target and moves it into place at the
 end, so an interrupted or failed run leaves the target as it was. A target is never one of the command's own
 inputs (or a folder holding one), and a non-empty target is replaced only when the user asks (`--overwrite`), then
-whole: no file of the earlier content survives next to the new one.
+whole: no file of the earlier content survives next to the new one. The move itself never replaces an output
+that someone else wrote while the command ran (a second run into the same target) unless `--overwrite` was given.
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ def check_output_path(target: str, overwrite: bool, inputs: Iterable[str] = (), 
             raise ValueError(f"the output {target} is the input {source}; write the result somewhere else")
         if is_folder and _contains(target, source):
             raise ValueError(f"the output {target} holds the input {source}; write the result somewhere else")
+        if os.path.isdir(source) and _contains(source, target):
+            raise ValueError(f"the output {target} lies inside the input {source}; write the result somewhere else")
     if not os.path.lexists(target):
         return
     if is_folder != os.path.isdir(target):
@@ -74,10 +77,39 @@ def _staging_name(target: str, role: str) -> str:
     return os.path.join(parent, f".{name}.{role}-{uuid.uuid4().hex[:8]}")
 
 
-def _move_into_place(staged: str, target: str) -> None:
-    """Put `staged` at `target`, replacing whatever `target` was: an existing folder (or link to one) is renamed
-    aside, then deleted. A crash between the two renames leaves the earlier content in `.NAME.previous-*`."""
-    if not os.path.lexists(target):
+def _appeared(target: str) -> FileExistsError:
+    return FileExistsError(
+        f"the output {target} was written by someone else while this command ran; it is left as it is and this "
+        "run's result is discarded (pass --overwrite to replace it)"
+    )
+
+
+def _publish_new(staged: str, target: str) -> None:
+    """Put `staged` at `target` without replacing anything that appeared there since the start: `rename` onto a
+    folder succeeds only while it is empty (what `check_output_path` allowed), and a file is published by a hard
+    link, which fails when the name exists. Two runs into one target: one wins, the other raises."""
+    try:
+        if os.path.isdir(staged):
+            os.rename(staged, target)
+        else:
+            os.link(staged, target)
+            os.remove(staged)
+    except (FileExistsError, IsADirectoryError, NotADirectoryError) as error:
+        raise _appeared(target) from error
+    except OSError as error:  # ENOTEMPTY: a folder someone filled meanwhile
+        if os.path.lexists(target):
+            raise _appeared(target) from error
+        raise
+
+
+def _move_into_place(staged: str, target: str, overwrite: bool) -> None:
+    """Put `staged` at `target`. Without `overwrite`, only where nothing was written since the start
+    (`_publish_new`); with it, whatever `target` is then is replaced whole: an existing folder (or link to one) is
+    renamed aside, then deleted. A crash between the two renames leaves the earlier content in `.NAME.previous-*`."""
+    if not overwrite or not os.path.lexists(target):
+        _publish_new(staged, target)
+        return
+    if not os.path.isdir(staged):
         os.replace(staged, target)
         return
     previous = _staging_name(target, "previous")
@@ -103,7 +135,7 @@ def staged_output_folder(target: str, overwrite: bool = False, inputs: Iterable[
     os.mkdir(staged)
     try:
         yield staged
-        _move_into_place(staged, target)
+        _move_into_place(staged, target, overwrite)
     finally:
         shutil.rmtree(staged, ignore_errors=True)
 
@@ -120,7 +152,7 @@ def staged_output_file(
     try:
         with open(staged, "xb") if binary else open(staged, "x", encoding="utf-8") as f:
             yield f
-        os.replace(staged, path)
+        _move_into_place(staged, path, overwrite)
     finally:
         if os.path.exists(staged):
             os.remove(staged)

@@ -65,13 +65,13 @@ def compute_saliencies(checkpoints: list[str], texts: list[str], labels: list[in
 def run(args: argparse.Namespace) -> str:
     for checkpoint in args.checkpoints:
         check_checkpoint_folder(checkpoint, need_weights=True)
-    check_output_path(args.output_file, args.overwrite, [args.data_file], is_folder=False)
+    check_output_path(args.output_file, args.overwrite, [args.data_file, *args.checkpoints], is_folder=False)
     rows = read_labelled_rows(args.data_file, args.text_column, args.label_column, args.max_samples)
     started = time.perf_counter()
     saliencies = compute_saliencies(args.checkpoints, rows.texts, rows.labels, args.max_length, args.batch_size)
     seconds = time.perf_counter() - started
     rounded = [[round(value, 6) for value in saliency] for saliency in saliencies.tolist()]
-    with staged_output_file(args.output_file, args.overwrite, [args.data_file]) as f:
+    with staged_output_file(args.output_file, args.overwrite, [args.data_file, *args.checkpoints]) as f:
         write_rows_with_columns(f, rows.data.rows, {"saliency": rounded})
     examples = len(rows.labels)
     print(
