@@ -383,7 +383,7 @@ def test_targets_command_rejects_bad_input(tmp_path):
     train = write_sst2_csv(tmp_path / "train.csv", rows=4)
     with pytest.raises(SystemExit, match="must be >= 0 and before the reference layer"):
         main(["autobert-targets", bert, "--data-file", train, "--output-file", str(tmp_path / "o.jsonl"), "--selection-layers", "2",
-              "--reference-layer", "2"])
+              "--reference-layer", "2", "--max-length", "16"])
     with pytest.raises(SystemExit, match="does not apply to --data-file"):
         main(["autobert-targets", bert, "--data-file", train, "--output-file", str(tmp_path / "o.jsonl"), "--doc-stride", "8"])
     with pytest.raises(SystemExit, match="--label-column name columns of a --data-file; a SQuAD file has none"):

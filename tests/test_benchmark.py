@@ -516,3 +516,12 @@ def squad_scores_one_window_at_a_time(folder, tokenizer, examples, **config) -> 
             out = model(**inputs)
         logits.append((out.start_logits[0].numpy(), out.end_logits[0].numpy()))
     return squad_scores(best_answers(logits, features, examples), examples)
+
+
+def test_a_sweep_of_a_training_only_key_is_refused(workspace, tmp_path):
+    torch.manual_seed(0)
+    ltp_folder = save_checkpoint(LTPForSequenceClassification(TESTERS["ltp"].make_config()), workspace["tokenizer"], tmp_path / "ltp")
+    with pytest.raises(SystemExit, match="--sweep lambda_threshold: ltp read it only in training"):
+        bench_main([ltp_folder, "--task", "sst2", "--data-file", workspace["data"], "--peers", "none",
+                    "--sweep", "lambda_threshold=0.01,1", "--output-dir", str(tmp_path / "out"), *FAST])
+    assert not (tmp_path / "out").exists()

@@ -593,3 +593,103 @@ run_command("transformers-prune test", handler, argparse.Namespace(debug=False))
     assert process.wait(timeout=60) == 143
     assert "terminated" in process.stderr.read()
     assert os.listdir(tmp_path) == []  # no staging left, no output
+
+
+# ------------------------------------------------------------ inputs that would be silently wrong are refused
+
+
+def test_a_checkpoint_without_a_tokenizer_is_refused_naming_the_folder(bert, tmp_path):
+    bare = tmp_path / "bare"
+    AutoModelForSequenceClassification.from_pretrained(bert).save_pretrained(bare)  # weights and config only
+    train = write_sst2_csv(tmp_path / "train.csv", rows=4)
+    commands = [
+        ["finetune", str(bare), "--output-dir", str(tmp_path / "out"), "--train-file", train, "--validation-file", "", *FAST],
+        ["saliency", str(bare), "--data-file", train, "--output-file", str(tmp_path / "s.jsonl"), "--max-length", "16"],
+        ["export", str(bare), str(tmp_path / "onnx"), "--max-length", "16"],
+    ]
+    for command in commands:
+        with pytest.raises(SystemExit, match=f"{bare} has no tokenizer"):
+            main(command)
+    assert not os.path.exists(tmp_path / "out") and not os.path.exists(tmp_path / "onnx")
+
+
+def test_targets_from_a_checkpoint_without_the_trained_head_are_refused(tmp_path):
+    from transformers import BertModel
+
+    headless = save_checkpoint(BertModel(BertConfig(**TINY_CONFIG_KWARGS)), write_tokenizer(tmp_path), tmp_path / "encoder")
+    train = write_sst2_csv(tmp_path / "train.csv", rows=4)
+    for command in ("saliency", "autobert-targets"):
+        with pytest.raises(SystemExit, match="has no trained SequenceClassification head .*fine-tuned on the task"):
+            main([command, headless, "--data-file", train, "--output-file", str(tmp_path / f"{command}.jsonl"), "--max-length", "16"])
+
+
+def test_max_length_beyond_the_models_positions_is_refused_by_every_command(bert, tmp_path):
+    train = write_sst2_csv(tmp_path / "train.csv", rows=4)
+    for command in (
+        ["saliency", bert, "--data-file", train, "--output-file", str(tmp_path / "s.jsonl"), "--max-length", "65"],
+        ["autobert-targets", bert, "--data-file", train, "--output-file", str(tmp_path / "t.jsonl"), "--max-length", "65"],
+        ["finetune-qa", bert, "--train-file", train, "--output-dir", str(tmp_path / "qa"), "--max-length", "65",
+         "--doc-stride", "16"],
+    ):
+        with pytest.raises(SystemExit, match="--max-length 65 exceeds .*max_position_embeddings \\(64\\)"):
+            main(command)
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "text"])
+def test_damaged_weights_are_refused_in_one_line(damage, bert, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(bert, broken)
+    weights = broken / "model.safetensors"
+    content = weights.read_bytes()
+    weights.write_bytes({"empty": b"", "truncated": content[: len(content) // 2], "text": b"not weights"}[damage])
+    for command in (["convert", "--to", "ltp", str(broken), str(tmp_path / "ltp")], ["export", str(broken), str(tmp_path / "onnx")]):
+        with pytest.raises(SystemExit, match="model.safetensors is not a readable safetensors file"):
+            main(command)
+
+
+def squad_file(path, questions: list[dict], context: str = "the cat sat on the mat") -> str:
+    path.write_text(json.dumps({"data": [{"paragraphs": [{"context": context, "qas": questions}]}]}), encoding="utf-8")
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "answer, problem",
+    [
+        ({"text": "mat", "answer_start": 99}, "outside its 22-character context"),
+        ({"text": "mat", "answer_start": -1}, "outside its"),
+        ({"text": "mat", "answer_start": "19"}, "answer_start '19' is not an integer"),
+        ({"text": "mat", "answer_start": 19.0}, "answer_start 19.0 is not an integer"),
+        ({"text": "mat", "answer_start": 4}, "reads 'cat', not the answer 'mat'"),
+        ({"text": "", "answer_start": 4}, "is not a non-empty string"),
+    ],
+)
+def test_squad_answers_are_checked_question_by_question(answer, problem, tmp_path):
+    from transformers_prune.benchmark.data import load_squad
+
+    good = {"id": "a", "question": "where?", "answers": [{"text": "mat", "answer_start": 19}]}
+    path = squad_file(tmp_path / "squad.json", [good, {"id": "b", "question": "what?", "answers": [answer]}])
+    with pytest.raises(ValueError, match=f"squad.json: question 2 \\(id 'b'\\): .*{problem}"):
+        load_squad(path, None)
+
+
+def test_squad_ids_questions_and_contexts_are_checked(tmp_path):
+    from transformers_prune.benchmark.data import load_squad
+
+    answer = [{"text": "mat", "answer_start": 19}]
+    cases = {
+        "its id is used by an earlier question": [{"id": "a", "question": "q?", "answers": answer}] * 2,
+        "its question is empty": [{"id": "a", "question": " ", "answers": answer}],
+    }
+    for problem, questions in cases.items():
+        with pytest.raises(ValueError, match=problem):
+            load_squad(squad_file(tmp_path / "s.json", questions), None)
+    with pytest.raises(ValueError, match="context is empty"):
+        load_squad(squad_file(tmp_path / "s.json", [{"id": "a", "question": "q?", "answers": answer}], context=""), None)
+
+
+def test_a_question_too_long_for_the_windows_is_refused_not_a_panic(bert, tmp_path):
+    long_question = " ".join(["cat"] * 60) + "?"
+    path = squad_file(tmp_path / "squad.json", [{"id": "long", "question": long_question, "answers": [{"text": "mat", "answer_start": 19}]}])
+    with pytest.raises(SystemExit, match="question 'long' has 61 tokens: at max length 64 that leaves 0 for the context"):
+        main(["finetune-qa", bert, "--train-file", path, "--output-dir", str(tmp_path / "qa"), "--max-length", "64",
+              "--doc-stride", "16"])

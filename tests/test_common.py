@@ -633,3 +633,30 @@ def test_cuda_half_precision_packed_matches_masked(model_type, recipe, backend, 
         packed_error = real_token_max_diff(pick(packed).float(), expected, attention_mask)
         floor = torch.finfo(dtype).eps * expected[attention_mask.bool()].abs().max().item()
         assert packed_error <= 3 * masked_error + floor, (what, packed_error, masked_error)
+
+
+# ----------------------------------------------------------------------- bad calls raise ValueError naming them
+
+
+@pytest.mark.parametrize("model_type", sorted(TESTERS))
+def test_bad_calls_raise_a_value_error_naming_the_problem(model_type, tmp_path):
+    model = TESTERS[model_type].make_model("sequence_classification", recipe="every_token_kept").eval()
+    vocab = model.config.vocab_size
+    with pytest.raises(ValueError, match="the batch is empty"):
+        model(torch.zeros(0, 5, dtype=torch.long))
+    with pytest.raises(ValueError, match=f"examples \\[1\\] hold token ids outside the model's vocabulary 0..{vocab - 1} \\(e.g. {vocab}\\)"):
+        model(torch.tensor([[2, 5, 3], [2, vocab, 3]]))
+    model.config.num_hidden_layers += 1
+    with pytest.raises(ValueError, match="num_hidden_layers=.* differs from .* the value this model was built with"):
+        model(torch.tensor([[2, 5, 3]]))
+    with pytest.raises(ValueError, match="num_hidden_layers=.* differs"):
+        model.save_pretrained(tmp_path / "out")
+    assert not (tmp_path / "out" / "config.json").exists()
+
+
+def test_compressed_bert_attention_maps_need_eager_attention():
+    from transformers_prune import CompressedBertConfig, CompressedBertForSequenceClassification
+
+    model = CompressedBertForSequenceClassification(CompressedBertConfig(**TINY_CONFIG_KWARGS)).eval()
+    with pytest.raises(ValueError, match="output_attentions needs attention probabilities.*attn_implementation='eager'"):
+        model(torch.tensor([[2, 5, 3]]), output_attentions=True)

@@ -13,6 +13,7 @@ import gzip
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 
@@ -320,3 +321,86 @@ def test_real_minilm_transkimmer_export_drops_the_same_tokens(minilm_path, tmp_p
             np.testing.assert_array_equal(ours["tokens_per_layer"], reference.tokens_per_layer.numpy())
             real = batch["attention_mask"].sum(axis=1, keepdims=True)
             assert (reference.tokens_per_layer.numpy()[:, -1:] < real).all()  # every example lost tokens
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        ("no_tokenizer", "tokenizer.json is missing"),
+        ("truncated_graph", "model.onnx is not a loadable ONNX graph"),
+        ("config_without_files", "lacks files"),
+        ("config_not_json", "export_config.json is not JSON"),
+    ],
+)
+def test_runner_command_line_refuses_a_damaged_folder_in_one_line(damage, message, exported, tmp_path, capsys):
+    broken = tmp_path / "broken"
+    shutil.copytree(exported, broken)
+    if damage == "no_tokenizer":
+        os.remove(broken / "tokenizer.json")
+    elif damage == "truncated_graph":
+        graph = (broken / "model.onnx").read_bytes()
+        (broken / "model.onnx").write_bytes(graph[: len(graph) // 3])
+    elif damage == "config_without_files":
+        config = json.loads((broken / "export_config.json").read_text(encoding="utf-8"))
+        del config["files"]
+        (broken / "export_config.json").write_text(json.dumps(config), encoding="utf-8")
+    else:
+        (broken / "export_config.json").write_text("{", encoding="utf-8")
+    with pytest.raises(SystemExit) as exit_info:
+        ort_runner.main([str(broken), "great fun"])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("ort_runner: ") and message in error and "\n" not in error
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\n\t"])
+def test_runner_refuses_an_empty_text(text, exported, capsys):
+    with pytest.raises(ValueError, match="every text needs at least one word"):
+        ort_runner.ExportedModel(exported).predict(["fine", text])
+    with pytest.raises(SystemExit) as exit_info:
+        ort_runner.main([exported, text])
+    assert exit_info.value.code == 2 and "every text needs at least one word" in capsys.readouterr().err
+
+
+def test_a_checkpoint_naming_no_architecture_is_not_exported_headless_by_guess(exported, folder, tmp_path):
+    source = tmp_path / "no-architecture"
+    shutil.copytree(os.path.join(folder, "skimmer"), source)
+    config = json.loads((source / "config.json").read_text(encoding="utf-8"))
+    config["architectures"] = None
+    (source / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    with pytest.raises(SystemExit, match="names no architecture but its weights hold a head \\(classifier.bias"):
+        cli_main(["export", str(source), str(tmp_path / "out"), "--max-length", str(MAX_LENGTH)])
+    cli_main(["export", str(source), str(tmp_path / "out"), "--max-length", str(MAX_LENGTH), "--head", "sequence-classification"])
+    assert json.loads((tmp_path / "out" / "export_config.json").read_text(encoding="utf-8"))["head"] == "sequence-classification"
+
+
+@pytest.mark.parametrize("max_length", [2, 3])
+def test_the_shortest_max_lengths_export_and_check(folder, tokenizer, tmp_path, max_length):
+    model = tiny_model("transkimmer-bert", "cls", tokenized_texts(tokenizer))
+    config = export_folder(model, tokenizer, str(tmp_path / "out"), max_length=max_length)
+    assert all(length >= 2 for lengths in config["check"]["lengths"] for length in lengths), config["check"]
+
+
+def test_exporting_a_model_in_training_mode_says_to_call_eval(folder, tokenizer, tmp_path):
+    model = tiny_model("transkimmer-bert", "cls", tokenized_texts(tokenizer)).train()
+    with pytest.raises(ValueError, match="call model.eval\\(\\) before exporting"):
+        export_folder(model, tokenizer, str(tmp_path / "out"))
+
+
+def test_ltp_top_k_exports_with_its_token_counts(folder, tokenizer, tmp_path):
+    """The top-k baseline ranks tokens by comparison counts (the ONNX exporter has no stable sort); the export's own
+    check compares logits and the tokens kept per layer with the torch model."""
+    from transformers_prune import LTPForSequenceClassification
+
+    from model_testers import TESTERS
+
+    torch.manual_seed(0)  # the first max(3, 15%) layers keep every token: 5 layers, so the last two prune
+    model = LTPForSequenceClassification(TESTERS["ltp"].make_config(num_hidden_layers=5, prune_mode="topk", token_keep_rate=0.3))
+    config = export_folder(model.eval(), tokenizer, str(tmp_path / "out"), max_length=MAX_LENGTH)
+    runner = ort_runner.ExportedModel(str(tmp_path / "out"))
+    batch = runner.tokenize(texts()[:1])
+    counts = runner(**batch)["tokens_per_layer"]
+    with torch.no_grad():
+        expected = model(**{name: torch.from_numpy(value) for name, value in batch.items()}).tokens_per_layer
+    assert counts.tolist() == expected.tolist() and counts[0, -1] < counts[0, 0]
+    assert config["check"]["max_abs_difference_fp32"] < 1e-4

@@ -281,3 +281,25 @@ def test_config_defaults_follow_the_original_readme():
     assert (config.scoring_mode, config.score_normalization_length, config.threshold_lr_scale) == ("mean", 128, 1.0)
     assert (config.prune_mode, config.final_token_threshold, config.masking_mode) == ("absolute_threshold", 0.01, "hard")
     assert math.isclose(config.temperature, 1e-3) and math.isclose(config.lambda_threshold, 0.1)
+
+
+def test_ranks_by_comparison_equal_the_stable_sorts_ranks():
+    """Top-k ranks tokens by comparison counts where a stable sort cannot go (ONNX export): same ranks, ties to the
+    earlier token, padding last."""
+    from unittest import mock
+
+    from transformers_prune.models.token_engine import pack
+    from transformers_prune.models.token_views import GridView, PackedView
+
+    mask = torch.tensor([[1] * 5 + [0] * 3, [1] * 8, [1] * 2 + [0] * 6])
+    for seed in range(20):
+        torch.manual_seed(seed)
+        scores = torch.randint(0, 3, (3, 8)).float()  # many ties
+        grid = GridView(torch.randn(3, 8, 4), mask.float(), mask.bool()).segment_rank(scores)
+        stable = scores.masked_fill(~mask.bool(), -torch.inf).argsort(dim=-1, descending=True, stable=True).argsort(dim=-1)
+        assert torch.equal(grid, stable)
+        view = PackedView(pack(torch.randn(3, 8, 4), mask))
+        packed_scores = scores[mask.bool()]
+        with mock.patch("torch.compiler.is_exporting", return_value=True):
+            by_comparison = view.segment_rank(packed_scores)
+        assert torch.equal(by_comparison, view.segment_rank(packed_scores))

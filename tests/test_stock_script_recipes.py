@@ -86,7 +86,11 @@ def mean_kept_fraction(model_dir: str, dev_file: str) -> float:
 
 def changed(before_dir: str, after_dir: str, marker: str) -> bool:
     """Whether any tensor whose name contains `marker` differs between two saved folders."""
-    before, after = (load_file(os.path.join(d, "model.safetensors")) for d in (before_dir, after_dir))
+    # A base model's checkpoint names its tensors without the head's `bert.` prefix.
+    before, after = (
+        {name.removeprefix("bert."): tensor for name, tensor in load_file(os.path.join(d, "model.safetensors")).items()}
+        for d in (before_dir, after_dir)
+    )
     names = [name for name in before if marker in name]
     assert names, f"no tensor named *{marker}* in {before_dir}"
     return any(not torch.equal(before[name], after[name]) for name in names)

@@ -30,13 +30,13 @@ import time
 
 import torch
 from tqdm.auto import tqdm
-from transformers import AutoModelForQuestionAnswering, AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoModelForQuestionAnswering, AutoModelForSequenceClassification
 
 from .benchmark.data import load_squad
 from .benchmark.squad import training_windows, window_tokenizer
 from .command_line import add_overwrite_argument, positive_int
 from .data_files import read_labelled_rows, write_rows_with_columns
-from .folders import check_checkpoint_folder, check_output_path, staged_output_file
+from .folders import check_checkpoint_folder, check_max_length, check_output_path, load_checkpoint_tokenizer, load_trained_head, staged_output_file
 from .training.autobert_targets import (
     compute_span_targets,
     residual_scores_and_logits,
@@ -59,9 +59,9 @@ def compute_targets(
     reference_layer: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, list[int], int]:
     """A classifier's `[num_examples, P, max_length]` scores, `[num_examples, C]` logits, and the layers used."""
-    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    tokenizer = load_checkpoint_tokenizer(checkpoint)
     device = _device()
-    model = AutoModelForSequenceClassification.from_pretrained(checkpoint).to(device).eval()
+    model = load_trained_head(AutoModelForSequenceClassification, checkpoint, "autobert-targets").to(device)
     num_labels = model.config.num_labels
     selection_layers, reference_layer = resolve_layers(model.config.num_hidden_layers, selection_layers, reference_layer)
     if max(labels) >= num_labels or min(labels) < 0:
@@ -99,7 +99,7 @@ def _classification_run(args: argparse.Namespace) -> tuple[int, list[int], int]:
 
 def _span_run(args: argparse.Namespace) -> tuple[int, list[int], int]:
     tokenizer = window_tokenizer(args.checkpoint, args.max_length, args.doc_stride)
-    model = AutoModelForQuestionAnswering.from_pretrained(args.checkpoint).to(_device()).eval()
+    model = load_trained_head(AutoModelForQuestionAnswering, args.checkpoint, "autobert-targets --squad-file").to(_device())
     layers, reference = resolve_layers(model.config.num_hidden_layers, args.selection_layers, args.reference_layer)
     windows = training_windows(tokenizer, load_squad(args.squad_file, args.max_samples).examples, args.max_length, args.doc_stride)
     settings = {
@@ -127,6 +127,7 @@ def run(args: argparse.Namespace) -> str:
         args.doc_stride = 128
     source = args.squad_file or args.data_file
     check_output_path(args.output_file, args.overwrite, [source, args.checkpoint], is_folder=False)
+    check_max_length(args.checkpoint, args.max_length)
     started = time.perf_counter()
     examples, layers, reference = (_span_run if args.squad_file else _classification_run)(args)
     seconds = time.perf_counter() - started

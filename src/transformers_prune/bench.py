@@ -116,7 +116,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-examples", type=int, help="first N examples (IMDB: after a seeded shuffle)")
     parser.add_argument("--seed", type=int, default=42, help="IMDB shuffle and fresh-head initialisation")
     parser.add_argument("--max-length", type=int, help="truncation and HF padded length (default 128 sst2, 512 imdb, 384 squad)")
-    parser.add_argument("--doc-stride", type=int, default=128, help="SQuAD: overlap of context windows, in tokens")
+    parser.add_argument("--doc-stride", type=int, default=128, help="SQuAD: overlap of context windows, in tokens (a question too long to leave the context more is refused)")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 32], help="latency batch sizes")
     parser.add_argument("--eval-batch-size", type=int, default=32, help="batch size of the pass that counts quality and FLOPs")
     parser.add_argument("--warmup-batches", type=int, default=2, help="untimed batches before each latency run")

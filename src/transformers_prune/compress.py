@@ -56,7 +56,6 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import (
     AutoConfig,
-    AutoTokenizer,
     BertForQuestionAnswering,
     BertForSequenceClassification,
     BertForTokenClassification,
@@ -67,7 +66,7 @@ from .compress_agreement import DEFAULT_HELDOUT_SAMPLES, AgreementProbe, Heldout
 from .compress_autoencoder import AE_RECIPES, ROW_SCALES, AutoencoderRecipe, reconstruction_loss, train_autoencoder
 from .command_line import add_overwrite_argument, positive_int
 from .data_files import read_labelled_rows
-from .folders import check_checkpoint_folder, check_output_path, copy_tokenizer_files, staged_output_folder
+from .folders import check_checkpoint_folder, check_output_path, copy_tokenizer_files, load_checkpoint_tokenizer, staged_output_folder
 from .models.configuration_compressed_bert import CompressedBertConfig
 from .models.modeling_compressed_bert import (
     AutoencoderWeight,
@@ -634,7 +633,7 @@ def compress_checkpoint(
     model = read_class.from_pretrained(source)
     check_rank(model.base_model, groups, methods, rank)
     units = plan_units(model.base_model, groups, methods, ratio, rank, tucker_ranks, settings.ae_grouping)
-    tokenizer = AutoTokenizer.from_pretrained(source) if data_file or heldout else None
+    tokenizer = load_checkpoint_tokenizer(source) if data_file or heldout else None
     weighted_paths = [path for unit in units if unit.method in ("fwsvd", "ae") for path in unit.paths]
     row_weights = (
         fisher_row_weights(model, data_file, tokenizer, weighted_paths, fisher_samples, 128, fisher_floor)

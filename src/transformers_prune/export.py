@@ -23,12 +23,11 @@ from transformers import (
     AutoModelForQuestionAnswering,
     AutoModelForSequenceClassification,
     AutoModelForTokenClassification,
-    AutoTokenizer,
 )
 
 from .command_line import add_overwrite_argument, positive_int
 from .deploy import INT8_WEIGHTS, PER_CHANNEL
-from .folders import check_checkpoint_folder, check_output_path
+from .folders import check_checkpoint_folder, check_output_path, load_checkpoint_tokenizer
 from .quiet import quiet_transformers
 
 FORMATS = ("onnx",)
@@ -37,11 +36,46 @@ AUTO_CLASS_BY_SUFFIX = {
     "ForQuestionAnswering": AutoModelForQuestionAnswering,
     "ForTokenClassification": AutoModelForTokenClassification,
 }
+# `--head` values: the head whose graph is exported.
+HEADS = {
+    "sequence-classification": AutoModelForSequenceClassification,
+    "question-answering": AutoModelForQuestionAnswering,
+    "token-classification": AutoModelForTokenClassification,
+    "encoder": AutoModel,
+}
+ENCODER_TENSORS = ("bert.", "embeddings.", "encoder.", "pooler.")
 
 
-def load_for_export(path: str):
-    """The checkpoint's model with its own head (`config.architectures`; none: the bare encoder), in eval mode, and
-    its tokenizer. Raises FileNotFoundError for a folder without config.json, ValueError for a model type we do not
+def _head_tensors(path: str) -> list[str]:
+    """Names of the tensors in `path`'s model.safetensors that belong to no encoder (a task head's)."""
+    from safetensors import safe_open
+
+    weights = os.path.join(path, "model.safetensors")
+    if not os.path.isfile(weights):
+        return []
+    with safe_open(weights, "pt") as f:
+        return sorted(name for name in f.keys() if not name.startswith(ENCODER_TENSORS))
+
+
+def _auto_class(path: str, architecture: str, head: str | None):
+    """The Auto class of `--head`, else of the config's architecture; refuses to guess when the config names none
+    and the weights hold a head (exporting the bare encoder would drop it)."""
+    if head is not None:
+        return HEADS[head]
+    if architecture:
+        return next((auto for suffix, auto in AUTO_CLASS_BY_SUFFIX.items() if architecture.endswith(suffix)), AutoModel)
+    head_tensors = _head_tensors(path)
+    if head_tensors:
+        raise ValueError(
+            f"{path}'s config.json names no architecture but its weights hold a head ({', '.join(head_tensors[:3])}); "
+            f"choose what to export with --head {{{','.join(HEADS)}}}"
+        )
+    return AutoModel
+
+
+def load_for_export(path: str, head: str | None = None):
+    """The checkpoint's model with `head` (default: its own, `config.architectures`; none: the bare encoder unless
+    the weights hold a head), in eval mode, and its tokenizer. Raises FileNotFoundError for a folder without config.json, ValueError for a model type we do not
     export or weights the checkpoint lacks."""
     from . import COMPRESSED_MODEL_TYPES, MODEL_TYPES
 
@@ -53,7 +87,7 @@ def load_for_export(path: str):
         raise ValueError(f"{path}: model type {model_type!r} cannot be exported; supported: {', '.join(supported)}")
     config = AutoConfig.from_pretrained(path)
     architecture = (config.architectures or [""])[0]
-    auto_class = next((auto for suffix, auto in AUTO_CLASS_BY_SUFFIX.items() if architecture.endswith(suffix)), AutoModel)
+    auto_class = _auto_class(path, architecture, head)
     with quiet_transformers():  # missing weights are refused below, in our words
         model, loading = auto_class.from_pretrained(path, config=config, output_loading_info=True)
     if loading["missing_keys"]:
@@ -62,7 +96,7 @@ def load_for_export(path: str):
             f"{path} lacks weights of its {type(model).__name__} ({', '.join(missing[:3])}...): the export would bake "
             "freshly initialised values into the graph"
         )
-    return model.eval(), AutoTokenizer.from_pretrained(path)
+    return model.eval(), load_checkpoint_tokenizer(path)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -76,6 +110,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="with --int8: one weight scale per output channel (default; keeps accuracy) or per matrix "
         "(ONNX Runtime's own default)",
     )
+    parser.add_argument(
+        "--head", choices=HEADS, default=None,
+        help="the head to export (default: the one config.json's architectures names)",
+    )
     parser.add_argument("--max-length", type=positive_int, help="longest input the graph accepts (default: the model's positions)")
 
 
@@ -88,7 +126,7 @@ def run(args: argparse.Namespace) -> dict:
     if args.int8_weights and not args.int8:
         raise ValueError(f"--int8-weights {args.int8_weights} applies to the int8 graph: add --int8")
     check_output_path(args.output_dir, args.overwrite, [args.checkpoint])  # before the model loads
-    model, tokenizer = load_for_export(args.checkpoint)
+    model, tokenizer = load_for_export(args.checkpoint, args.head)
     config = export_folder(
         model, tokenizer, args.output_dir, int8=args.int8, max_length=args.max_length, overwrite=args.overwrite,
         inputs=(args.checkpoint,), int8_weights=args.int8_weights or PER_CHANNEL,

@@ -20,12 +20,12 @@ import json
 import os
 
 import torch
-from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoConfig, AutoModelForSequenceClassification
 
 from .benchmark.evaluation import score_labelled_rows
 from .command_line import add_overwrite_argument, add_training_arguments, positive_int
 from .data_files import LabelledRows, first_label_outside, read_labelled_rows
-from .folders import check_checkpoint_folder, check_output_path, staged_output_folder
+from .folders import check_checkpoint_folder, check_max_length, check_output_path, load_checkpoint_tokenizer, staged_output_folder
 from .resources import bundled_file
 from .training.fine_tuning import TrainingSettings, tokenize_for_training, train
 
@@ -65,11 +65,8 @@ def run(args: argparse.Namespace) -> dict:
     data_files = [path for path in (args.train_file, args.validation_file) if path]
     check_checkpoint_folder(args.model, need_weights=True)
     check_output_path(args.output_dir, args.overwrite, data_files)
+    check_max_length(args.model, args.max_length)
     config = AutoConfig.from_pretrained(args.model)
-    if args.max_length > config.max_position_embeddings:
-        raise ValueError(
-            f"--max-length {args.max_length} exceeds {args.model}'s max_position_embeddings ({config.max_position_embeddings})"
-        )
     columns = (args.text_column, args.label_column)
     train_rows = read_labelled_rows(args.train_file, *columns, args.max_train_samples, args.shuffle_seed)
     dev_rows = None
@@ -79,7 +76,7 @@ def run(args: argparse.Namespace) -> dict:
     if dev_rows is not None and (problem := first_label_outside(dev_rows, num_labels)):
         raise ValueError(problem)
 
-    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    tokenizer = load_checkpoint_tokenizer(args.model)
     torch.manual_seed(args.seed)  # the fresh classifier head, when the checkpoint has none
     model = AutoModelForSequenceClassification.from_pretrained(args.model, num_labels=num_labels)
     settings = TrainingSettings.from_arguments(args)

@@ -22,7 +22,7 @@ from transformers import AutoModelForQuestionAnswering
 from .benchmark.data import load_squad
 from .benchmark.squad import training_windows, window_tokenizer
 from .command_line import add_overwrite_argument, add_training_arguments, positive_int
-from .folders import check_checkpoint_folder, check_output_path, staged_output_folder
+from .folders import check_checkpoint_folder, check_max_length, check_output_path, check_safetensors_file, staged_output_folder
 from .training.autobert_targets import attach_span_targets
 from .training.fine_tuning import TrainingSettings, train
 
@@ -30,8 +30,11 @@ from .training.fine_tuning import TrainingSettings, train
 def run(args: argparse.Namespace) -> dict:
     check_checkpoint_folder(args.model, need_weights=True)
     check_output_path(args.output_dir, args.overwrite, [args.model])
+    check_max_length(args.model, args.max_length)
     if args.targets_file and not os.path.isfile(args.targets_file):
         raise FileNotFoundError(f"--targets-file {args.targets_file} does not exist")
+    if args.targets_file:
+        check_safetensors_file(args.targets_file)
     tokenizer = window_tokenizer(args.model, args.max_length, args.doc_stride)
     examples = load_squad(args.train_file, args.max_train_samples).examples
     windows = training_windows(tokenizer, examples, args.max_length, args.doc_stride)
@@ -54,7 +57,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train-file", required=True, help="SQuAD v1.1 JSON ({'data': [{'paragraphs': ...}]})")
     parser.add_argument("--max-train-samples", type=positive_int, default=None, help="the first N questions (default: all)")
     parser.add_argument("--max-length", type=positive_int, default=384)
-    parser.add_argument("--doc-stride", type=positive_int, default=128, help="overlap of a context's windows, in tokens")
+    parser.add_argument(
+        "--doc-stride", type=positive_int, default=128,
+        help="overlap of a context's windows, in tokens; a question too long to leave the context more than this is refused",
+    )
     parser.add_argument(
         "--targets-file", default=None,
         help="autobert's imitation scores and teacher span logits of these windows (`autobert-targets --squad-file`)",

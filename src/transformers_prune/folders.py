@@ -9,6 +9,7 @@ that someone else wrote while the command ran (a second run into the same target
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import uuid
@@ -28,13 +29,73 @@ TOKENIZER_FILES = (
 )
 
 
+# Files that hold a tokenizer's vocabulary; without one, AutoTokenizer builds BERT's with only its 5 special tokens.
+VOCABULARY_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "tokenizer.model", "spiece.model", "sentencepiece.bpe.model")
+
+
 def check_checkpoint_folder(path: str, need_weights: bool = False) -> None:
     """Raise FileNotFoundError unless `path` is a checkpoint folder: it has a config.json (and, with
-    `need_weights`, one of `WEIGHT_FILES`)."""
+    `need_weights`, one of `WEIGHT_FILES`); ValueError when its safetensors weights are unreadable (truncated,
+    empty, not safetensors)."""
     if not os.path.isfile(os.path.join(path, CONFIG_FILE)):
         raise FileNotFoundError(f"{path} is not a checkpoint folder: it has no {CONFIG_FILE}")
     if need_weights and not any(os.path.isfile(os.path.join(path, name)) for name in WEIGHT_FILES):
         raise FileNotFoundError(f"{path} has a {CONFIG_FILE} but no weights (none of {', '.join(WEIGHT_FILES)})")
+    weights = os.path.join(path, "model.safetensors")
+    if os.path.isfile(weights):
+        check_safetensors_file(weights)
+
+
+def check_max_length(path: str, max_length: int, option: str = "--max-length") -> None:
+    """Raise ValueError when `max_length` tokens exceed the positions of the checkpoint at `path` (its
+    `max_position_embeddings`): the embeddings would fail with an index error mid-run."""
+    with open(os.path.join(path, CONFIG_FILE), encoding="utf-8") as f:
+        positions = json.load(f).get("max_position_embeddings")
+    if isinstance(positions, int) and max_length > positions:
+        raise ValueError(f"{option} {max_length} exceeds {path}'s max_position_embeddings ({positions})")
+
+
+def check_safetensors_file(path: str) -> None:
+    """Raise ValueError naming `path` unless its safetensors header reads and every tensor it lists lies inside
+    the file (a truncated download keeps a valid header)."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(path, "pt") as f:
+            f.keys()
+    except (SafetensorError, OSError) as error:
+        raise ValueError(f"{path} is not a readable safetensors file ({' '.join(str(error).split())})") from None
+
+
+def load_checkpoint_tokenizer(path: str):
+    """`path`'s tokenizer; ValueError naming the folder when it has no vocabulary file or the tokenizer it gives is
+    only special tokens (what a folder written by a plain `model.save_pretrained` yields): every word would be
+    `[UNK]`."""
+    from transformers import AutoTokenizer
+
+    if not any(os.path.isfile(os.path.join(path, name)) for name in VOCABULARY_FILES):
+        raise ValueError(
+            f"{path} has no tokenizer (none of {', '.join(VOCABULARY_FILES)}); save the tokenizer of the model it "
+            "came from into it: AutoTokenizer.from_pretrained(BASE).save_pretrained(FOLDER)"
+        )
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if len(tokenizer) <= len(set(tokenizer.all_special_ids)):
+        raise ValueError(f"{path}'s tokenizer has only its {len(tokenizer)} special tokens; every word would be [UNK]")
+    return tokenizer
+
+
+def load_trained_head(auto_class, path: str, purpose: str):
+    """`auto_class.from_pretrained(path)` in eval mode; ValueError when the checkpoint lacks the head's weights
+    (a pre-trained or other-task checkpoint): `purpose` would be computed from a freshly initialised head."""
+    model, loading = auto_class.from_pretrained(path, output_loading_info=True)
+    prefix = f"{model.base_model_prefix}."
+    new = sorted(key for key in loading["missing_keys"] if not key.startswith(prefix))
+    if new:
+        raise ValueError(
+            f"{path} has no trained {type(model).__name__.split('For', 1)[-1]} head (missing {', '.join(new)}); "
+            f"{purpose} needs a checkpoint fine-tuned on the task"
+        )
+    return model.eval()
 
 
 def copy_tokenizer_files(source: str, output_dir: str) -> None:
@@ -161,10 +222,15 @@ def staged_output_file(
 __all__ = [
     "CONFIG_FILE",
     "TOKENIZER_FILES",
+    "VOCABULARY_FILES",
     "WEIGHT_FILES",
     "check_checkpoint_folder",
+    "check_max_length",
     "check_output_path",
+    "check_safetensors_file",
     "copy_tokenizer_files",
+    "load_checkpoint_tokenizer",
+    "load_trained_head",
     "staged_output_file",
     "staged_output_folder",
 ]

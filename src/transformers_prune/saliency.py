@@ -18,11 +18,11 @@ import time
 
 import torch
 from tqdm.auto import tqdm
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoModelForSequenceClassification
 
 from .command_line import add_labelled_rows_arguments, positive_int
 from .data_files import read_labelled_rows, write_rows_with_columns
-from .folders import check_checkpoint_folder, check_output_path, staged_output_file
+from .folders import check_checkpoint_folder, check_max_length, check_output_path, load_checkpoint_tokenizer, load_trained_head, staged_output_file
 
 
 def token_saliency(model, inputs: dict, labels: torch.Tensor) -> torch.Tensor:
@@ -45,11 +45,11 @@ def token_saliency(model, inputs: dict, labels: torch.Tensor) -> torch.Tensor:
 
 def compute_saliencies(checkpoints: list[str], texts: list[str], labels: list[int], max_length: int, batch_size: int) -> torch.Tensor:
     """`[num_examples, max_length]` saliencies averaged over `checkpoints` (all with the first one's tokenizer)."""
-    tokenizer = AutoTokenizer.from_pretrained(checkpoints[0])
+    tokenizer = load_checkpoint_tokenizer(checkpoints[0])
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     total = torch.zeros(len(texts), max_length)
     for checkpoint in checkpoints:
-        model = AutoModelForSequenceClassification.from_pretrained(checkpoint).to(device).eval()
+        model = load_trained_head(AutoModelForSequenceClassification, checkpoint, "saliency").to(device)
         if max(labels) >= model.config.num_labels:
             raise ValueError(f"{checkpoint} has {model.config.num_labels} labels but the data has label {max(labels)}")
         for start in tqdm(range(0, len(texts), batch_size), desc=f"saliency {os.path.basename(checkpoint)}"):
@@ -66,6 +66,8 @@ def run(args: argparse.Namespace) -> str:
     for checkpoint in args.checkpoints:
         check_checkpoint_folder(checkpoint, need_weights=True)
     check_output_path(args.output_file, args.overwrite, [args.data_file, *args.checkpoints], is_folder=False)
+    for checkpoint in args.checkpoints:
+        check_max_length(checkpoint, args.max_length)
     rows = read_labelled_rows(args.data_file, args.text_column, args.label_column, args.max_samples)
     started = time.perf_counter()
     saliencies = compute_saliencies(args.checkpoints, rows.texts, rows.labels, args.max_length, args.batch_size)

@@ -30,7 +30,6 @@ from transformers import (
     AutoConfig,
     AutoModelForQuestionAnswering,
     AutoModelForSequenceClassification,
-    AutoTokenizer,
     BertConfig,
     BertForQuestionAnswering,
     BertForSequenceClassification,
@@ -39,7 +38,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from ..folders import check_checkpoint_folder
+from ..folders import check_checkpoint_folder, load_checkpoint_tokenizer
 from ..models.modeling_packed_bert import PackedBertForQuestionAnswering, PackedBertForSequenceClassification
 from ..quiet import quiet_transformers
 from ..registry import COMPRESSED_MODEL_TYPES, MODEL_TYPES
@@ -152,8 +151,8 @@ def _check_head(path: str, config: PreTrainedConfig, task: TaskSpec) -> None:
 
 def _load_tokenizer(path: str, task: TaskSpec) -> PreTrainedTokenizerBase:
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
-    except (OSError, ValueError) as error:
+        tokenizer = load_checkpoint_tokenizer(path)
+    except OSError as error:
         raise FileNotFoundError(f"{path} has no usable tokenizer files: {error}") from error
     if tokenizer.padding_side != "right":
         raise ValueError(f"{path}'s tokenizer pads on the {tokenizer.padding_side}; BERT inputs are right-padded")

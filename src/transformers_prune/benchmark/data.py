@@ -169,26 +169,58 @@ def load_classification(task: TaskSpec, path: str, max_examples: int | None, see
     return ClassificationData([row[task.text_column] for row in rows], labels, path, subset)
 
 
+def _squad_problem(qa: dict, context) -> str | None:
+    """What is wrong with one SQuAD v1.1 question (`qa`) of a paragraph, or None."""
+    if not isinstance(qa.get("id"), str) or not qa["id"]:
+        return f"its id {qa.get('id')!r} is not a non-empty string"
+    if not isinstance(qa.get("question"), str) or not qa["question"].strip():
+        return "its question is empty or not a string"
+    if not isinstance(context, str) or not context.strip():
+        return "its paragraph's context is empty or not a string"
+    answers = qa.get("answers")
+    if not isinstance(answers, list) or not answers:
+        return "it has no answers (SQuAD v1.1 has an answer for every question; is the file v2?)"
+    for answer in answers:
+        text, start = answer.get("text") if isinstance(answer, dict) else None, answer.get("answer_start") if isinstance(answer, dict) else None
+        if not isinstance(text, str) or not text:
+            return f"an answer's text {text!r} is not a non-empty string"
+        if not isinstance(start, int) or isinstance(start, bool):
+            return f"answer_start {start!r} is not an integer"
+        if not 0 <= start <= len(context) - len(text):
+            return f"answer_start {start} puts the answer outside its {len(context)}-character context"
+        if context[start : start + len(text)] != text:
+            return f"the context at answer_start {start} reads {context[start : start + len(text)]!r}, not the answer {text!r}"
+    return None
+
+
 def load_squad(path: str, max_examples: int | None) -> SquadData:
-    """Questions of an official SQuAD v1.1 file (`{"data": [{"paragraphs": [{"context", "qas"}]}]}`), in file order."""
-    with open(path, encoding="utf-8") as f:
-        try:
-            examples = [
-                SquadExample(
-                    qa["id"], qa["question"], paragraph["context"], tuple(a["text"] for a in qa["answers"]),
-                    tuple(int(a["answer_start"]) for a in qa["answers"]),
-                )
-                for article in json.load(f)["data"]
-                for paragraph in article["paragraphs"]
-                for qa in paragraph["qas"]
-            ]
-        except (json.JSONDecodeError, KeyError, TypeError) as error:
-            raise ValueError(f"{path} is not a SQuAD v1.1 file ({{'data': [{{'paragraphs': ...}}]}}): {error!r}") from error
-    if not examples:
+    """Questions of an official SQuAD v1.1 file (`{"data": [{"paragraphs": [{"context", "qas"}]}]}`), in file order.
+
+    Every question is checked first (ValueError `path: question N (id X): problem`): a non-empty id, unique in the
+    file, a non-empty question and context, and answers whose integer `answer_start` points at their text."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            paragraphs = [paragraph for article in json.load(f)["data"] for paragraph in article["paragraphs"]]
+        rows = [(qa, paragraph.get("context")) for paragraph in paragraphs for qa in paragraph["qas"]]
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise ValueError(f"{path} is not a SQuAD v1.1 file ({{'data': [{{'paragraphs': ...}}]}}): {error!r}") from error
+    if not rows:
         raise ValueError(f"{path} holds no questions")
-    unanswerable = [example.id for example in examples if not example.answers]
-    if unanswerable:
-        raise ValueError(f"{path} has questions without answers ({unanswerable[:3]}...); SQuAD v1.1 has none (is it v2?)")
+    seen = set()
+    for number, (qa, context) in enumerate(rows, 1):
+        problem = _squad_problem(qa, context) if isinstance(qa, dict) else "it is not a JSON object"
+        if problem is None and qa["id"] in seen:
+            problem = "its id is used by an earlier question (ids name the predictions)"
+        if problem is not None:
+            raise ValueError(f"{path}: question {number} (id {qa.get('id') if isinstance(qa, dict) else None!r}): {problem}")
+        seen.add(qa["id"])
+    examples = [
+        SquadExample(
+            qa["id"], qa["question"], context, tuple(a["text"] for a in qa["answers"]),
+            tuple(a["answer_start"] for a in qa["answers"]),
+        )
+        for qa, context in rows
+    ]
     examples, subset = _subset(examples, max_examples, shuffle=False, seed=0)
     return SquadData(examples, path, subset)
 

@@ -14,8 +14,8 @@ from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
-from transformers import AutoTokenizer
 
+from ..folders import load_checkpoint_tokenizer
 from .data import SquadExample
 
 _PUNCTUATION = set(string.punctuation)
@@ -69,8 +69,25 @@ class SquadFeatures:
         return len(self.example_index)
 
 
+def check_question_lengths(tokenizer, examples: list[SquadExample], max_length: int, stride: int) -> None:
+    """Refuse (ValueError naming the question) a question so long that its windows leave the context no more than
+    `stride` tokens: the tokenizer cannot slide such windows (it panics), and truncating the question would train
+    and score on another question."""
+    questions = tokenizer([example.question.lstrip() for example in examples], add_special_tokens=False)["input_ids"]
+    special = tokenizer.num_special_tokens_to_add(pair=True)
+    for example, question in zip(examples, questions):
+        room = max_length - special - len(question)
+        if room <= stride:
+            raise ValueError(
+                f"question {example.id!r} has {len(question)} tokens: at max length {max_length} that leaves {max(room, 0)} "
+                f"for the context, which must exceed the doc stride {stride}; raise the max length or lower the stride"
+            )
+
+
 def prepare_features(tokenizer, examples: list[SquadExample], max_length: int, stride: int) -> SquadFeatures:
-    """Tokenise question + context with overflowing windows (`tokenizer` must be fast, for `offset_mapping`)."""
+    """Tokenise question + context with overflowing windows (`tokenizer` must be fast, for `offset_mapping`); a
+    question too long for the windows is refused (`check_question_lengths`)."""
+    check_question_lengths(tokenizer, examples, max_length, stride)
     encoded = tokenizer(
         [example.question.lstrip() for example in examples],
         [example.context for example in examples],
@@ -110,7 +127,7 @@ def window_tokenizer(checkpoint: str, max_length: int, stride: int):
     fast tokenizer (the windows need its `offset_mapping`)."""
     if stride >= max_length:
         raise ValueError(f"--doc-stride ({stride}) must be smaller than --max-length ({max_length})")
-    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    tokenizer = load_checkpoint_tokenizer(checkpoint)
     if not tokenizer.is_fast:
         raise ValueError(f"{checkpoint}'s tokenizer is not a fast tokenizer; SQuAD windows need its offset_mapping")
     return tokenizer

@@ -5,7 +5,8 @@ The keys that can be swept are the fields the token-pruning configs add to BERT'
 `--sweep` may be given several times: each sweep runs on every checkpoint whose config has its key (so one run
 traces Transkimmer's `keep_threshold`, LTP's `threshold_scale` and AdapLeR's `eta_scale` side by side). The model
 reads these fields at every forward; fields that shape the modules when a model is built (such as
-`skim_predictor_hidden_size`) cannot be swept.
+`skim_predictor_hidden_size`) and fields only training reads (`training_only_keys`, such as LTP's
+`lambda_threshold`: every point would measure the same model) cannot be swept.
 """
 
 from __future__ import annotations
@@ -37,13 +38,13 @@ def parse_sweep(text: str) -> Sweep:
 
 def sweepable_keys(config_class: type) -> tuple[str, ...]:
     """The config fields declared by the token-pruning config classes (not BERT's architecture fields), less those
-    that shape the modules (`build_time_keys`)."""
+    that shape the modules (`build_time_keys`) and those inference never reads (`training_only_keys`)."""
     return tuple(
         name
         for cls in reversed(config_class.__mro__)
         if issubclass(cls, TokenPruningConfig)
         for name in inspect.get_annotations(cls)
-        if name not in config_class.build_time_keys
+        if name not in config_class.build_time_keys and name not in config_class.training_only_keys
     )
 
 
@@ -63,6 +64,11 @@ def check_sweeps(sweeps: tuple[Sweep, ...], checkpoints: list[Checkpoint]) -> No
         if not swept:
             types = sorted({checkpoint.model_type for checkpoint in pruning})
             keys = sorted({key for checkpoint in pruning for key in sweepable_keys(type(checkpoint.config))})
+            if any(sweep.key in type(checkpoint.config).training_only_keys for checkpoint in pruning):
+                raise ValueError(
+                    f"--sweep {sweep.key}: {', '.join(types)} read it only in training, so every point would measure the "
+                    f"same model; sweepable: {', '.join(keys)}"
+                )
             raise ValueError(f"unknown sweep key {sweep.key!r} for {', '.join(types)}; sweepable: {', '.join(keys)}")
         for checkpoint in swept:
             config = checkpoint.config

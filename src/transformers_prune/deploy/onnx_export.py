@@ -187,6 +187,8 @@ def export_folder(
     when the graph keeps other token counts per layer than the torch model; nothing is written then.
     """
     positions = model.config.max_position_embeddings
+    if model.training:
+        raise ValueError("the model is in training mode (dropout active, training-time token selection): call model.eval() before exporting")
     max_length = positions if max_length is None else max_length
     if not 2 <= max_length <= positions:
         raise ValueError(f"max_length must be between 2 and the model's {positions} positions, got {max_length}")
@@ -221,7 +223,7 @@ def _write_folder(model: nn.Module, tokenizer, folder: str, int8_weights: str | 
     if int8_weights:
         config["int8_weights"] = int8_weights
     _write_json(config, os.path.join(folder, ort_runner.CONFIG_FILE))
-    lengths = ((short, short - 3, 2), (max(2, short // 3),))
+    lengths = ((short, max(2, short - 3), 2), (max(2, short // 3),))  # every input holds [CLS] and [SEP]
     batches = [check_inputs(tokenizer, model.config, batch_lengths, seed) for seed, batch_lengths in enumerate(lengths)]
     difference, scale = compare_with_torch(model, ort_runner.ExportedModel(folder), batches)
     if difference > EXPORT_TOLERANCE * max(1.0, scale):

@@ -25,12 +25,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 
 import numpy as np
 import onnxruntime as ort
 
 CONFIG_FILE = "export_config.json"
 TOKENIZER_FILE = "tokenizer.json"
+EXPORT_CONFIG_KEYS = ("files", "outputs", "head", "max_length", "graph", "vocab_size")
 PADDED, SINGLE_EXAMPLE = "padded", "single_example"
 
 
@@ -49,7 +51,13 @@ class ExportedModel:
         if not os.path.isfile(config_path):
             raise FileNotFoundError(f"{folder} is not an export folder: it has no {CONFIG_FILE}")
         with open(config_path, encoding="utf-8") as f:
-            self.config = json.load(f)
+            try:
+                self.config = json.load(f)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{config_path} is not JSON ({error})") from None
+        missing = [key for key in EXPORT_CONFIG_KEYS if not isinstance(self.config, dict) or key not in self.config]
+        if missing:
+            raise ValueError(f"{config_path} lacks {', '.join(missing)}: it was not written by `transformers-prune export`")
         files = self.config["files"]
         if precision not in files:
             raise ValueError(f"{folder} has no {precision!r} graph; it has {sorted(files)} (export with --int8 for int8)")
@@ -59,9 +67,13 @@ class ExportedModel:
         if threads is not None:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(
-            os.path.join(folder, files[precision]), options, providers=providers or ["CPUExecutionProvider"]
-        )
+        graph = os.path.join(folder, files[precision])
+        if not os.path.isfile(graph):
+            raise FileNotFoundError(f"{graph} is missing: copy the whole export folder")
+        try:
+            self.session = ort.InferenceSession(graph, options, providers=providers or ["CPUExecutionProvider"])
+        except Exception as error:  # onnxruntime's own classes (InvalidProtobuf, Fail, ...): one message instead
+            raise ValueError(f"{graph} is not a loadable ONNX graph (truncated or damaged?): {' '.join(str(error).split())[:300]}") from None
         self.folder = folder
         self.output_names = list(self.config["outputs"])
         self._tokenizer = None
@@ -78,7 +90,13 @@ class ExportedModel:
         if self._tokenizer is None:
             from tokenizers import Tokenizer
 
-            self._tokenizer = Tokenizer.from_file(os.path.join(self.folder, TOKENIZER_FILE))
+            path = os.path.join(self.folder, TOKENIZER_FILE)
+            if not os.path.isfile(path):
+                raise FileNotFoundError(f"{path} is missing: copy the whole export folder")
+            try:
+                self._tokenizer = Tokenizer.from_file(path)
+            except Exception as error:  # the tokenizers library raises its own plain Exception
+                raise ValueError(f"{path} is not a tokenizers file ({' '.join(str(error).split())[:300]})") from None
             self._tokenizer.no_truncation()
         return self._tokenizer
 
@@ -90,6 +108,9 @@ class ExportedModel:
             raise ValueError("texts must be a list of strings, got one string; wrap it in a list")
         if len(texts) == 0:
             raise ValueError("texts is empty: pass at least one text")
+        blank = next((i for i, text in enumerate(texts) if not isinstance(text, str) or not text.strip()), None)
+        if blank is not None:
+            raise ValueError(f"text {blank} is {texts[blank]!r}: every text needs at least one word")
         if text_pairs is not None and len(text_pairs) != len(texts):
             raise ValueError(f"got {len(texts)} texts but {len(text_pairs)} text_pairs")
         tokenizer = self.tokenizer
@@ -202,8 +223,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         model = ExportedModel(args.folder, "int8" if args.int8 else "fp32", args.threads)
         labels = model.predict(args.texts)
-    except (ValueError, FileNotFoundError) as error:
-        raise SystemExit(f"ort_runner: {error}") from error
+    except (ValueError, OSError) as error:
+        print(f"ort_runner: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
     for text, label in zip(args.texts, labels):
         print(f"{label}\t{text}")
 

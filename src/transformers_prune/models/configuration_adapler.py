@@ -45,6 +45,7 @@ class AdapLeRConfig(TokenPruningConfig):
     """
 
     model_type = "adapler-bert"
+    training_only_keys = ("eta_init", "gamma", "phi", "soft_removal_beta", "sharpness_start", "sharpness_end", "kl_through_mask")
     build_time_keys = ("cp_hidden_size",)
 
     cp_hidden_size: int = 32

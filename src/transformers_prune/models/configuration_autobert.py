@@ -44,6 +44,7 @@ class AutoBertConfig(TokenPruningConfig):
     """
 
     model_type = "autobert"
+    training_only_keys = ("training_stage", "rl_num_samples", "alpha", "guide_rate", "train_teacher", "kd_temperature")
     build_time_keys = ("selection_layers", "selector_hidden_size")
 
     selection_layers: list[int] | None = None

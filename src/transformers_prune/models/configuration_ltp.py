@@ -62,6 +62,7 @@ class LTPConfig(TokenPruningConfig):
     """
 
     model_type = "ltp"
+    training_only_keys = ("masking_mode", "temperature", "lambda_threshold")
 
     prune_mode: str = "absolute_threshold"
     final_token_threshold: float | int = 0.01

@@ -25,6 +25,8 @@ class TokenPruningConfig(PlainValidationMixin, BertConfig):
     source_model_type = "bert"  # the checkpoints `transformers-prune convert` starts from
     # Fields that shape the modules when a model is built: a model refuses to run once one of them has changed.
     build_time_keys = ()
+    # Fields read only in training (losses, schedules, initial values): an inference-time sweep of them changes nothing.
+    training_only_keys = ()
     keys_to_ignore_at_inference = ["tokens_per_layer", "pruning_loss", "action_log_prob", "hidden_states", "attentions"]
 
     prune_at_inference: bool = True

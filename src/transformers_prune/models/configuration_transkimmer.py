@@ -34,6 +34,7 @@ class TranskimmerConfig(TokenPruningConfig):
     """
 
     model_type = "transkimmer-bert"
+    training_only_keys = ("skim_coefficient", "skim_gumbel_tau", "skim_init_bias")
     build_time_keys = ("skim_predictor_hidden_size",)
 
     skim_coefficient: float | int = 1.0

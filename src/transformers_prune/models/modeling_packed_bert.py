@@ -53,9 +53,19 @@ class PackedBertModel(BertModel):
         inputs_embeds: torch.Tensor | None = None,
         **kwargs,
     ) -> BaseModelOutputWithPoolingAndCrossAttentions:
+        output_attentions = kwargs.get("output_attentions")
+        if (self.config.output_attentions if output_attentions is None else output_attentions) and (
+            self.config._attn_implementation != "eager"
+        ):
+            raise ValueError(
+                f"output_attentions needs attention probabilities, which attn_implementation="
+                f"{self.config._attn_implementation!r} does not form: load the model with attn_implementation='eager'"
+            )
         if not self.runs_packed(kwargs):
             return super().forward(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, **kwargs)
-        attention_mask = checked_attention_mask(input_ids, inputs_embeds, attention_mask, self.config.max_position_embeddings)
+        attention_mask = checked_attention_mask(
+            input_ids, inputs_embeds, attention_mask, self.config.max_position_embeddings, self.config.vocab_size
+        )
         output_hidden_states = kwargs.get("output_hidden_states")
         output_hidden_states = self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
         hidden = self.embeddings(

@@ -47,6 +47,10 @@ def masked_attention_kernel(config) -> str:
     return "eager" if getattr(config, "_attn_implementation", None) == "eager" else "sdpa"
 
 
+# Config fields that size BERT's modules: changed on a built model, the modules would silently disagree with them.
+BUILT_SHAPE_KEYS = ("num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size", "max_position_embeddings", "vocab_size")
+
+
 class TokenPruningEncoder(TokenSelector):
     """`layer.N` are the backbone's layers (checkpoint names unchanged); a method's parameters sit beside them and
     its selector methods (see `TokenSelector`) say which tokens go on."""
@@ -58,7 +62,8 @@ class TokenPruningEncoder(TokenSelector):
         self.config = config
         self.layer = nn.ModuleList(self.layer_class(config, layer_idx=i) for i in range(config.num_hidden_layers))
         self.gradient_checkpointing = False  # set by HF's activation_checkpointing_enable()
-        self.built_with = {key: copy.deepcopy(getattr(config, key)) for key in getattr(config, "build_time_keys", ())}
+        keys = (*BUILT_SHAPE_KEYS, *getattr(config, "build_time_keys", ()))
+        self.built_with = {key: copy.deepcopy(getattr(config, key)) for key in keys}
 
     def check_built_settings(self) -> None:
         """Refuse to run when a field that shaped the modules has changed since (the modules would silently
@@ -168,6 +173,12 @@ class TokenPruningPreTrainedModel(HubCheckpointMixin, BertPreTrainedModel):
         model.head_newly_initialised = model.base_model is not model and any(not key.startswith(prefix) for key in new_keys)
         return (model, loading) if wants_loading_info else model
 
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """Refuses (ValueError) a model whose shaping config fields changed after it was built: the saved config
+        would not match the saved tensors, and the folder would not load."""
+        self.base_model.encoder.check_built_settings()
+        super().save_pretrained(save_directory, *args, **kwargs)
+
     def untrained_start_problem(self) -> str | None:
         """Why this method cannot learn when training starts from a newly initialised task head (a pre-trained
         checkpoint), or None when it can. Methods whose decisions need a model that already knows its task say so."""
@@ -235,7 +246,9 @@ class TokenPruningModel(TokenPruningPreTrainedModel):
         output_attentions: bool | None = None,
         **kwargs,
     ) -> TokenPruningModelOutput:
-        attention_mask = checked_attention_mask(input_ids, inputs_embeds, attention_mask, self.config.max_position_embeddings)
+        attention_mask = checked_attention_mask(
+            input_ids, inputs_embeds, attention_mask, self.config.max_position_embeddings, self.config.vocab_size
+        )
         output_hidden_states = self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
         output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
 

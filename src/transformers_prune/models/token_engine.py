@@ -91,15 +91,30 @@ class PackedBatch:
         return replace(self, hidden=hidden)
 
 
-def check_attention_mask(attention_mask: torch.Tensor) -> None:
-    """Reject masks the engine (and BERT's [CLS] pooling) cannot serve, naming the bad examples."""
+def check_attention_mask(
+    attention_mask: torch.Tensor, input_ids: torch.Tensor | None = None, vocab_size: int | None = None
+) -> None:
+    """Reject masks the engine (and BERT's [CLS] pooling) cannot serve, and (given `input_ids` and `vocab_size`)
+    token ids outside the vocabulary, naming the bad examples."""
     if attention_mask.dim() != 2:
         raise ValueError(f"attention_mask must be 2-D [batch, seq_len], got shape {tuple(attention_mask.shape)}")
+    if attention_mask.shape[0] == 0:
+        raise ValueError("the batch is empty: it has no examples")
     if attention_mask.shape[1] == 0:
         raise ValueError("the input is empty: seq_len is 0")
     empty, left_padded = attention_mask.sum(dim=1) == 0, attention_mask[:, 0] == 0
-    if not (empty | left_padded).any():  # the one host sync of a valid input
+    out_of_vocabulary = torch.zeros_like(empty)
+    if input_ids is not None and vocab_size is not None:
+        out_of_vocabulary = ((input_ids < 0) | (input_ids >= vocab_size)).any(dim=1)
+    if not (empty | left_padded | out_of_vocabulary).any():  # the one host sync of a valid input
         return
+    if out_of_vocabulary.any():
+        examples = out_of_vocabulary.nonzero().flatten().tolist()
+        raise ValueError(
+            f"examples {examples} hold token ids outside the model's vocabulary 0..{vocab_size - 1} (e.g. "
+            f"{input_ids[examples[0]][(input_ids[examples[0]] < 0) | (input_ids[examples[0]] >= vocab_size)][0].item()}); "
+            "was the text tokenized with another model's tokenizer?"
+        )
     if empty.any():
         examples = empty.nonzero().flatten().tolist()
         raise ValueError(f"examples {examples} are all padding (attention_mask is all zeros); each needs a [CLS] token")
@@ -115,9 +130,11 @@ def checked_attention_mask(
     inputs_embeds: torch.Tensor | None,
     attention_mask: torch.Tensor | None,
     max_positions: int | None = None,
+    vocab_size: int | None = None,
 ) -> torch.Tensor:
     """The `[B, S]` attention mask of a model call (all ones when None), after checking the inputs' shapes, their
-    length against `max_positions` (the model's position embeddings) and `check_attention_mask`."""
+    length against `max_positions` (the model's position embeddings) and `check_attention_mask` (token ids against
+    `vocab_size`)."""
     if (input_ids is None) == (inputs_embeds is None):
         raise ValueError("pass exactly one of input_ids or inputs_embeds")
     batch_shape = input_ids.shape if input_ids is not None else inputs_embeds.shape[:-1]
@@ -133,7 +150,7 @@ def checked_attention_mask(
         attention_mask = torch.ones(batch_shape, dtype=torch.long, device=device)
     if attention_mask.shape != batch_shape:
         raise ValueError(f"attention_mask shape {tuple(attention_mask.shape)} does not match inputs {tuple(batch_shape)}")
-    check_attention_mask(attention_mask)
+    check_attention_mask(attention_mask, input_ids, vocab_size)
     return attention_mask
 
 

@@ -18,9 +18,20 @@ import torch
 from .token_engine import PackedBatch
 
 
-def _ranks_along_last_dim(scores: torch.Tensor) -> torch.Tensor:
-    """Rank of each entry within its row, 0 for the highest; ties go to the earlier position."""
-    return scores.argsort(dim=-1, descending=True, stable=True).argsort(dim=-1)
+def _ranks_along_last_dim(scores: torch.Tensor, same_row: torch.Tensor | None = None) -> torch.Tensor:
+    """Rank of each entry within its row, 0 for the highest; ties go to the earlier position. `same_row` (`[S, S]`)
+    restricts the comparison to entries of the same segment (packed tokens of one example).
+
+    Counted by comparisons, `[..., S, S]`, not by a stable sort: the ONNX exporter has no stable sort, and top-k
+    selection (LTP's baseline) must export; rows are one input's tokens, so S x S stays small."""
+    row = scores.unsqueeze(-1)  # [..., S, 1]: the entry being ranked, against every other in its row [..., 1, S]
+    other = scores.unsqueeze(-2)
+    positions = torch.arange(scores.shape[-1], device=scores.device)
+    earlier = positions.unsqueeze(0) < positions.unsqueeze(1)  # [S, S]: j before i
+    ahead = (other > row) | ((other == row) & earlier)
+    if same_row is not None:
+        ahead = ahead & same_row
+    return ahead.sum(dim=-1)
 
 
 @dataclass(frozen=True)
@@ -129,6 +140,8 @@ class PackedView:
     def segment_rank(self, scores: torch.Tensor) -> torch.Tensor:
         """`[N]` rank of each token's score within its example, 0 for the highest; ties go to the earlier token."""
         example = self.batch.example_ids()
+        if torch.compiler.is_exporting():  # no stable sort in ONNX: count, per token, the tokens ranked ahead of it
+            return _ranks_along_last_dim(scores, same_row=example[:, None] == example[None, :])
         by_score = torch.argsort(scores, descending=True, stable=True)
         order = by_score[torch.argsort(example[by_score], stable=True)]  # grouped by example, best first
         ranks = torch.empty_like(order)
