@@ -23,7 +23,7 @@ COMMANDS = {
     "autobert-targets": ("autobert_targets", "imitation scores and teacher logits for autobert from a fine-tuned classifier"),
     "compress": ("compress", "compress a trained BERT's weights offline into a compressed-bert checkpoint"),
     "bench": ("bench", "quality, FLOPs, tokens and latency of checkpoints against their baselines"),
-    "demo": ("demo", "fine-tune MiniLM dense and Transkimmer on SST-2, then time inference"),
+    "demo": ("demo", "fine-tune MiniLM on SST-2, prune it with LTP, then time inference"),
     "export": ("export", "a checkpoint as an ONNX graph (and int8) that runs with onnxruntime alone"),
     "run": ("run_script", "run a stock HF script (run_glue.py, run_qa.py) with our models registered"),
 }
