@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 from transformers_prune import AdapLeRConfig, AdapLeRForSequenceClassification, AdapLeRModel
 from transformers_prune.cli import main
 from transformers_prune.models.modeling_adapler import soft_removal_log_mask
-from transformers_prune.saliency import token_saliency
+from transformers_prune.training.saliency import token_saliency
 
 from conftest import TINY_CONFIG_KWARGS, DictDataset, make_batch, run, save_checkpoint, write_sst2_csv, write_tokenizer
 from model_testers import TESTERS

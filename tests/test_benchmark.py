@@ -22,7 +22,6 @@ import torch.nn.functional as F
 from transformers import AutoModelForQuestionAnswering, BertConfig, BertForQuestionAnswering, BertForSequenceClassification, BertModel
 
 from transformers_prune import LTPForSequenceClassification, TranskimmerForQuestionAnswering, TranskimmerForSequenceClassification
-from transformers_prune.bench import main as bench_main
 from transformers_prune.benchmark.checkpoints import inspect_checkpoint, load_checkpoint
 from transformers_prune.benchmark.data import get_task, load_task_data, resolve_data_file
 from transformers_prune.benchmark.flops import flop_counter
@@ -34,6 +33,12 @@ from transformers_prune.resources import bundled_file
 
 from conftest import TINY_CONFIG_KWARGS, save_checkpoint, write_sst2_csv, write_tokenizer
 from model_testers import TESTERS, randomise_predictors
+
+
+def bench_main(argv: list[str]) -> None:
+    """`transformers-prune bench ARGV`."""
+    cli_main(["bench", *argv])
+
 
 make_tiny_config = TESTERS["transkimmer-bert"].make_config
 

@@ -27,7 +27,7 @@ from transformers import (
 )
 from transformers.utils import is_flash_attn_2_available
 
-from transformers_prune.convert import convert_bert_checkpoint
+from transformers_prune.conversion import convert_bert_checkpoint
 
 from conftest import (
     CPU_BACKENDS,

@@ -26,7 +26,7 @@ from transformers import (
 
 from transformers_prune import CompressedBertConfig
 from transformers_prune.cli import main
-from transformers_prune.compress import decoder_parameter_count, rank_for_ratio
+from transformers_prune.compression.layouts import decoder_parameter_count, rank_for_ratio
 from transformers_prune.models.modeling_compressed_bert import (
     AutoencoderWeight,
     CompressedBertForSequenceClassification,
@@ -600,7 +600,7 @@ def test_data_driven_methods_refuse_checkpoints_without_a_sequence_classifier_lo
 def test_the_fisher_floor_gives_rows_the_sample_never_reaches_a_weight(sources, tmp_path):
     from transformers import AutoTokenizer
 
-    from transformers_prune.compress import fisher_row_weights
+    from transformers_prune.compression.fitting import fisher_row_weights
 
     model = BertForSequenceClassification.from_pretrained(sources["classifier"])
     tokenizer = AutoTokenizer.from_pretrained(sources["classifier"])
@@ -626,7 +626,7 @@ def _key_rows(sources) -> torch.Tensor:
 
 
 def test_the_autodecoder_recipe_fits_better_than_the_papers_in_the_same_steps(sources):
-    from transformers_prune.compress_autoencoder import AutoencoderRecipe, train_autoencoder
+    from transformers_prune.compression.autoencoder import AutoencoderRecipe, train_autoencoder
     from transformers_prune.models.modeling_compressed_bert import RowDecoder, decode_rows
 
     rows = _key_rows(sources)  # [96, 32]
@@ -640,7 +640,7 @@ def test_the_autodecoder_recipe_fits_better_than_the_papers_in_the_same_steps(so
 
 
 def test_fitted_row_lengths_are_the_least_squares_ones(sources):
-    from transformers_prune.compress_autoencoder import AutoencoderRecipe, train_autoencoder
+    from transformers_prune.compression.autoencoder import AutoencoderRecipe, train_autoencoder
     from transformers_prune.models.modeling_compressed_bert import RowDecoder, decode_rows
 
     rows = _key_rows(sources)
@@ -654,7 +654,7 @@ def test_fitted_row_lengths_are_the_least_squares_ones(sources):
 
 
 def test_the_heldout_signal_chooses_the_kept_step(sources):
-    from transformers_prune.compress_autoencoder import AutoencoderRecipe, train_autoencoder
+    from transformers_prune.compression.autoencoder import AutoencoderRecipe, train_autoencoder
     from transformers_prune.models.modeling_compressed_bert import RowDecoder, decode_rows
 
     rows = _key_rows(sources)
@@ -684,7 +684,7 @@ def test_compress_keeps_the_autoencoder_step_that_agrees_best_on_heldout_sentenc
 
 
 def test_tucker_ranks_compress_the_mode_that_has_low_rank():
-    from transformers_prune.compress import blocked_tensor, tucker_parameter_count, tucker_ranks_for_budget
+    from transformers_prune.compression.layouts import blocked_tensor, tucker_parameter_count, tucker_ranks_for_budget
 
     torch.manual_seed(0)
     weight = torch.randn(128, 4) @ torch.randn(4, 16)  # rank 4 in the columns; blocks and rows in a block are full rank
@@ -692,7 +692,7 @@ def test_tucker_ranks_compress_the_mode_that_has_low_rank():
     budget = tucker_parameter_count([8, 16, 16], [8, 16, 4])
     assert tucker_ranks_for_budget(tensor, budget) == [8, 16, 4]
     factors = TuckerWeight(128, 16, 16, [8, 16, 4])
-    from transformers_prune.compress import fit_tucker
+    from transformers_prune.compression.fitting import fit_tucker
 
     fit_tucker(factors, weight)
     with torch.no_grad():

@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from transformers_prune.compress import compress_checkpoint
+from transformers_prune.compression import compress_checkpoint
 from transformers_prune.conversion import convert_bert_checkpoint
 
 from test_stock_scripts import DATA_DIR, head_of_csv, needs_data, run_glue_like

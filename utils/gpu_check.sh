@@ -24,7 +24,7 @@ timeout 240 python utils/gpu_check.py --output "$OUT/checks.json" >"$OUT/checks.
 [ -f "$OUT/checks.json" ] && cat "$OUT/checks.json"
 
 timeout 60 python utils/gpu_check.py --write-checkpoints "$OUT/checkpoints" || status=1
-timeout 180 python -m transformers_prune.bench "$OUT/checkpoints/dense" "$OUT/checkpoints/transkimmer" --task sst2 \
+timeout 180 python -m transformers_prune bench "$OUT/checkpoints/dense" "$OUT/checkpoints/transkimmer" --task sst2 \
     --device cuda --batch-sizes 1 32 --max-examples 256 --baselines first --peers none --output-dir "$OUT/bench" \
     >"$OUT/bench.log" 2>&1 || { echo "bench failed:"; tail -20 "$OUT/bench.log"; status=1; }
 [ -f "$OUT/bench/bench.md" ] && cat "$OUT/bench/bench.md"

@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-from .command_line import add_common_arguments, run_command
+from .commands.common import add_common_arguments, run_command
 
 # Command -> (its module, a summary). Each module provides `__doc__` (the description), `add_arguments(parser)`
 # and `run(args)`; it is imported only when its command runs, so `transformers-prune --help` stays fast.
@@ -25,7 +25,7 @@ COMMANDS = {
     "bench": ("bench", "quality, FLOPs, tokens and latency of checkpoints against their baselines"),
     "demo": ("demo", "fine-tune MiniLM on SST-2, prune it with LTP, then time inference"),
     "export": ("export", "a checkpoint as an ONNX graph (and int8) that runs with onnxruntime alone"),
-    "run": ("run_script", "run a stock HF script (run_glue.py, run_qa.py) with our models registered"),
+    "run": ("run", "run a stock HF script (run_glue.py, run_qa.py) with our models registered"),
 }
 
 
@@ -40,7 +40,7 @@ def build_parser(load: str | None = None) -> argparse.ArgumentParser:
         if load is not None and name != load:
             commands.add_parser(name, help=summary)
             continue
-        module = importlib.import_module(f".{module_name}", __package__)
+        module = importlib.import_module(f".commands.{module_name}", __package__)
         command = commands.add_parser(
             name, help=summary, description=module.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
         )

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from huggingface_hub.errors import StrictDataclassError
 
-from ..command_line import parse_json_or_text
+from ..text_values import parse_json_or_text
 from ..models.configuration_token_pruning import TokenPruningConfig
 from .checkpoints import Checkpoint
 

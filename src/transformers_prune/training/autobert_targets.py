@@ -25,7 +25,9 @@ import torch.nn.functional as F
 from safetensors import safe_open
 from safetensors.torch import save
 from tqdm.auto import tqdm
+from transformers import AutoModelForSequenceClassification
 
+from ..folders import load_checkpoint_tokenizer, load_trained_head
 from ..models.configuration_autobert import AutoBertConfig
 
 # Teacher span logit at padding positions: softmax gives it no mass at any distillation temperature >= 1e-3, and it
@@ -156,14 +158,52 @@ def attach_span_targets(windows: dict[str, list], path: str, max_length: int, do
     return {**windows, **columns}
 
 
+def default_device() -> torch.device:
+    """Where the targets are computed: the GPU when there is one."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def compute_targets(
+    checkpoint: str,
+    texts: list[str],
+    labels: list[int],
+    max_length: int,
+    batch_size: int,
+    selection_layers: list[int] | None = None,
+    reference_layer: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, list[int], int]:
+    """A classifier's `[num_examples, P, max_length]` scores, `[num_examples, C]` logits, and the layers used."""
+    tokenizer = load_checkpoint_tokenizer(checkpoint)
+    device = default_device()
+    model = load_trained_head(AutoModelForSequenceClassification, checkpoint, "autobert-targets").to(device)
+    num_labels = model.config.num_labels
+    selection_layers, reference_layer = resolve_layers(model.config.num_hidden_layers, selection_layers, reference_layer)
+    if max(labels) >= num_labels or min(labels) < 0:
+        raise ValueError(f"{checkpoint} has {num_labels} labels but the data has labels in [{min(labels)}, {max(labels)}]")
+    scores = torch.zeros(len(texts), len(selection_layers), max_length)
+    logits = torch.zeros(len(texts), num_labels)
+    for start in tqdm(range(0, len(texts), batch_size), desc="autobert targets"):
+        inputs = tokenizer(
+            texts[start : start + batch_size], truncation=True, max_length=max_length, padding=True, return_tensors="pt"
+        ).to(device)
+        batch_labels = torch.tensor(labels[start : start + batch_size], device=device)
+        batch_scores, batch_logits = residual_scores_and_logits(model, dict(inputs), batch_labels, selection_layers, reference_layer)
+        end = start + len(batch_labels)
+        scores[start:end, :, : batch_scores.shape[2]] = batch_scores.cpu()
+        logits[start:end] = batch_logits.cpu()
+    return scores, logits, selection_layers, reference_layer
+
+
 __all__ = [
     "PADDING_LOGIT",
     "SpanTargets",
     "attach_span_targets",
     "compute_span_targets",
-    "resolve_layers",
+    "compute_targets",
+    "default_device",
     "residual_scores",
     "residual_scores_and_logits",
     "residual_scores_and_span_logits",
+    "resolve_layers",
     "save_span_targets",
 ]

@@ -14,7 +14,7 @@ import torch
 from datasets import Dataset
 from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
-from ..data_files import LabelledRows
+from ..data_files import LabelledRows, first_label_outside
 
 # Columns a model reads besides the tokenizer's: AdapLeR's saliency targets (`transformers-prune saliency`),
 # TR-BERT's imitation scores and teacher logits (`transformers-prune autobert-targets`).
@@ -33,7 +33,7 @@ class TrainingSettings:
 
     @classmethod
     def from_arguments(cls, args) -> TrainingSettings:
-        """The settings a command parsed (`command_line.add_training_arguments`); a field it has no option for keeps
+        """The settings a command parsed (`commands.common.add_training_arguments`); a field it has no option for keeps
         its default."""
         return cls(**{field.name: getattr(args, field.name) for field in fields(cls) if hasattr(args, field.name)})
 
@@ -78,4 +78,33 @@ def train(model, tokenizer, train_dataset, output_dir: str, settings: TrainingSe
     return trainer.state.log_history
 
 
-__all__ = ["MODEL_INPUT_COLUMNS", "TrainingSettings", "tokenize_for_training", "train"]
+def has_classifier_head(config) -> bool:
+    return any(name.endswith("ForSequenceClassification") for name in config.architectures or ())
+
+
+def classifier_num_labels(config, rows: LabelledRows, allow_single_class: bool = False) -> int:
+    """The classes to train: the checkpoint's classifier head's, else 0 to the largest label of the whole training
+    file (at least 2: one output would make HF train a regression). Raises ValueError when a label has no class
+    or, unless `allow_single_class`, when the rows used hold a single class."""
+    if has_classifier_head(config):
+        num_labels = config.num_labels
+        problem = first_label_outside(rows, num_labels)
+        if problem:
+            raise ValueError(f"{problem}; start from a checkpoint without a classifier head to train other classes")
+    else:
+        num_labels = max(2, max(rows.file_labels) + 1)
+    classes = sorted(set(rows.labels))
+    if len(classes) == 1 and not allow_single_class:
+        in_file = sorted(set(rows.file_labels))
+        whole = (
+            f" (the whole file has labels {in_file}: is it sorted by label? --shuffle-seed N draws rows at random)"
+            if len(in_file) > 1 else ""
+        )
+        raise ValueError(
+            f"{rows.path}: all {len(rows.labels)} training rows used have label {classes[0]}{whole}; "
+            "a classifier needs two classes or more (--allow-single-class to train anyway)"
+        )
+    return num_labels
+
+
+__all__ = ["MODEL_INPUT_COLUMNS", "TrainingSettings", "classifier_num_labels", "has_classifier_head", "tokenize_for_training", "train"]

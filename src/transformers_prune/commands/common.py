@@ -4,26 +4,19 @@ as one line with exit status 2 (`--debug` shows the traceback instead)."""
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import sys
 from collections.abc import Callable
 
 from huggingface_hub.errors import StrictDataclassError, StrictDataclassFieldValidationError
 
+from ..text_values import parse_json_or_text
+
 # What a user's input can raise: bad values, missing or unwritable files, mistyped config values.
 INPUT_ERRORS = (ValueError, OSError, StrictDataclassError)
 INPUT_ERROR_STATUS = 2  # as argparse's own usage errors
 INTERRUPTED_STATUS = 130  # the shell's status of a process stopped by Ctrl-C
 TERMINATED_STATUS = 143  # the shell's status of a process stopped by SIGTERM (timeout, docker stop, schedulers)
-
-
-def parse_json_or_text(text: str):
-    """A command-line value as JSON (numbers, true/false, null, lists), else the plain string."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
 
 
 def parse_assignments(items: list[str] | None, option: str = "--set") -> dict:
@@ -152,7 +145,6 @@ __all__ = [
     "add_training_arguments",
     "one_line",
     "parse_assignments",
-    "parse_json_or_text",
     "positive_float",
     "positive_int",
     "run_command",

@@ -19,12 +19,12 @@ import torch
 from datasets import Dataset
 from transformers import AutoModelForQuestionAnswering
 
-from .benchmark.data import load_squad
-from .benchmark.squad import training_windows, window_tokenizer
-from .command_line import add_overwrite_argument, add_training_arguments, positive_int
-from .folders import check_checkpoint_folder, check_max_length, check_output_path, check_safetensors_file, staged_output_folder
-from .training.autobert_targets import attach_span_targets
-from .training.fine_tuning import TrainingSettings, train
+from ..benchmark.data import load_squad
+from ..benchmark.squad import training_windows, window_tokenizer
+from .common import add_overwrite_argument, add_training_arguments, positive_int
+from ..folders import check_checkpoint_folder, check_max_length, check_output_path, check_safetensors_file, staged_output_folder
+from ..training.autobert_targets import attach_span_targets
+from ..training.fine_tuning import TrainingSettings, train
 
 
 def run(args: argparse.Namespace) -> dict:

@@ -22,43 +22,14 @@ import os
 import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification
 
-from .benchmark.evaluation import score_labelled_rows
-from .command_line import add_overwrite_argument, add_training_arguments, positive_int
-from .data_files import LabelledRows, first_label_outside, read_labelled_rows
-from .folders import check_checkpoint_folder, check_max_length, check_output_path, load_checkpoint_tokenizer, staged_output_folder
-from .resources import bundled_file
-from .training.fine_tuning import TrainingSettings, tokenize_for_training, train
+from ..benchmark.evaluation import score_labelled_rows
+from .common import add_overwrite_argument, add_training_arguments, positive_int
+from ..data_files import first_label_outside, read_labelled_rows
+from ..folders import check_checkpoint_folder, check_max_length, check_output_path, load_checkpoint_tokenizer, staged_output_folder
+from ..resources import bundled_file
+from ..training.fine_tuning import TrainingSettings, classifier_num_labels, tokenize_for_training, train
 
 RESULTS_FILE = "eval_results.json"
-
-
-def has_classifier_head(config) -> bool:
-    return any(name.endswith("ForSequenceClassification") for name in config.architectures or ())
-
-
-def classifier_num_labels(config, rows: LabelledRows, allow_single_class: bool = False) -> int:
-    """The classes to train: the checkpoint's classifier head's, else 0 to the largest label of the whole training
-    file (at least 2: one output would make HF train a regression). Raises ValueError when a label has no class
-    or, unless `allow_single_class`, when the rows used hold a single class."""
-    if has_classifier_head(config):
-        num_labels = config.num_labels
-        problem = first_label_outside(rows, num_labels)
-        if problem:
-            raise ValueError(f"{problem}; start from a checkpoint without a classifier head to train other classes")
-    else:
-        num_labels = max(2, max(rows.file_labels) + 1)
-    classes = sorted(set(rows.labels))
-    if len(classes) == 1 and not allow_single_class:
-        in_file = sorted(set(rows.file_labels))
-        whole = (
-            f" (the whole file has labels {in_file}: is it sorted by label? --shuffle-seed N draws rows at random)"
-            if len(in_file) > 1 else ""
-        )
-        raise ValueError(
-            f"{rows.path}: all {len(rows.labels)} training rows used have label {classes[0]}{whole}; "
-            "a classifier needs two classes or more (--allow-single-class to train anyway)"
-        )
-    return num_labels
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -115,4 +86,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_training_arguments(parser, batch_size=32)
 
 
-__all__ = ["add_arguments", "classifier_num_labels", "run"]
+__all__ = ["add_arguments", "run"]

@@ -14,7 +14,7 @@ per row):
   norms. Counted in epochs, it gives a 6-layer model a quarter of the steps the paper's BERT-base got.
 
 Both train on the paper's loss, 0.9091 mean(1 - cos) + 0.0909 RMSE. With a `selection` scorer (a held-out function
-signal, see `compress_agreement`), the codes, decoder and lengths are scored every `eval_every` steps and at the
+signal, see `compression.agreement`), the codes, decoder and lengths are scored every `eval_every` steps and at the
 end, and the best-scoring ones are kept (the paper picks its epoch by MLM perplexity); without one the last step is
 kept (data-free).
 """
@@ -31,7 +31,7 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
-from .models.modeling_compressed_bert import RowDecoder, decode_rows
+from ..models.modeling_compressed_bert import RowDecoder, decode_rows
 
 AE_RECIPES = ("autodecoder", "paper")
 ROW_SCALES = ("fitted", "norm")

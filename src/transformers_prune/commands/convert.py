@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import argparse
 
-from .command_line import add_overwrite_argument, parse_assignments
-from .conversion import CONVERTIBLE_TYPES, convert_bert_checkpoint
+from .common import add_overwrite_argument, parse_assignments
+from ..conversion import CONVERTIBLE_TYPES, convert_bert_checkpoint
 
 
 def run(args: argparse.Namespace) -> str:

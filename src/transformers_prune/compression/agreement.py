@@ -17,7 +17,7 @@ import dataclasses
 
 import torch
 
-from .data_files import check_columns, read_data_file
+from ..data_files import check_columns, read_data_file
 
 DEFAULT_HELDOUT_SAMPLES = 64
 MAX_LENGTH = 128

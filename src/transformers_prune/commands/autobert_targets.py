@@ -28,56 +28,20 @@ from __future__ import annotations
 import argparse
 import time
 
-import torch
-from tqdm.auto import tqdm
-from transformers import AutoModelForQuestionAnswering, AutoModelForSequenceClassification
+from transformers import AutoModelForQuestionAnswering
 
-from .benchmark.data import load_squad
-from .benchmark.squad import training_windows, window_tokenizer
-from .command_line import add_overwrite_argument, positive_int
-from .data_files import read_labelled_rows, write_rows_with_columns
-from .folders import check_checkpoint_folder, check_max_length, check_output_path, load_checkpoint_tokenizer, load_trained_head, staged_output_file
-from .training.autobert_targets import (
+from ..benchmark.data import load_squad
+from ..benchmark.squad import training_windows, window_tokenizer
+from .common import add_overwrite_argument, positive_int
+from ..data_files import read_labelled_rows, write_rows_with_columns
+from ..folders import check_checkpoint_folder, check_max_length, check_output_path, load_trained_head, staged_output_file
+from ..training.autobert_targets import (
+    compute_targets,
+    default_device,
     compute_span_targets,
-    residual_scores_and_logits,
     resolve_layers,
     save_span_targets,
 )
-
-
-def _device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def compute_targets(
-    checkpoint: str,
-    texts: list[str],
-    labels: list[int],
-    max_length: int,
-    batch_size: int,
-    selection_layers: list[int] | None = None,
-    reference_layer: int | None = None,
-) -> tuple[torch.Tensor, torch.Tensor, list[int], int]:
-    """A classifier's `[num_examples, P, max_length]` scores, `[num_examples, C]` logits, and the layers used."""
-    tokenizer = load_checkpoint_tokenizer(checkpoint)
-    device = _device()
-    model = load_trained_head(AutoModelForSequenceClassification, checkpoint, "autobert-targets").to(device)
-    num_labels = model.config.num_labels
-    selection_layers, reference_layer = resolve_layers(model.config.num_hidden_layers, selection_layers, reference_layer)
-    if max(labels) >= num_labels or min(labels) < 0:
-        raise ValueError(f"{checkpoint} has {num_labels} labels but the data has labels in [{min(labels)}, {max(labels)}]")
-    scores = torch.zeros(len(texts), len(selection_layers), max_length)
-    logits = torch.zeros(len(texts), num_labels)
-    for start in tqdm(range(0, len(texts), batch_size), desc="autobert targets"):
-        inputs = tokenizer(
-            texts[start : start + batch_size], truncation=True, max_length=max_length, padding=True, return_tensors="pt"
-        ).to(device)
-        batch_labels = torch.tensor(labels[start : start + batch_size], device=device)
-        batch_scores, batch_logits = residual_scores_and_logits(model, dict(inputs), batch_labels, selection_layers, reference_layer)
-        end = start + len(batch_labels)
-        scores[start:end, :, : batch_scores.shape[2]] = batch_scores.cpu()
-        logits[start:end] = batch_logits.cpu()
-    return scores, logits, selection_layers, reference_layer
 
 
 def _rounded(values: list, digits: int = 4):
@@ -99,7 +63,7 @@ def _classification_run(args: argparse.Namespace) -> tuple[int, list[int], int]:
 
 def _span_run(args: argparse.Namespace) -> tuple[int, list[int], int]:
     tokenizer = window_tokenizer(args.checkpoint, args.max_length, args.doc_stride)
-    model = load_trained_head(AutoModelForQuestionAnswering, args.checkpoint, "autobert-targets --squad-file").to(_device())
+    model = load_trained_head(AutoModelForQuestionAnswering, args.checkpoint, "autobert-targets --squad-file").to(default_device())
     layers, reference = resolve_layers(model.config.num_hidden_layers, args.selection_layers, args.reference_layer)
     windows = training_windows(tokenizer, load_squad(args.squad_file, args.max_samples).examples, args.max_length, args.doc_stride)
     settings = {
@@ -168,4 +132,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-__all__ = ["add_arguments", "compute_targets", "run"]
+__all__ = ["add_arguments", "run"]

@@ -20,15 +20,15 @@ from contextlib import contextmanager
 
 import torch
 
-from .benchmark.checkpoints import checkpoint_labels, inspect_checkpoint
-from .benchmark.data import QUESTION_ANSWERING, TASKS, get_task, load_task_data, resolve_data_file
-from .benchmark.latency import environment
-from .benchmark.peers import PEER_CHOICES, check_peers_available
-from .benchmark.report import markdown_report, write_report
-from .benchmark.runner import BenchmarkSettings, run_benchmark
-from .benchmark.sweep import check_sweeps, parse_sweep
-from .command_line import add_common_arguments, add_overwrite_argument, positive_int, run_command
-from .folders import check_output_path, staged_output_folder
+from ..benchmark.checkpoints import checkpoint_labels, inspect_checkpoint
+from ..benchmark.data import QUESTION_ANSWERING, TASKS, get_task, load_task_data, resolve_data_file
+from ..benchmark.latency import environment
+from ..benchmark.peers import PEER_CHOICES, check_peers_available
+from ..benchmark.report import markdown_report, write_report
+from ..benchmark.runner import BenchmarkSettings, run_benchmark
+from ..benchmark.sweep import check_sweeps, parse_sweep
+from .common import add_overwrite_argument, positive_int
+from ..folders import check_output_path, staged_output_folder
 
 
 def _device(name: str | None) -> torch.device:
@@ -161,15 +161,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_overwrite_argument(parser)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """`python -m transformers_prune.bench ARGS` is `transformers-prune bench ARGS`."""
-    parser = argparse.ArgumentParser(prog="python -m transformers_prune.bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
-    add_common_arguments(parser)
-    args = parser.parse_args(argv)
-    run_command("transformers-prune bench", run, args)
-
-
-if __name__ == "__main__":
-    main()
+__all__ = ["add_arguments", "run"]

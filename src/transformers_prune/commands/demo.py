@@ -23,18 +23,18 @@ import os
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from .benchmark.data import ClassificationData
-from .benchmark.evaluation import DeviceBatches, evaluate
-from .benchmark.inputs import ClassificationInputs
-from .benchmark.latency import environment, measure_latency
-from .command_line import add_overwrite_argument, positive_float, positive_int
-from .conversion import convert_bert_checkpoint
-from .data_files import read_labelled_rows
-from .folders import check_checkpoint_folder, check_output_path, staged_output_file, staged_output_folder
-from .models.modeling_packed_bert import PackedBertForSequenceClassification
-from .quiet import quiet_transformers
-from .resources import bundled_file, default_model_dir
-from .training.fine_tuning import TrainingSettings, tokenize_for_training, train
+from ..benchmark.data import ClassificationData
+from ..benchmark.evaluation import DeviceBatches, evaluate
+from ..benchmark.inputs import ClassificationInputs
+from ..benchmark.latency import environment, measure_latency
+from .common import add_overwrite_argument, positive_float, positive_int
+from ..conversion import convert_bert_checkpoint
+from ..data_files import read_labelled_rows
+from ..folders import check_checkpoint_folder, check_output_path, staged_output_file, staged_output_folder
+from ..models.modeling_packed_bert import PackedBertForSequenceClassification
+from ..quiet import quiet_transformers
+from ..resources import bundled_file, default_model_dir
+from ..training.fine_tuning import TrainingSettings, tokenize_for_training, train
 
 REPORT_FILE = "report.json"
 
