@@ -4,8 +4,8 @@ our `finetune`. A run that trains to chance (what LTP and TR-BERT did from a con
 fails here; so does a method whose own parameters stay put or whose trained model keeps every token.
 
 The budget is the issue's small one (SST-2's first 256 training sentences, batch 8, 3 epochs per stage) at 64
-tokens; accuracy is on the first 200 dev sentences, where one sentence is 0.5 points, so the bar is 5 points
-under the dense model trained the same way (chance is 50).
+tokens; accuracy is on all 872 dev sentences, and the bar is 5 points under the dense model trained the same way
+(the recipes' single runs in docs/stock_scripts.md land within 2; chance is 50).
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from transformers_prune.conversion import convert_bert_checkpoint
 
 from test_stock_scripts import DATA_DIR, head_of_csv, needs_data, run_glue_like
 
-TRAIN_ROWS, DEV_ROWS = 256, 200
+TRAIN_ROWS, DEV_ROWS = 256, 872  # all of SST-2's dev set
 MAX_LENGTH = 64
-ACCURACY_MARGIN = 0.05  # of the dense model's dev accuracy: 10 of 200 sentences
+ACCURACY_MARGIN = 0.05  # of the dense model's dev accuracy: 44 of 872 sentences; chance is 50%
 
 
 @pytest.fixture(scope="module")

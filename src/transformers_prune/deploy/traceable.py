@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..models.modeling_compressed_bert import FactoredEmbedding, FactoredLinear
-from ..models.modeling_token_pruning import packed_result
+from ..models.modeling_token_pruning import TokenPruningModelOutput, packed_result
 from ..models.token_engine import PackedBatch
 from ..models.token_selection import SelectionTrace, run_packed_layers
 
@@ -135,12 +135,10 @@ class SingleExampleGraph(nn.Module):
         self.model = model
         self.head = head_of(model)
         self.output_names = (*HEAD_OUTPUTS[self.head], "tokens_per_layer")
-        # BERT's classifier reads the pooled [CLS] row; RoBERTa's head (a module of its own) reads the full states.
-        self.reads_pooler = self.head == "sequence-classification" and isinstance(model.classifier, nn.Linear)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor) -> tuple[torch.Tensor, ...]:
         base, config = self.model.base_model, self.model.config
-        every_position = not self.reads_pooler
+        every_position = base.every_position  # what the head reads: every position, or the pooled [CLS] row only
         hidden = base.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)  # [1, S, H]
         batch = pack_one_example(hidden, attention_mask, keep_restore_buffer=every_position)
         selector = base.encoder if config.prune_at_inference else None
@@ -152,17 +150,11 @@ class SingleExampleGraph(nn.Module):
         return (*self._head_outputs(base, result), result.tokens_per_layer)
 
     def _head_outputs(self, base: nn.Module, result) -> tuple[torch.Tensor, ...]:
-        # The heads' own forwards (eval mode: dropout is the identity), on the encoder's result.
-        if self.reads_pooler:
-            return (self.model.classifier(base.pooler(result.first_token_states[:, None])),)
-        if self.head == "sequence-classification":
-            return (self.model.classifier(result.last_hidden_state),)
-        if self.head == "question-answering":
-            start, end = self.model.qa_outputs(result.last_hidden_state).split(1, dim=-1)
-            return start.squeeze(-1), end.squeeze(-1)
-        if self.head == "token-classification":
-            return (self.model.classifier(result.last_hidden_state),)
-        return (result.last_hidden_state,)
+        """The head's own `head_logits` (eval mode: dropout is the identity) on the encoder's result."""
+        if self.head == "encoder":
+            return (result.last_hidden_state,)
+        pooled = base.pooler(result.first_token_states[:, None]) if base.pooler is not None else None
+        return self.model.head_logits(TokenPruningModelOutput(last_hidden_state=result.last_hidden_state, pooler_output=pooled))
 
 
 __all__ = [

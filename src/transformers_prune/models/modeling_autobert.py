@@ -33,7 +33,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn import CrossEntropyLoss
 from transformers.utils import can_return_tuple, logging
 
 from .configuration_autobert import AutoBertConfig
@@ -50,6 +49,8 @@ from .modeling_token_pruning import (
     TokenPruningTokenClassifierOutput,
     packed_result,
     sequence_classification_loss,
+    span_loss,
+    token_classification_loss,
 )
 from .token_engine import PackedBatch, configured_attention_backend, pack, repeat_examples
 from .token_selection import BEFORE_LAYER, EncoderResult, SelectionTrace, run_packed_layers
@@ -423,11 +424,10 @@ class AutoBertForQuestionAnswering(AutoBertPreTrainedModel, TokenPruningForQuest
                 outputs.end_logits, end_teacher, temperature
             )
         elif start_positions is not None and end_positions is not None:
-            ignored_index = shape[1]
-            loss_fct = CrossEntropyLoss(ignore_index=ignored_index, reduction="none")
-            start = self.rollout_rows(start_positions.view(-1).clamp(0, ignored_index))
-            end = self.rollout_rows(end_positions.view(-1).clamp(0, ignored_index))
-            task_losses = (loss_fct(outputs.start_logits, start) + loss_fct(outputs.end_logits, end)) / 2
+            task_losses = span_loss(
+                outputs.start_logits, outputs.end_logits, self.rollout_rows(start_positions.view(-1)),
+                self.rollout_rows(end_positions.view(-1)), reduction="none",
+            )
         real = real_token_counts(attention_mask, input_ids, inputs_embeds)
         return self.finish_training_outputs(outputs, task_losses, real)
 
@@ -451,10 +451,7 @@ class AutoBertForTokenClassification(AutoBertPreTrainedModel, TokenPruningForTok
             return outputs
         task_losses = None
         if labels is not None:
-            labels = self.rollout_rows(labels)
-            token_losses = F.cross_entropy(outputs.logits.transpose(1, 2), labels, reduction="none")
-            labelled = (labels != -100).to(token_losses.dtype)
-            task_losses = (token_losses * labelled).sum(dim=1) / labelled.sum(dim=1).clamp_min(1)
+            task_losses = token_classification_loss(outputs.logits, self.rollout_rows(labels), reduction="none")
         real = real_token_counts(attention_mask, input_ids, inputs_embeds)
         return self.finish_training_outputs(outputs, task_losses, real)
 

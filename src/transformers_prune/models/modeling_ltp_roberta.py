@@ -11,18 +11,14 @@ from __future__ import annotations
 import torch
 from transformers import initialization as init
 from transformers.models.roberta.modeling_roberta import RobertaClassificationHead, RobertaEmbeddings, RobertaLayer
-from transformers.utils import can_return_tuple
 
 from .configuration_ltp_roberta import LTPRobertaConfig
 from .modeling_ltp import LTPEncoder, LTPPreTrainedModel
 from .modeling_token_pruning import (
     TokenPruningForQuestionAnswering,
+    TokenPruningForSequenceClassification,
     TokenPruningForTokenClassification,
-    TokenPruningHead,
     TokenPruningModel,
-    TokenPruningSequenceClassifierOutput,
-    sequence_classification_loss,
-    with_pruning_loss,
 )
 
 
@@ -48,27 +44,18 @@ class LTPRobertaModel(LTPRobertaPreTrainedModel, TokenPruningModel):
     embeddings_class = RobertaEmbeddings
 
 
-class LTPRobertaForSequenceClassification(LTPRobertaPreTrainedModel, TokenPruningHead):
+class LTPRobertaForSequenceClassification(LTPRobertaPreTrainedModel, TokenPruningForSequenceClassification):
     """RoBERTa's head: dense + tanh + projection on the `<s>` token's final state (read from the full-length
     states, so this head keeps the restore buffer)."""
 
     model_class = LTPRobertaModel
-    output_class = TokenPruningSequenceClassifierOutput
 
-    def __init__(self, config: LTPRobertaConfig):
-        super().__init__(config)
-        self.num_labels = config.num_labels
+    def build_head(self, config: LTPRobertaConfig) -> None:
         self.build_base_model(config, add_pooling_layer=False)
         self.classifier = RobertaClassificationHead(config)
-        self.post_init()
 
-    @can_return_tuple
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, inputs_embeds=None,
-                labels=None, **kwargs):
-        outputs = self.base_outputs(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, kwargs)
-        logits = self.classifier(outputs.last_hidden_state)
-        loss = sequence_classification_loss(self.config, logits, labels) if labels is not None else None
-        return self.output_class(loss=with_pruning_loss(loss, outputs), logits=logits, **self.carried_outputs(outputs))
+    def head_logits(self, outputs) -> tuple[torch.Tensor]:
+        return (self.classifier(outputs.last_hidden_state),)
 
 
 class LTPRobertaForQuestionAnswering(LTPRobertaPreTrainedModel, TokenPruningForQuestionAnswering):

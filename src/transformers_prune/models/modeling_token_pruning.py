@@ -24,6 +24,7 @@ import dataclasses
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from transformers.modeling_outputs import (
@@ -355,6 +356,29 @@ def sequence_classification_loss(config, logits: torch.Tensor, labels: torch.Ten
     return per_example if reduction == "none" else per_example.mean()
 
 
+def span_loss(
+    start_logits: torch.Tensor, end_logits: torch.Tensor, start_positions: torch.Tensor, end_positions: torch.Tensor,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """BERT's extractive-QA loss, the mean of the start and end cross-entropies; positions outside the input
+    (truncated answers) are clamped to `seq_len` and ignored. `reduction="none"` gives one loss per example."""
+    ignored_index = start_logits.size(1)
+    start_positions = start_positions.view(-1).clamp(0, ignored_index)
+    end_positions = end_positions.view(-1).clamp(0, ignored_index)
+    loss_fct = CrossEntropyLoss(ignore_index=ignored_index, reduction=reduction)
+    return (loss_fct(start_logits, start_positions) + loss_fct(end_logits, end_positions)) / 2
+
+
+def token_classification_loss(logits: torch.Tensor, labels: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Cross-entropy over the labelled tokens (labels -100 are ignored): their mean over the batch, as
+    `BertForTokenClassification`, or with `reduction="none"` each example's mean over its own labelled tokens."""
+    if reduction == "mean":
+        return CrossEntropyLoss()(logits.view(-1, logits.shape[-1]), labels.view(-1))
+    token_losses = F.cross_entropy(logits.transpose(1, 2), labels, reduction="none")  # 0 where labels are -100
+    labelled = (labels != -100).to(token_losses.dtype)
+    return (token_losses * labelled).sum(dim=1) / labelled.sum(dim=1).clamp_min(1)
+
+
 def with_pruning_loss(task_loss: torch.Tensor | None, outputs: TokenPruningModelOutput) -> torch.Tensor | None:
     """The head's loss: the task loss plus the method's auxiliary loss when both are there (training)."""
     if task_loss is None or outputs.pruning_loss is None:
@@ -368,6 +392,11 @@ class TokenPruningHead(TokenPruningPreTrainedModel):
 
     model_class: type[TokenPruningModel]
     output_class: type[ModelOutput]
+
+    def head_logits(self, outputs: TokenPruningModelOutput) -> tuple[torch.Tensor, ...]:
+        """The head's outputs (`logits`, or `start_logits` and `end_logits`) from the base model's: the one place a
+        head's computation lives, for the head's own forward and the exported graph (`deploy.traceable`)."""
+        raise NotImplementedError
 
     def carried_outputs(self, outputs: TokenPruningModelOutput) -> dict:
         """The base model's outputs that this head's output class also declares (hidden states, tokens per layer,
@@ -397,11 +426,15 @@ class TokenPruningForSequenceClassification(TokenPruningHead):
     def __init__(self, config):
         super().__init__(config)
         self.num_labels = config.num_labels
+        self.build_head(config)
+        self.post_init()
+
+    def build_head(self, config) -> None:
+        """BERT's: the pooled [CLS] state (so the packed engine keeps no full-length output), dropout, a linear layer."""
         self.build_base_model(config, every_position=False)
         dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
-        self.post_init()
 
     @can_return_tuple
     def forward(
@@ -415,9 +448,12 @@ class TokenPruningForSequenceClassification(TokenPruningHead):
         **kwargs,
     ) -> TokenPruningSequenceClassifierOutput:
         outputs = self.base_outputs(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, kwargs)
-        logits = self.classifier(self.dropout(outputs.pooler_output))
+        (logits,) = self.head_logits(outputs)
         loss = sequence_classification_loss(self.config, logits, labels) if labels is not None else None
         return self.output_class(loss=with_pruning_loss(loss, outputs), logits=logits, **self.carried_outputs(outputs))
+
+    def head_logits(self, outputs: TokenPruningModelOutput) -> tuple[torch.Tensor]:
+        return (self.classifier(self.dropout(outputs.pooler_output)),)
 
 
 class TokenPruningForQuestionAnswering(TokenPruningHead):
@@ -445,20 +481,18 @@ class TokenPruningForQuestionAnswering(TokenPruningHead):
         **kwargs,
     ) -> TokenPruningQuestionAnsweringOutput:
         outputs = self.base_outputs(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, kwargs)
-        start_logits, end_logits = self.qa_outputs(outputs.last_hidden_state).split(1, dim=-1)
-        start_logits, end_logits = start_logits.squeeze(-1).contiguous(), end_logits.squeeze(-1).contiguous()
+        start_logits, end_logits = self.head_logits(outputs)
         loss = None
         if start_positions is not None and end_positions is not None:
-            # Positions outside the input (truncated answers) are clamped to seq_len and ignored, as in BERT.
-            ignored_index = start_logits.size(1)
-            start_positions = start_positions.view(-1).clamp(0, ignored_index)
-            end_positions = end_positions.view(-1).clamp(0, ignored_index)
-            loss_fct = CrossEntropyLoss(ignore_index=ignored_index)
-            loss = (loss_fct(start_logits, start_positions) + loss_fct(end_logits, end_positions)) / 2
+            loss = span_loss(start_logits, end_logits, start_positions, end_positions)
         return self.output_class(
             loss=with_pruning_loss(loss, outputs), start_logits=start_logits, end_logits=end_logits,
             **self.carried_outputs(outputs),
         )
+
+    def head_logits(self, outputs: TokenPruningModelOutput) -> tuple[torch.Tensor, torch.Tensor]:
+        start_logits, end_logits = self.qa_outputs(outputs.last_hidden_state).split(1, dim=-1)
+        return start_logits.squeeze(-1).contiguous(), end_logits.squeeze(-1).contiguous()
 
 
 class TokenPruningForTokenClassification(TokenPruningHead):
@@ -487,9 +521,12 @@ class TokenPruningForTokenClassification(TokenPruningHead):
         **kwargs,
     ) -> TokenPruningTokenClassifierOutput:
         outputs = self.base_outputs(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, kwargs)
-        logits = self.classifier(self.dropout(outputs.last_hidden_state))
-        loss = CrossEntropyLoss()(logits.view(-1, self.num_labels), labels.view(-1)) if labels is not None else None
+        (logits,) = self.head_logits(outputs)
+        loss = token_classification_loss(logits, labels) if labels is not None else None
         return self.output_class(loss=with_pruning_loss(loss, outputs), logits=logits, **self.carried_outputs(outputs))
+
+    def head_logits(self, outputs: TokenPruningModelOutput) -> tuple[torch.Tensor]:
+        return (self.classifier(self.dropout(outputs.last_hidden_state)),)
 
 
 __all__ = [
@@ -508,5 +545,7 @@ __all__ = [
     "masked_attention_kernel",
     "packed_result",
     "sequence_classification_loss",
+    "span_loss",
+    "token_classification_loss",
     "with_pruning_loss",
 ]
