@@ -31,9 +31,9 @@ def test_demo_end_to_end_on_bundled_data(minilm, tmp_path):
     for entry in models.values():
         assert entry["latency"]["8"]["examples"] == 48
     # The soft stage trained the thresholds with the stock Trainer; the callback logged kept fractions in both stages.
-    offsets = load_file(tmp_path / "ltp-soft" / "model.safetensors")["bert.encoder.threshold_offsets"]
+    offsets = load_file(tmp_path / "stages" / "ltp-soft" / "model.safetensors")["bert.encoder.threshold_offsets"]
     assert (offsets[1:] != 0).all()
-    for stage in ("ltp-soft", "ltp"):
+    for stage in ("stages/ltp-soft", "ltp"):
         history = json.loads((tmp_path / stage / "log_history.json").read_text())
         assert any("kept_fraction_layer_2" in row for row in history)
 

@@ -404,3 +404,16 @@ def test_ltp_top_k_exports_with_its_token_counts(folder, tokenizer, tmp_path):
         expected = model(**{name: torch.from_numpy(value) for name, value in batch.items()}).tokens_per_layer
     assert counts.tolist() == expected.tolist() and counts[0, -1] < counts[0, 0]
     assert config["check"]["max_abs_difference_fp32"] < 1e-4
+
+
+def test_label_names_survive_convert_and_export(folder, tokenizer, tmp_path):
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from transformers_prune.conversion import convert_bert_checkpoint
+
+    named = BertConfig(**TINY_CONFIG_KWARGS, id2label={0: "negative", 1: "positive"}, label2id={"negative": 0, "positive": 1})
+    bert = save_checkpoint(BertForSequenceClassification(named), tokenizer, tmp_path / "bert")
+    converted = convert_bert_checkpoint(bert, "ltp", str(tmp_path / "ltp"))
+    cli_main(["export", converted, str(tmp_path / "onnx"), "--max-length", str(MAX_LENGTH)])
+    labels = ort_runner.ExportedModel(str(tmp_path / "onnx")).predict(texts()[:4])
+    assert set(labels) <= {"negative", "positive"} and labels

@@ -80,3 +80,19 @@ def test_bad_input_fails_with_a_clear_message(case, message, stage0, tmp_path):
     with pytest.raises(SystemExit, match=message):
         finetune(model, tmp_path / "out", data)
     assert not (tmp_path / "out").exists()
+
+
+def test_label_names_name_the_classes_in_the_saved_model(tmp_path):
+    from transformers import AutoConfig, BertConfig, BertModel
+
+    from transformers_prune.cli import main as cli_main
+
+    from conftest import TINY_CONFIG_KWARGS, save_checkpoint, write_sst2_csv, write_tokenizer
+
+    encoder = save_checkpoint(BertModel(BertConfig(**TINY_CONFIG_KWARGS)), write_tokenizer(tmp_path), tmp_path / "encoder")
+    train = write_sst2_csv(tmp_path / "train.csv", rows=8)
+    common = ["finetune", encoder, "--train-file", train, "--validation-file", "", "--max-length", "16", "--batch-size", "4"]
+    cli_main([*common, "--output-dir", str(tmp_path / "out"), "--label-names", "negative", "positive"])
+    assert AutoConfig.from_pretrained(tmp_path / "out").id2label == {0: "negative", 1: "positive"}
+    with pytest.raises(SystemExit, match="--label-names gives 3 names for 2 classes"):
+        cli_main([*common, "--output-dir", str(tmp_path / "out3"), "--label-names", "a", "b", "c"])

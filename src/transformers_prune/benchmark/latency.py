@@ -101,6 +101,18 @@ def measure_latency(model, batches: list[dict], warmup: int = 2, desc: str | Non
     return latency_figures(timed, batches)
 
 
+@contextlib.contextmanager
+def torch_threads(threads: int | None):
+    """Run the block with `torch.set_num_threads(threads)` (None: unchanged), then restore the previous count."""
+    previous = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 @dataclasses.dataclass
 class _Queued:
     """One model waiting in an `InterleavedTimer`: its passes' timings per batch size (`rounds`) and the figures
@@ -156,4 +168,4 @@ class InterleavedTimer(contextlib.ExitStack):
             queued.figures.update({size: latency_figures(queued.rounds[size], batched) for size, batched in queued.batches.items()})
 
 
-__all__ = ["InterleavedTimer", "environment", "latency_figures", "measure_latency", "time_round"]
+__all__ = ["InterleavedTimer", "environment", "latency_figures", "measure_latency", "time_round", "torch_threads"]

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import argparse
 import os
-from contextlib import contextmanager
 
 import torch
 
 from ..benchmark.checkpoints import checkpoint_labels, inspect_checkpoint
 from ..benchmark.data import QUESTION_ANSWERING, TASKS, get_task, load_task_data, resolve_data_file
-from ..benchmark.latency import environment
+from ..benchmark.latency import environment, torch_threads
 from ..benchmark.peers import PEER_CHOICES, check_peers_available
 from ..benchmark.report import markdown_report, write_report
 from ..benchmark.runner import BenchmarkSettings, run_benchmark
@@ -59,18 +58,6 @@ def settings_from(args: argparse.Namespace, max_length: int) -> BenchmarkSetting
         int8=args.int8,
         export_methods=args.export_methods,
     )
-
-
-@contextmanager
-def torch_threads(threads: int | None):
-    """Run the block with `torch.set_num_threads(threads)` (None: unchanged), then restore the previous count."""
-    previous = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def run(args: argparse.Namespace) -> dict:

@@ -49,7 +49,12 @@ def run(args: argparse.Namespace) -> dict:
 
     tokenizer = load_checkpoint_tokenizer(args.model)
     torch.manual_seed(args.seed)  # the fresh classifier head, when the checkpoint has none
-    model = AutoModelForSequenceClassification.from_pretrained(args.model, num_labels=num_labels)
+    names = {}
+    if args.label_names:
+        if len(args.label_names) != num_labels:
+            raise ValueError(f"--label-names gives {len(args.label_names)} names for {num_labels} classes")
+        names = {"id2label": dict(enumerate(args.label_names)), "label2id": {name: i for i, name in enumerate(args.label_names)}}
+    model = AutoModelForSequenceClassification.from_pretrained(args.model, num_labels=num_labels, **names)
     settings = TrainingSettings.from_arguments(args)
     results = {"train_examples": len(train_rows.labels), "num_labels": num_labels}
     with staged_output_folder(args.output_dir, args.overwrite, data_files) as staged:
@@ -82,6 +87,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: file order)",
     )
     parser.add_argument("--allow-single-class", action="store_true", help="train even if the rows used hold one class")
+    parser.add_argument(
+        "--label-names", nargs="+", metavar="NAME",
+        help="the classes' names in label order (e.g. negative positive): the model's id2label, which pipeline() and "
+        "the exported runner print (default: the checkpoint's, or LABEL_0, LABEL_1, ...)",
+    )
     parser.add_argument("--max-length", type=positive_int, default=128)
     add_training_arguments(parser, batch_size=32)
 
