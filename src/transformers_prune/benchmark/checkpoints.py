@@ -38,7 +38,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from ..folders import check_checkpoint_folder, load_checkpoint_tokenizer
+from ..folders import check_checkpoint_folder, check_max_length, load_checkpoint_tokenizer
 from ..models.modeling_packed_bert import PackedBertForQuestionAnswering, PackedBertForSequenceClassification
 from ..quiet import quiet_transformers
 from ..registry import COMPRESSED_MODEL_TYPES, MODEL_TYPES
@@ -134,8 +134,7 @@ def inspect_checkpoint(path: str, task: TaskSpec, max_length: int, label: str | 
         raise ValueError(f"{path}: model type {model_type!r} cannot be benchmarked; supported: {', '.join(SUPPORTED_MODEL_TYPES)}")
     config = AutoConfig.from_pretrained(path)
     _check_head(path, config, task)
-    if max_length > config.max_position_embeddings:
-        raise ValueError(f"--max-length {max_length} exceeds {path}'s max_position_embeddings ({config.max_position_embeddings})")
+    check_max_length(path, max_length)
     return Checkpoint(path, label or os.path.basename(os.path.normpath(path)), config, _load_tokenizer(path, task))
 
 

@@ -34,7 +34,13 @@ from ..benchmark.data import load_squad
 from ..benchmark.squad import training_windows, window_tokenizer
 from .common import add_overwrite_argument, positive_int
 from ..data_files import read_labelled_rows, write_rows_with_columns
-from ..folders import check_checkpoint_folder, check_max_length, check_output_path, load_trained_head, staged_output_file
+from ..folders import (
+    check_checkpoint_folder,
+    check_max_length,
+    check_output_path,
+    load_trained_head,
+    staged_output_file,
+)
 from ..training.autobert_targets import (
     compute_targets,
     default_device,

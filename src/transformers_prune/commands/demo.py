@@ -24,7 +24,13 @@ from ..benchmark.demo_report import ROWS, example_predictions, format_report, me
 from ..benchmark.latency import torch_threads
 from .common import add_overwrite_argument, positive_float, positive_int
 from ..data_files import read_labelled_rows
-from ..folders import check_checkpoint_folder, check_output_path, load_checkpoint_tokenizer, staged_output_file, staged_output_folder
+from ..folders import (
+    check_checkpoint_folder,
+    check_output_path,
+    load_checkpoint_tokenizer,
+    staged_output_file,
+    staged_output_folder,
+)
 from ..resources import bundled_file, default_model_dir
 from ..training.demo_recipe import DENSE_FOLDER, LTP_FOLDER, STAGES_FOLDER, train_dense, train_ltp_stage
 from ..training.fine_tuning import TrainingSettings, tokenize_for_training

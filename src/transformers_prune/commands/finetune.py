@@ -25,7 +25,13 @@ from transformers import AutoConfig, AutoModelForSequenceClassification
 from ..benchmark.evaluation import score_labelled_rows
 from .common import add_overwrite_argument, add_training_arguments, positive_int
 from ..data_files import first_label_outside, read_labelled_rows
-from ..folders import check_checkpoint_folder, check_max_length, check_output_path, load_checkpoint_tokenizer, staged_output_folder
+from ..folders import (
+    check_checkpoint_folder,
+    check_max_length,
+    check_output_path,
+    load_checkpoint_tokenizer,
+    staged_output_folder,
+)
 from ..resources import bundled_file
 from ..training.fine_tuning import TrainingSettings, classifier_num_labels, tokenize_for_training, train
 

@@ -22,7 +22,13 @@ from transformers import AutoModelForQuestionAnswering
 from ..benchmark.data import load_squad
 from ..benchmark.squad import training_windows, window_tokenizer
 from .common import add_overwrite_argument, add_training_arguments, positive_int
-from ..folders import check_checkpoint_folder, check_max_length, check_output_path, check_safetensors_file, staged_output_folder
+from ..folders import (
+    check_checkpoint_folder,
+    check_max_length,
+    check_output_path,
+    check_safetensors_file,
+    staged_output_folder,
+)
 from ..training.autobert_targets import attach_span_targets
 from ..training.fine_tuning import TrainingSettings, train
 

@@ -17,7 +17,13 @@ from transformers import (
 )
 from .agreement import DEFAULT_HELDOUT_SAMPLES, AgreementProbe, read_heldout_text
 from .autoencoder import AE_RECIPES, ROW_SCALES, train_autoencoder
-from ..folders import check_checkpoint_folder, check_output_path, copy_tokenizer_files, load_checkpoint_tokenizer, staged_output_folder
+from ..folders import (
+    check_checkpoint_folder,
+    check_output_path,
+    copy_tokenizer_files,
+    load_checkpoint_tokenizer,
+    staged_output_folder,
+)
 from ..models.configuration_compressed_bert import CompressedBertConfig
 from ..models.modeling_compressed_bert import (
     AutoencoderWeight,
@@ -32,8 +38,26 @@ from ..models.modeling_compressed_bert import (
     pack_bits,
 )
 from ..resources import bundled_file
-from .fitting import DEFAULT_FISHER_FLOOR, DEFAULT_FISHER_SAMPLES, FitSettings, fisher_row_weights, fit_kronecker, fit_tucker, low_rank_factors, magnitude_mask, refine_factors
-from .layouts import autoencoder_latent_size, decoder_hidden_sizes, kronecker_layout, pruning_kept_count, rank_for_ratio, stored_count, tucker_layout
+from .fitting import (
+    DEFAULT_FISHER_FLOOR,
+    DEFAULT_FISHER_SAMPLES,
+    FitSettings,
+    fisher_row_weights,
+    fit_kronecker,
+    fit_tucker,
+    low_rank_factors,
+    magnitude_mask,
+    refine_factors,
+)
+from .layouts import (
+    autoencoder_latent_size,
+    decoder_hidden_sizes,
+    kronecker_layout,
+    pruning_kept_count,
+    rank_for_ratio,
+    stored_count,
+    tucker_layout,
+)
 from .report import REPORT_FILE, build_report, module_report
 from .targets import AE_GROUPINGS, METHODS, Unit, method_label, paths_by_target, resolve_methods
 

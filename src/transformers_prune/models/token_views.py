@@ -65,10 +65,6 @@ class GridView:
         """`[B]` tokens in the encoder per example (soft: the expected count)."""
         return self.presence.sum(dim=1)
 
-    def real_counts(self) -> torch.Tensor:
-        """`[B]` real tokens per example."""
-        return self.real.sum(dim=1)
-
     def segment_sum(self, values: torch.Tensor) -> torch.Tensor:
         """`[B]` sums of `[B, S]` values within each example."""
         return values.sum(dim=1)
