@@ -530,3 +530,25 @@ def test_a_sweep_of_a_training_only_key_is_refused(workspace, tmp_path):
         bench_main([ltp_folder, "--task", "sst2", "--data-file", workspace["data"], "--peers", "none",
                     "--sweep", "lambda_threshold=0.01,1", "--output-dir", str(tmp_path / "out"), *FAST])
     assert not (tmp_path / "out").exists()
+
+
+def test_bench_dtype_casts_the_torch_rows_and_reports_tokens_per_second(workspace, tmp_path):
+    out = tmp_path / "bf16"
+    bench_main([workspace["bert"], workspace["skimmer"], "--task", "sst2", "--data-file", workspace["data"], "--peers", "none",
+                "--baselines", "first", "--dtype", "bfloat16", "--output-dir", str(out), *FAST])
+    report = json.loads((out / "bench.json").read_text())
+    assert report["settings"]["dtype"] == "bfloat16"
+    for row in report["models"].values():
+        for figures in row["latency"].values():
+            assert figures["tokens_per_s"] > figures["examples_per_s"] > 0 and figures["tokens"] > figures["examples"]
+    # bf16 weights give the same predictions as fp32 on this tiny model, within a sentence or two.
+    fp32_out = tmp_path / "fp32"
+    bench_main([workspace["bert"], "--task", "sst2", "--data-file", workspace["data"], "--peers", "none", "--output-dir", str(fp32_out), *FAST])
+    fp32 = json.loads((fp32_out / "bench.json").read_text())["models"]["bert/dense_packed"]["accuracy"]
+    assert abs(report["models"]["bert/dense_packed"]["accuracy"] - fp32) <= 2 / 12
+
+
+def test_bench_dtype_refuses_rows_that_time_their_own_fp32_graphs(workspace, tmp_path):
+    with pytest.raises(SystemExit, match="--dtype float16 casts the torch rows; .*ONNX Runtime peers"):
+        bench_main([workspace["bert"], "--task", "sst2", "--data-file", workspace["data"], "--dtype", "float16",
+                    "--output-dir", str(tmp_path / "out"), *FAST])

@@ -660,3 +660,17 @@ def test_compressed_bert_attention_maps_need_eager_attention():
     model = CompressedBertForSequenceClassification(CompressedBertConfig(**TINY_CONFIG_KWARGS)).eval()
     with pytest.raises(ValueError, match="output_attentions needs attention probabilities.*attn_implementation='eager'"):
         model(torch.tensor([[2, 5, 3]]), output_attentions=True)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+@pytest.mark.parametrize("model_type", sorted(TESTERS))
+def test_half_precision_forward_on_cpu_matches_float32(model_type, dtype):
+    """Every type runs in bf16/fp16 (the GPU deployment dtypes; `bench --dtype`), the packed engine included, and
+    lands within half-precision error of its fp32 outputs (decisions kept far from their thresholds)."""
+    model = TESTERS[model_type].make_model("sequence_classification", recipe="every_token_kept").eval()
+    input_ids, attention_mask = make_batch([7, 3, 5])
+    with torch.no_grad():
+        expected = model(input_ids, attention_mask=attention_mask).logits
+        got = model.to(dtype)(input_ids, attention_mask=attention_mask).logits
+    assert got.dtype == dtype
+    torch.testing.assert_close(got.float(), expected, atol=0.05 * max(1.0, expected.abs().max().item()), rtol=0.05)

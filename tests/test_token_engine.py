@@ -18,6 +18,8 @@ from transformers_prune.models.token_engine import (
     unpack,
 )
 
+from transformers_prune.models import token_engine
+
 from conftest import CPU_BACKENDS
 
 HIDDEN = 6
@@ -297,13 +299,15 @@ def test_packed_attention_unknown_backend():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
-@pytest.mark.parametrize("backend", ["sdpa_padded", "flash_varlen"])
+@pytest.mark.parametrize("backend", ["sdpa_padded", "varlen", "flash_varlen"])
 @pytest.mark.parametrize("dropped", [False, True], ids=["packed", "after_drop"])
 def test_cuda_half_precision_attention_is_as_close_to_float64_as_per_example_sdpa(backend, dtype, dropped):
     """The GPU kernels in half precision, measured against float64 with the error of plain per-example SDPA in
     the same precision as the yardstick (the flash-attn tests' rule)."""
     if backend == "flash_varlen" and not is_flash_attn_2_available():
         pytest.skip("flash-attn is not installed")
+    if backend == "varlen" and (token_engine.varlen_attn is None or torch.cuda.get_device_capability() < (8, 0)):
+        pytest.skip("torch's varlen_attn needs torch >= 2.10 and an sm80+ GPU")
     lengths, seq_len = LENGTH_MIXES[3]
     batch = dropped_batch() if dropped else pack(torch.randn(len(lengths), seq_len, HIDDEN), mask_from_lengths(lengths, seq_len))
     batch = dataclasses.replace(batch, hidden=batch.hidden.cuda(), indices=batch.indices.cuda(), cu_seqlens=batch.cu_seqlens.cuda())
@@ -314,3 +318,31 @@ def test_cuda_half_precision_attention_is_as_close_to_float64_as_per_example_sdp
     out = packed_attention(*half, batch, SCALE, backend)
     assert out.dtype == dtype and out.shape == query.shape
     assert (out.double() - expected).abs().max().item() <= 3 * yardstick + torch.finfo(dtype).eps
+
+
+@pytest.mark.parametrize(
+    "device, dtype, capability, varlen, flash, attn_implementation, expected",
+    [
+        ("cpu", torch.float32, None, True, False, None, "sdpa_per_example"),
+        ("cpu", torch.bfloat16, None, True, True, None, "sdpa_per_example"),
+        ("cuda", torch.bfloat16, (9, 0), True, True, None, "varlen"),
+        ("cuda", torch.float16, (8, 0), True, False, None, "varlen"),
+        ("cuda", torch.bfloat16, (7, 5), True, True, None, "flash_varlen"),  # varlen_attn needs sm80+
+        ("cuda", torch.bfloat16, (9, 0), False, True, None, "flash_varlen"),  # torch before 2.10
+        ("cuda", torch.bfloat16, (9, 0), False, False, None, "sdpa_padded"),
+        ("cuda", torch.float32, (9, 0), True, True, None, "sdpa_padded"),
+        ("cuda", torch.bfloat16, (9, 0), True, True, "eager", "eager"),
+    ],
+)
+def test_default_backend_for_each_device_dtype_and_torch(monkeypatch, device, dtype, capability, varlen, flash, attn_implementation, expected):
+    monkeypatch.setattr(token_engine, "varlen_attn", object() if varlen else None)
+    monkeypatch.setattr(token_engine, "FLASH_ATTN_AVAILABLE", flash)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    assert token_engine.default_attention_backend(torch.device(device), dtype, attn_implementation) == expected
+
+
+def test_varlen_backend_refuses_what_its_kernel_cannot_run():
+    batch = pack(torch.randn(2, 5, HIDDEN), mask_from_lengths([5, 3], 5))
+    query, key, value = random_qkv(batch)
+    with pytest.raises(ValueError, match="varlen attention backend needs torch >= 2.10 and fp16/bf16 CUDA tensors"):
+        packed_attention(query, key, value, batch, SCALE, "varlen")

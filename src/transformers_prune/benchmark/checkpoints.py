@@ -218,20 +218,22 @@ def _copy_parameters(source: PreTrainedModel, target: PreTrainedModel, keys: lis
         raise ValueError(f"{type(target).__name__} has no parameters {result.unexpected_keys}")
 
 
-def load_checkpoint(checkpoint: Checkpoint, task: TaskSpec, device: torch.device, seed: int) -> LoadedCheckpoint:
-    """Every variant of `checkpoint` (see the module docstring), same weights, on `device`, in eval mode."""
+def load_checkpoint(
+    checkpoint: Checkpoint, task: TaskSpec, device: torch.device, seed: int, dtype: torch.dtype = torch.float32
+) -> LoadedCheckpoint:
+    """Every variant of `checkpoint` (see the module docstring), same weights, on `device` in `dtype`, in eval mode."""
     torch.manual_seed(seed)
     if checkpoint.is_compressed:
         compressed, new_head_keys = _load_compressed(checkpoint, task)
-        return LoadedCheckpoint(None, None, compressed.to(device).eval(), new_head_keys)
+        return LoadedCheckpoint(None, None, compressed.to(device=device, dtype=dtype).eval(), new_head_keys)
     hf, new_head_keys, ignored = _load_hf(checkpoint, task)
     dense_packed = _load_dense_packed(checkpoint, task)
     pruned = _load_token_pruning(checkpoint, task) if checkpoint.is_token_pruning else None
     for model in (dense_packed, pruned):
         if model is not None:
             _copy_parameters(hf, model, new_head_keys)
-            model.to(device).eval()
-    hf.to(device).eval()
+            model.to(device=device, dtype=dtype).eval()
+    hf.to(device=device, dtype=dtype).eval()
     return LoadedCheckpoint(hf, dense_packed, pruned, new_head_keys, ignored)
 
 

@@ -69,9 +69,11 @@ def latency_figures(timed_rounds: list[list[float]], batches: list[dict]) -> dic
     """Per-batch latency and throughput of the fastest of `timed_rounds` (each `time_round` over `batches`): on a
     shared machine a slow spell then spoils one round, not the figure.
 
-    Returns `{"p50_ms", "p90_ms", "mean_ms", "examples_per_s", "batches", "examples", "examples_per_s_per_round"}`.
+    Returns `{"p50_ms", "p90_ms", "mean_ms", "examples_per_s", "tokens_per_s", "batches", "examples", "tokens",
+    "examples_per_s_per_round"}`; tokens are the inputs' real (non-padding) tokens, what a padding-free engine pays for.
     """
     examples = sum(len(b["input_ids"]) for b in batches)
+    tokens = sum(int(b["attention_mask"].sum()) for b in batches)
     latencies = min(timed_rounds, key=sum)
     quantiles = statistics.quantiles(latencies, n=10) if len(latencies) > 1 else [latencies[0]] * 9
     return {
@@ -79,8 +81,10 @@ def latency_figures(timed_rounds: list[list[float]], batches: list[dict]) -> dic
         "p90_ms": 1000 * quantiles[8],
         "mean_ms": 1000 * statistics.fmean(latencies),
         "examples_per_s": examples / sum(latencies),
+        "tokens_per_s": tokens / sum(latencies),
         "batches": len(batches),
         "examples": examples,
+        "tokens": tokens,
         "examples_per_s_per_round": [examples / sum(timed) for timed in timed_rounds],
     }
 

@@ -59,6 +59,14 @@ TRUNCATED_PREFIX = "truncated_"  # dense-packed on inputs cut to this many token
 BASELINE_MODES = ("each", "first")
 
 
+# `--dtype` values.
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return next(name for name, value in DTYPES.items() if value == dtype)
+
+
 @dataclass(frozen=True)
 class BenchmarkSettings:
     batch_sizes: tuple[int, ...]
@@ -77,6 +85,7 @@ class BenchmarkSettings:
     peers: str = "ort"
     int8: bool = False
     export_methods: bool = False
+    dtype: torch.dtype = torch.float32  # of every torch row's weights and activations; inputs stay token ids
 
     def __post_init__(self):
         for name in ("eval_batch_size", "max_length", "doc_stride"):
@@ -102,6 +111,15 @@ class BenchmarkSettings:
             raise ValueError(f"int8 rows run torch's CPU int8 kernels; --int8 needs --device cpu, got {self.device}")
         if self.export_methods and self.device.type != "cpu":
             raise ValueError(f"--export-methods times ONNX Runtime on CPU; it needs --device cpu, got {self.device}")
+        if self.dtype not in DTYPES.values():
+            raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {self.dtype}")
+        fp32_rows = [option for option, used in (("--int8", self.int8), ("--export-methods", self.export_methods),
+                                                 ("the ONNX Runtime peers (--peers ort)", self.peers == "ort")) if used]
+        if self.dtype != torch.float32 and fp32_rows:
+            raise ValueError(
+                f"--dtype {dtype_name(self.dtype)} casts the torch rows; {', '.join(fp32_rows)} time fp32 and int8 graphs "
+                "of their own: leave them out (--peers none) or time them in a float32 run"
+            )
 
     def to_dict(self) -> dict:
         return {
@@ -122,6 +140,7 @@ class BenchmarkSettings:
             "peers": self.peers,
             "int8": self.int8,
             "export_methods": self.export_methods,
+            "dtype": dtype_name(self.dtype),
         }
 
 
@@ -189,7 +208,7 @@ def benchmark_checkpoint(
     `baselines`: rows `{hf_padded, hf_dynamic, dense_packed}` (and the peer and int8 rows) already measured on a checkpoint of the same cost
     signature (`--baselines first`); then only the checkpoint's own pruning rows are measured and compared to them.
     """
-    loaded = load_checkpoint(checkpoint, task, settings.device, settings.seed)
+    loaded = load_checkpoint(checkpoint, task, settings.device, settings.seed, settings.dtype)
     inputs = task_inputs(task, data, checkpoint.tokenizer, settings.max_length, settings.doc_stride)
     dynamic = DeviceBatches(inputs, settings.device)
 
@@ -306,9 +325,11 @@ def run_benchmark(task: TaskSpec, data, checkpoints: list[Checkpoint], settings:
 
 
 __all__ = [
+    "DTYPES",
     "INT8_SUFFIX",
     "TRUNCATED_PREFIX",
     "BenchmarkSettings",
+    "dtype_name",
     "add_ratios",
     "benchmark_checkpoint",
     "measures_method_flops",

@@ -24,7 +24,7 @@ from ..benchmark.data import QUESTION_ANSWERING, TASKS, get_task, load_task_data
 from ..benchmark.latency import environment, torch_threads
 from ..benchmark.peers import PEER_CHOICES, check_peers_available
 from ..benchmark.report import markdown_report, write_report
-from ..benchmark.runner import BenchmarkSettings, run_benchmark
+from ..benchmark.runner import DTYPES, BenchmarkSettings, run_benchmark
 from ..benchmark.sweep import check_sweeps, parse_sweep
 from .common import add_overwrite_argument, positive_int
 from ..folders import check_output_path, staged_output_folder
@@ -57,6 +57,7 @@ def settings_from(args: argparse.Namespace, max_length: int) -> BenchmarkSetting
         peers=args.peers,
         int8=args.int8,
         export_methods=args.export_methods,
+        dtype=DTYPES[args.dtype],
     )
 
 
@@ -143,6 +144,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "token-pruning graph drops tokens and runs one example at a time)",
     )
     parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    parser.add_argument(
+        "--dtype", choices=DTYPES, default="float32",
+        help="the torch rows' weights and activations (float16/bfloat16: the GPU case; inputs unchanged)",
+    )
     parser.add_argument("--threads", type=int, help="torch.set_num_threads before timing (default: torch's choice)")
     parser.add_argument("--output-dir", default="runs/bench")
     add_overwrite_argument(parser)

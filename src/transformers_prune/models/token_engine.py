@@ -17,9 +17,11 @@ torch 2.13, MiniLM-L6 shapes 12 heads x 32):
   and 44 ms vs 140 ms on 32 IMDB reviews (512 max): the masked call computes the padding and leaves the
   fused CPU kernel's fast path. Length buckets (2-8 re-padded groups) and jagged nested tensors were
   slower than the per-example loop at every batch size measured.
-- CUDA: flash-attn's varlen kernel when the `flash_attn` package is installed and the dtype is fp16/bf16
-  ("flash_varlen"), otherwise one SDPA call on the re-padded block ("sdpa_padded"), which keeps the GPU to
-  one launch per layer instead of one per example.
+- CUDA, fp16/bf16: PyTorch's own padding-free kernel, `torch.nn.attention.varlen.varlen_attn` (torch >= 2.10, its
+  bundled FlashAttention-2, sm80+: "varlen"), on the packed tokens and `cu_seqlens` as they are, so dropped tokens
+  save attention time too; else flash-attn's varlen kernel when that package is installed ("flash_varlen").
+- CUDA otherwise (fp32, older GPUs): one SDPA call on the re-padded block ("sdpa_padded"), which keeps the GPU to
+  one launch per layer instead of one per example; nested-jagged SDPA is not measured yet (no GPU here).
 """
 
 from __future__ import annotations
@@ -34,10 +36,15 @@ from transformers.utils import is_flash_attn_2_available
 FLASH_ATTN_AVAILABLE = is_flash_attn_2_available()
 if FLASH_ATTN_AVAILABLE:
     from flash_attn import flash_attn_varlen_func
+try:  # public since torch 2.10
+    from torch.nn.attention.varlen import varlen_attn
+except ImportError:
+    varlen_attn = None
+VARLEN_DTYPES = (torch.float16, torch.bfloat16)
 
 # "eager" forms the probabilities explicitly (per example on CPU, on the re-padded block elsewhere), as HF's
 # `attn_implementation="eager"` does; the others are fused kernels.
-ATTENTION_BACKENDS = ("sdpa_per_example", "sdpa_padded", "flash_varlen", "eager")
+ATTENTION_BACKENDS = ("sdpa_per_example", "sdpa_padded", "varlen", "flash_varlen", "eager")
 
 
 @dataclass(frozen=True)
@@ -231,7 +238,9 @@ def default_attention_backend(device: torch.device, dtype: torch.dtype, attn_imp
     if attn_implementation == "eager":
         return "eager"
     if device.type == "cuda":
-        if dtype in (torch.float16, torch.bfloat16) and FLASH_ATTN_AVAILABLE:
+        if dtype in VARLEN_DTYPES and varlen_attn is not None and torch.cuda.get_device_capability(device) >= (8, 0):
+            return "varlen"
+        if dtype in VARLEN_DTYPES and FLASH_ATTN_AVAILABLE:
             return "flash_varlen"
         return "sdpa_padded"
     return "sdpa_per_example"
@@ -253,6 +262,14 @@ def packed_attention(
         return _attention_per_example(query, key, value, batch, scale)
     if backend == "sdpa_padded":
         return _attention_padded(query, key, value, batch, scale)
+    if backend == "varlen":
+        if varlen_attn is None or not query.is_cuda or query.dtype not in VARLEN_DTYPES:
+            raise ValueError(
+                "the varlen attention backend needs torch >= 2.10 and fp16/bf16 CUDA tensors (an sm80+ GPU), got "
+                f"{query.dtype} on {query.device}"
+            )
+        # [N, nh, d] packed tokens and int32 cu_seqlens are the kernel's own layout: no re-padding.
+        return varlen_attn(query, key, value, batch.cu_seqlens, batch.cu_seqlens, batch.max_seqlen, batch.max_seqlen, scale=scale)
     if backend == "flash_varlen":
         if not FLASH_ATTN_AVAILABLE or not query.is_cuda:
             raise ValueError("the flash_varlen attention backend needs CUDA tensors and the flash-attn package installed")
