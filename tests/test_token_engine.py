@@ -346,3 +346,24 @@ def test_varlen_backend_refuses_what_its_kernel_cannot_run():
     query, key, value = random_qkv(batch)
     with pytest.raises(ValueError, match="varlen attention backend needs torch >= 2.10 and fp16/bf16 CUDA tensors"):
         packed_attention(query, key, value, batch, SCALE, "varlen")
+
+
+def test_token_budget_batches_fill_a_budget_of_real_tokens():
+    from hypothesis import given, settings, strategies as st
+
+    from transformers_prune.batching import token_budget_batches
+
+    assert token_budget_batches([3, 4, 5, 2, 9], max_tokens=8) == [[0, 1], [2, 3], [4]]
+    assert token_budget_batches([3, 4, 5, 2, 9], max_tokens=8, sort_by_length=True) == [[4], [2], [1, 0], [3]]
+    with pytest.raises(ValueError, match="max_tokens must be at least 1"):
+        token_budget_batches([3], max_tokens=0)
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.lists(st.integers(1, 50), max_size=40), st.integers(1, 120), st.booleans())
+    def every_input_once_and_no_batch_over_budget_but_a_lone_long_input(lengths, budget, sort):
+        batches = token_budget_batches(lengths, budget, sort)
+        assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
+        for batch in batches:
+            assert batch and (sum(lengths[i] for i in batch) <= budget or len(batch) == 1)
+
+    every_input_once_and_no_batch_over_budget_but_a_lone_long_input()
