@@ -73,7 +73,7 @@ def latency_figures(timed_rounds: list[list[float]], batches: list[dict]) -> dic
     "examples_per_s_per_round"}`; tokens are the inputs' real (non-padding) tokens, what a padding-free engine pays for.
     """
     examples = sum(len(b["input_ids"]) for b in batches)
-    tokens = sum(int(b["attention_mask"].sum()) for b in batches)
+    tokens = sum(int(b["attention_mask"].sum()) if "attention_mask" in b else b["input_ids"].numel() for b in batches)
     latencies = min(timed_rounds, key=sum)
     quantiles = statistics.quantiles(latencies, n=10) if len(latencies) > 1 else [latencies[0]] * 9
     return {
