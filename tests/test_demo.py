@@ -30,6 +30,8 @@ def test_demo_end_to_end_on_bundled_data(minilm, tmp_path):
     assert models["ltp_packed"]["flops_per_example"] < models["dense_packed"]["flops_per_example"]
     for entry in models.values():
         assert entry["latency"]["8"]["examples"] == 48
+    # The report holds the LTP model's answers on the example sentences, by SST-2's label names.
+    assert len(report["examples"]) == 5 and {label for _, label, _ in report["examples"]} <= {"negative", "positive"}
     # The soft stage trained the thresholds with the stock Trainer; the callback logged kept fractions in both stages.
     offsets = load_file(tmp_path / "stages" / "ltp-soft" / "model.safetensors")["bert.encoder.threshold_offsets"]
     assert (offsets[1:] != 0).all()

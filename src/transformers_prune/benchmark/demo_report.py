@@ -43,7 +43,7 @@ def measure_models(
 ) -> dict:
     """Every row of `ROWS` loaded from `folder`: accuracy, FLOPs and kept fraction on all of `dev`, throughput on its
     first `latency_examples` sentences at each batch size, in `rounds` interleaved rounds; the load average before
-    and after the timing."""
+    and after the timing; the LTP row's answers on `EXAMPLES` (`example_predictions`)."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev_batches = DeviceBatches(ClassificationInputs(tokenizer, dev, max_length=128), device)
     report = {"environment": environment(device), "dev_examples": len(dev.labels), "latency_examples": latency_examples,
@@ -55,6 +55,8 @@ def measure_models(
             batches = {str(size): latency_batches(dev_batches, size, latency_examples) for size in batch_sizes}
             entry["latency"] = timer.add(model, batches, name)
             report["models"][name] = entry
+            if name == "ltp_packed":
+                report["examples"] = example_predictions(model, tokenizer)
         report["load_average_before"] = os.getloadavg()[0]
         timer.run()
         report["load_average_after"] = os.getloadavg()[0]
@@ -73,10 +75,10 @@ def round_spread(report: dict) -> float:
 
 
 def example_predictions(model, tokenizer) -> list[tuple[str, str, str]]:
-    """`(sentence, predicted label, SST-2 label)` for each of `EXAMPLES`, by the model's `id2label`."""
+    """`(sentence, predicted label, SST-2 label)` for each of `EXAMPLES`, by the model's `id2label` (on its device)."""
     sentences = [sentence for sentence, _ in EXAMPLES]
     with torch.no_grad():
-        logits = model.eval()(**tokenizer(sentences, padding=True, return_tensors="pt")).logits
+        logits = model.eval()(**tokenizer(sentences, padding=True, return_tensors="pt").to(model.device)).logits
     predicted = [model.config.id2label[index] for index in logits.argmax(dim=-1).tolist()]
     return [(sentence, label, gold) for (sentence, gold), label in zip(EXAMPLES, predicted)]
 

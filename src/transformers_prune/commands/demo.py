@@ -20,7 +20,7 @@ import json
 import os
 
 from ..benchmark.data import ClassificationData
-from ..benchmark.demo_report import ROWS, example_predictions, format_report, measure_models
+from ..benchmark.demo_report import ROWS, format_report, measure_models
 from ..benchmark.latency import torch_threads
 from .common import add_overwrite_argument, positive_float, positive_int
 from ..data_files import read_labelled_rows
@@ -85,17 +85,14 @@ def run(args: argparse.Namespace) -> dict:
             with open(os.path.join(staged, REPORT_FILE), "w", encoding="utf-8") as f:
                 json.dump(report, f, indent=1)
     print(format_report(report, args.latency_batch_sizes))
-    _print_next_steps(args.output_dir, tokenizer)
+    _print_next_steps(args.output_dir, report["examples"])
     return report
 
 
-def _print_next_steps(folder: str, tokenizer) -> None:
-    from transformers import AutoModelForSequenceClassification
-
+def _print_next_steps(folder: str, examples: list) -> None:
     ltp = os.path.join(folder, LTP_FOLDER)
-    model = AutoModelForSequenceClassification.from_pretrained(ltp)
     print("\nThe LTP model on a few sentences:")
-    for sentence, label, gold in example_predictions(model, tokenizer):
+    for sentence, label, gold in examples:
         print(f"  {sentence!r}: {label}" + ("" if label == gold else f" (SST-2 says {gold})"))
     print(
         f"\nModels: {os.path.join(folder, DENSE_FOLDER)} (dense), {ltp} (LTP); LTP's intermediate stages in "

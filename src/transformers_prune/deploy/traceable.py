@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..models.modeling_compressed_bert import FactoredEmbedding, FactoredLinear
-from ..models.modeling_token_pruning import TokenPruningModelOutput, packed_result
+from ..models.modeling_token_pruning import packed_result
 from ..models.token_engine import PackedBatch
 from ..models.token_selection import SelectionTrace, run_packed_layers
 
@@ -153,8 +153,7 @@ class SingleExampleGraph(nn.Module):
         """The head's own `head_logits` (eval mode: dropout is the identity) on the encoder's result."""
         if self.head == "encoder":
             return (result.last_hidden_state,)
-        pooled = base.pooler(result.first_token_states[:, None]) if base.pooler is not None else None
-        return self.model.head_logits(TokenPruningModelOutput(last_hidden_state=result.last_hidden_state, pooler_output=pooled))
+        return self.model.head_logits(base.model_output(result))
 
 
 __all__ = [

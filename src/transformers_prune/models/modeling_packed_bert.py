@@ -31,14 +31,17 @@ BERT_ONLY_FEATURES = ("encoder_hidden_states", "encoder_attention_mask", "past_k
 class PackedBertModel(BertModel):
     """`BertModel` with inference on the packed engine (see the module docstring)."""
 
+    def wants_attentions(self, kwargs: dict) -> bool:
+        """Whether a call with these keyword arguments asks for attention maps (the argument, else the config)."""
+        output_attentions = kwargs.get("output_attentions")
+        return self.config.output_attentions if output_attentions is None else output_attentions
+
     def runs_packed(self, kwargs: dict) -> bool:
         """Whether a call with these keyword arguments runs on the packed engine."""
-        output_attentions = kwargs.get("output_attentions")
-        output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
         return (
             getattr(self.config, "inference_engine", "packed") == "packed"
             and not self.training
-            and not output_attentions
+            and not self.wants_attentions(kwargs)
             and not self.config.is_decoder
             and all(kwargs.get(name) is None for name in BERT_ONLY_FEATURES)
         )
@@ -53,10 +56,7 @@ class PackedBertModel(BertModel):
         inputs_embeds: torch.Tensor | None = None,
         **kwargs,
     ) -> BaseModelOutputWithPoolingAndCrossAttentions:
-        output_attentions = kwargs.get("output_attentions")
-        if (self.config.output_attentions if output_attentions is None else output_attentions) and (
-            self.config._attn_implementation != "eager"
-        ):
+        if self.wants_attentions(kwargs) and self.config._attn_implementation != "eager":
             raise ValueError(
                 f"output_attentions needs attention probabilities, which attn_implementation="
                 f"{self.config._attn_implementation!r} does not form: load the model with attn_implementation='eager'"

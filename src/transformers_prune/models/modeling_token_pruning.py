@@ -260,6 +260,11 @@ class TokenPruningModel(TokenPruningPreTrainedModel):
         result = self.encode(hidden, attention_mask, output_hidden_states, output_attentions, method_inputs)
         if self.training:
             self._record_kept_fraction(result.tokens_per_layer, attention_mask)
+        return self.model_output(result)
+
+    def model_output(self, result: EncoderResult) -> TokenPruningModelOutput:
+        """The base model's output record from the encoder's result, the pooler applied to each example's [CLS]
+        state (also what the exported graph's heads read, `deploy.traceable`)."""
         pooled = self.pooler(result.first_token_states[:, None]) if self.pooler is not None else None
         return self.output_class(
             last_hidden_state=result.last_hidden_state,
