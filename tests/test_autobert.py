@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 
 from transformers_prune import AutoBertConfig, AutoBertForSequenceClassification
 from transformers_prune.training.autobert_targets import PADDING_LOGIT, residual_scores_and_logits, residual_scores_and_span_logits
-from transformers_prune.cli import main
+from transformers_prune_cli import main
 from transformers_prune.models.modeling_autobert import policy_gradient_loss, soft_cross_entropy
 from transformers_prune.models.token_engine import pack, repeat_examples, unpack
 from transformers_prune.models.token_views import PackedView

@@ -7,7 +7,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, RobertaConfig, RobertaForSequenceClassification, RobertaModel
 
 from transformers_prune import LTPRobertaConfig, LTPRobertaForQuestionAnswering, LTPRobertaForSequenceClassification, LTPRobertaModel
-from transformers_prune.cli import main
+from transformers_prune_cli import main
 
 from conftest import TINY_CONFIG_KWARGS, make_batch, real_token_max_diff, run
 

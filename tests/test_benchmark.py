@@ -8,6 +8,7 @@ rows on) is shared by the report tests.
 
 from __future__ import annotations
 
+import csv
 import gzip
 import json
 import logging
@@ -28,7 +29,7 @@ from transformers_prune.benchmark.flops import flop_counter
 from transformers_prune.benchmark.latency import InterleavedTimer
 from transformers_prune.benchmark.squad import best_answers, f1_score, normalize_answer, prepare_features, squad_scores
 from transformers_prune.benchmark.sweep import config_value
-from transformers_prune.cli import main as cli_main
+from transformers_prune_cli import main as cli_main
 from transformers_prune.resources import bundled_file
 
 from conftest import TINY_CONFIG_KWARGS, save_checkpoint, write_sst2_csv, write_tokenizer
@@ -44,6 +45,7 @@ make_tiny_config = TESTERS["transkimmer-bert"].make_config
 
 BATCH_SIZES = ("1", "2")
 MAX_LENGTH = "32"  # the tiny configs have 64 positions
+TOKEN_BUDGET = "40"  # real tokens per batch in the shared run's token-budget rows
 FAST = ["--batch-sizes", *BATCH_SIZES, "--warmup-batches", "1", "--max-length", MAX_LENGTH, "--threads", "1"]
 
 
@@ -71,7 +73,8 @@ def report(workspace):
     output_dir = workspace["folder"] / "out"
     bench_main([
         workspace["bert"], workspace["encoder"], workspace["skimmer"], "--task", "sst2", "--data-file", workspace["data"],
-        "--eval-batch-size", "1", "--sweep", "prune_at_inference=true,false", "--int8", "--export-methods", "--output-dir", str(output_dir), *FAST,
+        "--eval-batch-size", "1", "--sweep", "prune_at_inference=true,false", "--int8", "--export-methods",
+        "--max-tokens-per-batch", TOKEN_BUDGET, "--output-dir", str(output_dir), *FAST,
     ])
     with open(output_dir / "bench.json", encoding="utf-8") as f:
         return json.load(f)
@@ -89,7 +92,7 @@ def test_report_has_every_field(report):
     expected_rows = {
         f"{checkpoint}/{variant}"
         for checkpoint in ("bert", "encoder", "skimmer")
-        for variant in ("hf_padded", "hf_dynamic", "dense_packed", "ort_fp32", "ort_int8", "dense_packed+int8")
+        for variant in ("hf_padded", "hf_dynamic", "hf_sorted", "dense_packed", "ort_fp32", "ort_int8", "dense_packed+int8")
     } | {f"skimmer/transkimmer-bert{suffix}" for suffix in ("", "+int8", "+ort_fp32", "+ort_int8")}
     assert set(report["models"]) == expected_rows
     for row in report["models"].values():
@@ -97,9 +100,10 @@ def test_report_has_every_field(report):
             assert isinstance(row[key], float), key
         assert len(row["tokens_per_layer"]["per_layer"]) == TINY_CONFIG_KWARGS["num_hidden_layers"]
         assert row["tokens_per_layer"]["mean"] > 0
-        assert set(row["latency"]) == set(BATCH_SIZES)
+        assert set(row["latency"]) == {*BATCH_SIZES, f"{TOKEN_BUDGET} tokens"}
         for latency in row["latency"].values():
-            for key in ("p50_ms", "p90_ms", "examples_per_s", "speedup_vs_hf_dynamic", "speedup_vs_dense_packed", "speedup_vs_best_peer"):
+            for key in ("p50_ms", "p90_ms", "examples_per_s", "tokens_per_s", "speedup_vs_hf_dynamic", "speedup_vs_hf_sorted",
+                        "speedup_vs_dense_packed", "speedup_vs_best_peer"):
                 assert latency[key] > 0, key
             assert latency["examples"] == 12
             # Efficiency is a property of dropping tokens: only the pruning model's fp32 rows carry it.
@@ -112,11 +116,34 @@ def test_speedups_and_flop_reductions_are_ratios_to_the_checkpoints_own_baseline
         dynamic, dense = report["models"][f"{checkpoint}/hf_dynamic"], report["models"][f"{checkpoint}/dense_packed"]
         assert row["flop_reduction"] == pytest.approx(dense["flops_per_example"] / row["flops_per_example"]), name
         for batch_size, latency in row["latency"].items():
-            for key, baseline in (("speedup_vs_hf_dynamic", dynamic), ("speedup_vs_dense_packed", dense)):
+            sorted_ = report["models"][f"{checkpoint}/hf_sorted"]
+            for key, baseline in (("speedup_vs_hf_dynamic", dynamic), ("speedup_vs_hf_sorted", sorted_), ("speedup_vs_dense_packed", dense)):
                 expected = latency["examples_per_s"] / baseline["latency"][batch_size]["examples_per_s"]
                 assert latency[key] == pytest.approx(expected), (name, batch_size, key)
-        if row["variant"] in ("hf_padded", "hf_dynamic", "dense_packed"):
+        if row["variant"] in ("hf_padded", "hf_dynamic", "hf_sorted", "dense_packed"):
             assert row["kept_fraction"] == 1.0, name
+
+
+def test_length_sorted_and_token_budget_batches(workspace, report):
+    """hf_sorted scores the same predictions (put back in input order) on batches that pad less; a token-budget
+    batch holds as many inputs as fit the budget of real tokens, in order (sorted for hf_sorted)."""
+    from transformers import AutoTokenizer
+
+    from transformers_prune.batching import token_budget_batches
+
+    for checkpoint in ("bert", "encoder"):
+        dynamic, sorted_ = report["models"][f"{checkpoint}/hf_dynamic"], report["models"][f"{checkpoint}/hf_sorted"]
+        assert sorted_["accuracy"] == dynamic["accuracy"]
+        assert sorted_["flops_per_example"] <= dynamic["flops_per_example"]
+    tokenizer = AutoTokenizer.from_pretrained(workspace["bert"])
+    rows = list(csv.DictReader(open(workspace["data"], encoding="utf-8")))
+    lengths = [len(ids) for ids in tokenizer([row["sentence"] for row in rows], truncation=True, max_length=int(MAX_LENGTH))["input_ids"]]
+    budget = f"{TOKEN_BUDGET} tokens"
+    assert report["models"]["bert/dense_packed"]["latency"][budget]["batches"] == len(token_budget_batches(lengths, int(TOKEN_BUDGET)))
+    assert report["models"]["bert/hf_sorted"]["latency"][budget]["batches"] == len(
+        token_budget_batches(lengths, int(TOKEN_BUDGET), sort_by_length=True)
+    )
+    assert report["models"]["bert/dense_packed"]["latency"][budget]["tokens"] == sum(lengths)
 
 
 def test_variants_of_a_checkpoint_compute_the_same_function(report):
@@ -226,7 +253,7 @@ def test_sweep_reruns_the_checkpoint_at_each_value(report):
     assert pruned["flops_per_example"] == report["models"]["skimmer/transkimmer-bert"]["flops_per_example"]
     assert dense["flops_per_example"] == report["models"]["skimmer/dense_packed"]["flops_per_example"]
     assert dense["kept_fraction"] == 1.0
-    assert set(pruned["latency"]) == set(BATCH_SIZES) and "efficiency" in pruned["latency"]["1"]
+    assert set(pruned["latency"]) == {*BATCH_SIZES, f"{TOKEN_BUDGET} tokens"} and "efficiency" in pruned["latency"]["1"]
 
 
 def test_each_sweep_runs_on_the_types_with_its_key_and_truncation_rows_are_baselines(workspace, tmp_path):
@@ -258,7 +285,7 @@ def test_baselines_first_measures_them_once_and_compares_later_checkpoints_to_th
         "--eval-batch-size", "1", "--baselines", "first", "--output-dir", str(tmp_path), *FAST,
     ])
     shared = json.loads((tmp_path / "bench.json").read_text())
-    baselines = {f"bert/{v}" for v in ("hf_padded", "hf_dynamic", "dense_packed", "ort_fp32", "ort_int8")}
+    baselines = {f"bert/{v}" for v in ("hf_padded", "hf_dynamic", "hf_sorted", "dense_packed", "ort_fp32", "ort_int8")}
     assert set(shared["models"]) == baselines | {"skimmer/transkimmer-bert"}
     assert shared["checkpoints"]["skimmer"]["baselines_from"] == "bert"
     skimmer, bert_dense = shared["models"]["skimmer/transkimmer-bert"], shared["models"]["bert/dense_packed"]
@@ -281,7 +308,7 @@ def test_compressed_checkpoint_is_compared_against_the_bert_listed_before_it(wor
         "--output-dir", str(tmp_path / "out"), "--latency-rounds", "2", "--peers", "none", *FAST,
     ])
     result = json.loads((tmp_path / "out" / "bench.json").read_text())
-    assert set(result["models"]) == {"bert/hf_padded", "bert/hf_dynamic", "bert/dense_packed", "svd/compressed-bert"}
+    assert set(result["models"]) == {"bert/hf_padded", "bert/hf_dynamic", "bert/hf_sorted", "bert/dense_packed", "svd/compressed-bert"}
     assert result["checkpoints"]["svd"]["baselines_from"] == "bert"
     row, dense = result["models"]["svd/compressed-bert"], result["models"]["bert/dense_packed"]
     assert row["model_class"] == "CompressedBertForSequenceClassification"

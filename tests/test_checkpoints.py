@@ -15,7 +15,7 @@ import torch
 from transformers import BertConfig, BertForQuestionAnswering, BertForSequenceClassification, Trainer, TrainingArguments
 
 from transformers_prune import MODEL_TYPES
-from transformers_prune.cli import main
+from transformers_prune_cli import main
 from transformers_prune.conversion import auto_map_for
 
 from conftest import TINY_CONFIG_KWARGS, DictDataset, make_batch, save_checkpoint, write_tokenizer

@@ -1,7 +1,7 @@
 """Commands under careless or hostile use: outputs written whole or not at all and never over their own inputs,
 input errors as one line naming the file and row (exit status 2), labels taken from the whole file or the model,
 converted checkpoints that hold every tensor, config values checked at construction, load and assignment, and
-the import layering (commands on top, nothing imports `cli` or another command)."""
+the import layering (the command line on top, nothing imports a command)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassificati
 
 import transformers_prune
 from transformers_prune import MODEL_TYPES, AdapLeRConfig, AutoBertConfig, LTPConfig, TranskimmerConfig
-from transformers_prune.cli import COMMANDS, main
+import transformers_prune_cli
+from transformers_prune_cli import COMMANDS, main
 from transformers_prune.data_files import read_labelled_rows
 from transformers_prune.folders import staged_output_file, staged_output_folder
 
@@ -457,16 +458,18 @@ def test_hf_internals_that_set_config_attributes_still_work(tmp_path):
 
 # ------------------------------------------------------------------------------------------------ import layering
 
-COMMAND_MODULES = {f"commands.{module}" for module, _ in COMMANDS.values()}
+CLI_DIR = os.path.dirname(transformers_prune_cli.__file__)
+COMMAND_MODULES = {module for module, _ in COMMANDS.values()}
+SHARED_CLI_MODULES = {"common", "choices"}  # what every command may import from the command line's package
 
 
-def package_imports() -> dict[str, set[str]]:
-    """Module of the package (dotted, relative to it: `benchmark.runner`; `__init__` for the package itself) ->
-    the package modules and names it imports, dotted the same way."""
+def package_imports(package_dir: str) -> dict[str, set[str]]:
+    """Module of a package (dotted, relative to it: `benchmark.runner`; `__init__` for the package itself) ->
+    what it imports: modules of the same package dotted the same way, others by their absolute name."""
     graph = {}
-    for root, _, names in os.walk(PACKAGE_DIR):
+    for root, _, names in os.walk(package_dir):
         for name in (name for name in names if name.endswith(".py")):
-            parts = os.path.relpath(os.path.join(root, name), PACKAGE_DIR)[:-3].split(os.sep)
+            parts = os.path.relpath(os.path.join(root, name), package_dir)[:-3].split(os.sep)
             package = parts[:-1]  # what a relative import of level 1 starts from
             module = ".".join(parts if name != "__init__.py" else package) or "__init__"
             imported = set()
@@ -475,58 +478,87 @@ def package_imports() -> dict[str, set[str]]:
                     base = package[: len(package) - node.level + 1]
                     target = ".".join([*base, *(node.module or "").split(".")]).strip(".")
                     imported |= {target, *(f"{target}.{alias.name}".strip(".") for alias in node.names)}
-                elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("transformers_prune."):
-                    imported.add(node.module.removeprefix("transformers_prune."))
+                elif isinstance(node, ast.ImportFrom):
+                    imported.add(node.module or "")
+                elif isinstance(node, ast.Import):
+                    imported |= {alias.name for alias in node.names}
             graph[module] = imported
     return graph
 
 
-def test_commands_sit_on_top_and_nothing_imports_cli_or_another_command():
-    """The import contract: cli -> commands -> benchmark / deploy / training / compression -> models; a command
-    imports no other command (`commands.common` is their shared options), nothing below imports a command, and
-    `models/` imports nothing of the package outside itself (it is copied into every checkpoint)."""
-    graph = package_imports()
-    assert COMMAND_MODULES <= set(graph)
-    for module, imported in graph.items():
-        if module != "__main__":  # `python -m transformers_prune` is the command line itself
-            assert "cli" not in imported, f"{module} imports cli"
-        if module != "cli":
-            others = {name for name in imported if name.startswith("commands.") and name != "commands.common"} - {module}
-            others = {name for name in others if name in COMMAND_MODULES}
-            assert not others, f"{module} imports the command module(s) {sorted(others)}"
-        if not module.startswith("commands.") and module not in ("cli", "__main__"):
-            assert not {name for name in imported if name.startswith("commands")}, f"{module} imports a command"
+def test_commands_sit_on_top_and_nothing_imports_a_command():
+    """The import contract: transformers_prune_cli (the command line) -> transformers_prune (benchmark / deploy /
+    training / compression -> models). The library never imports the command line (`python -m transformers_prune`
+    is the command line itself); a command imports no other command (`common` and `choices` are their shared
+    options); `models/` imports nothing of the package outside itself (it is copied into every checkpoint)."""
+    for module, imported in package_imports(PACKAGE_DIR).items():
+        if module != "__main__":
+            assert not {name for name in imported if name.startswith("transformers_prune_cli")}, f"{module} imports the command line"
         if module.startswith("models."):
-            outside = {name for name in imported if not name.startswith("models.")}
+            outside = {name for name in imported if not name.startswith("models.") and name.startswith("transformers_prune")}
             assert not outside, f"{module} imports {sorted(outside)} from outside models/"
+    graph = package_imports(CLI_DIR)
+    assert COMMAND_MODULES <= set(graph)
+    for module in COMMAND_MODULES | SHARED_CLI_MODULES:
+        others = {name.split(".")[0] for name in graph[module]} & (COMMAND_MODULES - {module})
+        assert not others, f"{module} imports the command module(s) {sorted(others)}"
 
 
 def test_tests_import_the_library_not_commands():
-    """Tests drive commands through the command line (`cli.main`); the one exception is the shared runner of every
-    command, whose signal and error handling a test exercises directly."""
+    """Tests drive commands through the command line (`transformers_prune_cli.main`); the one exception is the
+    shared runner of every command, whose signal and error handling a test exercises directly."""
     tests_dir = os.path.dirname(os.path.abspath(__file__))
     for name in sorted(os.listdir(tests_dir)):
         if not name.endswith(".py"):
             continue
         for node in ast.walk(ast.parse(open(os.path.join(tests_dir, name), encoding="utf-8").read())):
-            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("transformers_prune.commands"):
-                assert node.module == "transformers_prune.commands.common", f"{name} imports {node.module}"
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("transformers_prune_cli."):
+                assert node.module in ("transformers_prune_cli.common", "transformers_prune_cli.choices"), f"{name} imports {node.module}"
 
 
-def test_help_imports_no_command_and_an_input_error_exits_2_with_one_line(tmp_path):
-    # One fresh process (importing the package takes seconds): `--help`, then a failing command as its last act.
+def test_help_of_every_command_loads_no_library_and_an_input_error_exits_2_with_one_line(tmp_path):
+    """`--help` must answer at once: neither torch, transformers nor our library (whose import registers the model
+    types) is loaded for it. One fresh process: every command's `--help`, then a failing command as its last act."""
     nowhere = str(tmp_path / "nowhere")
     code = (
-        "import sys\nfrom transformers_prune.cli import main\n"
-        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-        "print(sorted(m for m in sys.modules if m.startswith('transformers_prune.') and m.rsplit('.', 1)[-1] in "
-        f"{sorted(COMMAND_MODULES)!r}), 'matplotlib' in sys.modules, flush=True)\n"
+        "import sys\nfrom transformers_prune_cli import COMMANDS, main\n"
+        "for argv in [['--help'], *([name, '--help'] for name in COMMANDS)]:\n"
+        "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers', 'transformers_prune', 'matplotlib')), flush=True)\n"
         f"main(['convert', '--to', 'ltp', {nowhere!r}, {str(tmp_path / 'out')!r}])\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300)
-    assert done.stdout.strip().splitlines()[-1] == "[] False", done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stderr[-2000:]
+    assert "transformers-prune demo" in done.stdout and "--latency-rounds" in done.stdout  # every help was printed
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines()[-1] == f"transformers-prune convert: {nowhere} is not a checkpoint folder: it has no config.json"
+
+
+def test_the_command_lines_copies_of_library_values_are_the_librarys():
+    from transformers_prune.benchmark.data import TASKS
+    from transformers_prune.benchmark.peers import PEER_CHOICES
+    from transformers_prune.benchmark.runner import DTYPES
+    from transformers_prune.compression import (
+        AE_GROUPINGS, AE_RECIPES, DEFAULT_FISHER_FLOOR, DEFAULT_FISHER_SAMPLES, DEFAULT_HELDOUT_SAMPLES, METHODS,
+        ROW_SCALES, TARGETS, FitSettings,
+    )
+    from transformers_prune.conversion import CONVERTIBLE_TYPES
+    from transformers_prune.deploy import INT8_WEIGHTS
+    from transformers_prune.deploy.checkpoint_loading import HEADS
+    from transformers_prune_cli import choices
+
+    assert choices.MODEL_TYPES == tuple(CONVERTIBLE_TYPES)
+    assert choices.TASKS == tuple(TASKS) and choices.PEERS == tuple(PEER_CHOICES) and choices.DTYPES == tuple(DTYPES)
+    assert choices.EXPORT_HEADS == tuple(HEADS) and choices.INT8_WEIGHTS == tuple(INT8_WEIGHTS)
+    assert (choices.COMPRESSION_METHODS, choices.COMPRESSION_TARGETS) == (METHODS, TARGETS)
+    defaults = FitSettings()
+    assert choices.AE_GROUPINGS == AE_GROUPINGS and choices.AE_GROUPINGS[0] == defaults.ae_grouping
+    assert choices.AE_RECIPES == AE_RECIPES and choices.AE_RECIPES[0] == defaults.autoencoder.name
+    assert choices.ROW_SCALES == ROW_SCALES
+    assert (choices.FISHER_SAMPLES, choices.FISHER_FLOOR, choices.HELDOUT_SAMPLES) == (
+        DEFAULT_FISHER_SAMPLES, DEFAULT_FISHER_FLOOR, DEFAULT_HELDOUT_SAMPLES,
+    )
+    assert (defaults.refine_steps, defaults.device, defaults.seed) == (0, "cpu", 0)  # compress's option defaults
 
 
 @pytest.mark.slow  # a fresh interpreter
@@ -576,7 +608,7 @@ def test_an_output_written_by_someone_else_meanwhile_is_never_replaced(kind, tmp
 def test_two_converts_into_one_folder_one_wins_and_the_other_says_so(bert, tmp_path):
     out = tmp_path / "ltp"
     runs = [
-        subprocess.Popen([sys.executable, "-m", "transformers_prune.cli", "convert", "--to", "ltp", bert, str(out)],
+        subprocess.Popen([sys.executable, "-m", "transformers_prune", "convert", "--to", "ltp", bert, str(out)],
                          stderr=subprocess.PIPE, text=True)
         for _ in range(2)
     ]
@@ -593,7 +625,7 @@ def test_two_converts_into_one_folder_one_wins_and_the_other_says_so(bert, tmp_p
 def test_sigterm_cleans_up_the_staging_as_ctrl_c_does(tmp_path):
     script = f"""
 import argparse, time
-from transformers_prune.commands.common import run_command
+from transformers_prune_cli.common import run_command
 from transformers_prune.folders import staged_output_folder
 def handler(args):
     with staged_output_folder({str(tmp_path / "out")!r}) as staged:

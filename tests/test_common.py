@@ -9,6 +9,7 @@ The methods' own maths (their decisions, losses and schedules) is tested in the 
 from __future__ import annotations
 
 import copy
+import math
 import json
 
 import pytest
@@ -674,3 +675,29 @@ def test_half_precision_forward_on_cpu_matches_float32(model_type, dtype):
         got = model.to(dtype)(input_ids, attention_mask=attention_mask).logits
     assert got.dtype == dtype
     torch.testing.assert_close(got.float(), expected, atol=0.05 * max(1.0, expected.abs().max().item()), rtol=0.05)
+
+
+@pytest.mark.parametrize("model_type", sorted(TESTERS))
+def test_trainer_bf16_mixed_precision_trains_every_type(model_type, tmp_path):
+    """`--bf16` (what a CUDA user passes to run_glue.py) is autocast on the same training forward; on CPU it is
+    CPU autocast. Masks, thresholds, Gumbel noise and integer tensors must survive it: a few steps give a finite
+    loss and move both BERT's and the method's own parameters."""
+    tester = TESTERS[model_type]
+    input_ids, attention_mask = make_batch((8, 5, 8, 3), seq_len=SEQ_LEN)
+    dataset = DictDataset(input_ids, attention_mask, torch.tensor([0, 1, 1, 0]))
+    # The stages in which the method's own parameters learn: LTP's soft stage (hard mode keeps thresholds fixed),
+    # TR-BERT's train_both.
+    overrides = {"autobert": {"training_stage": "train_both"}, "ltp": ACCUMULATION_CASES["ltp"]}.get(model_type, {})
+    model = tester.make_model("sequence_classification", input_ids, attention_mask, **overrides)
+    start = {name: p.detach().clone() for name, p in model.named_parameters()}
+    args = TrainingArguments(
+        output_dir=str(tmp_path), use_cpu=True, bf16=True, report_to="none", max_steps=3, learning_rate=1e-2,
+        per_device_train_batch_size=4, save_strategy="no", disable_tqdm=True,
+    )
+    result = Trainer(model=model, args=args, train_dataset=dataset).train()
+    assert math.isfinite(result.training_loss)
+    moved = {name for name, p in model.named_parameters() if not torch.equal(p.detach(), start[name])}
+    assert any(name.startswith(model.base_model_prefix + ".encoder.layer.") for name in moved), sorted(moved)[:5]
+    method_parameters = {name for name in start if name.startswith(model.base_model_prefix + ".encoder.") and ".layer." not in name}
+    if method_parameters:
+        assert moved & method_parameters, sorted(method_parameters)[:5]

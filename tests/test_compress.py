@@ -25,7 +25,7 @@ from transformers import (
 )
 
 from transformers_prune import CompressedBertConfig
-from transformers_prune.cli import main
+from transformers_prune_cli import main
 from transformers_prune.compression.layouts import decoder_parameter_count, rank_for_ratio
 from transformers_prune.models.modeling_compressed_bert import (
     AutoencoderWeight,

@@ -30,7 +30,7 @@ from transformers_prune import (
     LTPRobertaForSequenceClassification,
     TranskimmerForSequenceClassification,
 )
-from transformers_prune.cli import main as cli_main
+from transformers_prune_cli import main as cli_main
 from transformers_prune.deploy import ort_runner
 from transformers_prune.deploy.onnx_export import export_folder
 from transformers_prune.deploy.torch_int8 import encoder_linear_names, quantize_encoder_int8

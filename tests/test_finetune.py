@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import BertConfig, BertForSequenceClassification
 
-from transformers_prune.cli import main
+from transformers_prune_cli import main
 
 from conftest import TINY_CONFIG_KWARGS, save_checkpoint, write_sst2_csv, write_tokenizer
 
@@ -85,7 +85,7 @@ def test_bad_input_fails_with_a_clear_message(case, message, stage0, tmp_path):
 def test_label_names_name_the_classes_in_the_saved_model(tmp_path):
     from transformers import AutoConfig, BertConfig, BertModel
 
-    from transformers_prune.cli import main as cli_main
+    from transformers_prune_cli import main as cli_main
 
     from conftest import TINY_CONFIG_KWARGS, save_checkpoint, write_sst2_csv, write_tokenizer
 

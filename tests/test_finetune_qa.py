@@ -12,7 +12,7 @@ from transformers import AutoModelForQuestionAnswering, AutoTokenizer, BertConfi
 
 from transformers_prune.benchmark.data import load_squad
 from transformers_prune.benchmark.squad import answer_token_positions, prepare_features
-from transformers_prune.cli import main
+from transformers_prune_cli import main
 
 from conftest import TINY_CONFIG_KWARGS, save_checkpoint, tiny_squad, write_tokenizer
 

@@ -13,7 +13,7 @@ from transformers import AutoModelForQuestionAnswering, Trainer, TrainingArgumen
 from transformers_prune import LTPConfig, LTPForQuestionAnswering, LTPForSequenceClassification, LTPModel
 from transformers_prune.models.modeling_ltp import topk_schedule
 
-from conftest import CPU_BACKENDS, DictDataset, assert_same_outputs, bert_twin, lengths_of, make_batch, real_token_max_diff, run
+from conftest import CPU_BACKENDS, DictDataset, varlen_on_cpu, assert_same_outputs, bert_twin, lengths_of, make_batch, real_token_max_diff, run
 from model_testers import TESTERS, sharpen_attention
 
 LENGTHS = (1, 12, 5, 9, 3, 11)
@@ -303,3 +303,20 @@ def test_ranks_by_comparison_equal_the_stable_sorts_ranks():
         with mock.patch("torch.compiler.is_exporting", return_value=True):
             by_comparison = view.segment_rank(packed_scores)
         assert torch.equal(by_comparison, view.segment_rank(packed_scores))
+
+
+@pytest.mark.parametrize("prune_mode", ["absolute_threshold", "topk"])
+def test_varlen_kernel_with_received_attention_from_its_lse_keeps_what_masked_keeps(monkeypatch, prune_mode):
+    """On a GPU, LTP's packed path scores tokens from torch's varlen kernel's log-sum-exp instead of explicit
+    probabilities; here the kernel is its CPU equivalent, and the keep decisions must equal the masked path's."""
+    from transformers_prune.models import token_engine
+
+    monkeypatch.setattr(token_engine, "varlen_attn", varlen_on_cpu)
+    monkeypatch.setattr(token_engine, "varlen_unavailable", lambda query: None)
+    model = pruning_model(prune_mode, "varlen")
+    input_ids, attention_mask = make_batch(LENGTHS)
+    packed = run(model, input_ids, attention_mask, "packed", output_hidden_states=True)
+    masked = run(model, input_ids, attention_mask, "masked", output_hidden_states=True)
+    assert (packed.tokens_per_layer[:, -1] < lengths_of(attention_mask)).any()  # tokens were dropped
+    assert torch.equal(packed.tokens_per_layer, masked.tokens_per_layer)
+    assert_same_outputs(packed, masked, attention_mask, atol=1e-5, every_layer=True)

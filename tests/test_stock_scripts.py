@@ -539,7 +539,7 @@ def test_run_launcher_registers_everything_and_passes_argv_intact(checkpoint, tm
     # A fresh interpreter, as from the console script: the registration must come from the launcher's import,
     # not from this test process having imported the package already.
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
-    launcher = "import sys; from transformers_prune.cli import main; main(sys.argv[1:])"
+    launcher = "import sys; from transformers_prune_cli import main; main(sys.argv[1:])"
     done = subprocess.run(
         [sys.executable, "-c", launcher, "run", str(script), *script_args],
         capture_output=True, text=True, env=env, timeout=300,

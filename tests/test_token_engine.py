@@ -20,7 +20,7 @@ from transformers_prune.models.token_engine import (
 
 from transformers_prune.models import token_engine
 
-from conftest import CPU_BACKENDS
+from conftest import CPU_BACKENDS, varlen_on_cpu
 
 HIDDEN = 6
 
@@ -367,3 +367,33 @@ def test_token_budget_batches_fill_a_budget_of_real_tokens():
             assert batch and (sum(lengths[i] for i in batch) <= budget or len(batch) == 1)
 
     every_input_once_and_no_batch_over_budget_but_a_lone_long_input()
+
+
+# ------------------------------------------------------------------- received attention from the kernel's LSE
+
+
+@pytest.mark.parametrize("block_scores", [1, 100, 2**26], ids=["one-query-row", "small-blocks", "one-block"])
+@pytest.mark.parametrize("case", [*range(len(LENGTH_MIXES)), "after_drop"])
+def test_received_from_lse_equals_the_explicit_probabilities(case, block_scores):
+    if case == "after_drop":
+        batch = dropped_batch()
+    else:
+        lengths, seq_len = LENGTH_MIXES[case]
+        batch = pack(torch.randn(len(lengths), seq_len, HIDDEN), mask_from_lengths(lengths, seq_len))
+    query, key, value = random_qkv(batch)
+    _, lse = varlen_on_cpu(query, key, value, batch.cu_seqlens, None, 0, 0, scale=SCALE, return_aux=token_engine.AuxRequest(lse=True))
+    received = token_engine.received_from_lse(query, key, lse, batch, SCALE, block_scores=block_scores)
+    expected = reference_attention(query, key, value, batch, SCALE)[1]
+    torch.testing.assert_close(received.double(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_varlen_backend_returns_the_kernels_output_and_received_attention(monkeypatch):
+    monkeypatch.setattr(token_engine, "varlen_attn", varlen_on_cpu)
+    monkeypatch.setattr(token_engine, "varlen_unavailable", lambda query: None)
+    batch = dropped_batch()
+    query, key, value = random_qkv(batch)
+    out, received = packed_attention_with_received(query, key, value, batch, SCALE, "varlen")
+    expected_out, expected_received = reference_attention(query, key, value, batch, SCALE)
+    torch.testing.assert_close(out.double(), expected_out, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(received.double(), expected_received, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(packed_attention(query, key, value, batch, SCALE, "varlen").double(), expected_out, rtol=1e-5, atol=1e-5)

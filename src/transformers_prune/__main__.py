@@ -1,5 +1,5 @@
 """`python -m transformers_prune COMMAND ARGS` is `transformers-prune COMMAND ARGS`."""
 
-from .cli import main
+from transformers_prune_cli import main
 
 main()

@@ -1,4 +1,6 @@
-"""Batches filled to a token budget instead of a row count: where a padding-free engine wins on a GPU.
+"""How inputs are grouped into batches: a row count in order (`consecutive_batches`), a row count after sorting by
+length (`length_sorted_batches`, what a user of padded models does to waste less padding), or a budget of real
+tokens (`token_budget_batches`): where a padding-free engine wins on a GPU.
 
 A row-count batch of short inputs leaves a GPU idle, one of long inputs overflows its memory; the packed engine
 costs what its real tokens cost, so a batch should hold as many inputs as fit a budget of real tokens. Sorting
@@ -13,6 +15,19 @@ engine does not need it.
 """
 
 from __future__ import annotations
+
+
+def consecutive_batches(count: int, batch_size: int) -> list[list[int]]:
+    """Indices of `count` inputs in order, `batch_size` per batch (the last may hold fewer)."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    return [list(range(start, min(start + batch_size, count))) for start in range(0, count, batch_size)]
+
+
+def length_sorted_batches(lengths: list[int], batch_size: int) -> list[list[int]]:
+    """Indices of the inputs, longest first, `batch_size` per batch: each batch pads to nearly its own length."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    return [[order[i] for i in batch] for batch in consecutive_batches(len(order), batch_size)]
 
 
 def token_budget_batches(lengths: list[int], max_tokens: int, sort_by_length: bool = False) -> list[list[int]]:
@@ -36,4 +51,4 @@ def token_budget_batches(lengths: list[int], max_tokens: int, sort_by_length: bo
     return batches
 
 
-__all__ = ["token_budget_batches"]
+__all__ = ["consecutive_batches", "length_sorted_batches", "token_budget_batches"]

@@ -46,7 +46,7 @@ from .data import CLASSIFICATION, QUESTION_ANSWERING, TaskSpec
 
 logger = logging.getLogger(__name__)
 
-HF_DYNAMIC, HF_PADDED, DENSE_PACKED = "hf_dynamic", "hf_padded", "dense_packed"
+HF_DYNAMIC, HF_PADDED, HF_SORTED, DENSE_PACKED = "hf_dynamic", "hf_padded", "hf_sorted", "dense_packed"
 SUPPORTED_MODEL_TYPES = ("bert", *MODEL_TYPES, *COMPRESSED_MODEL_TYPES)
 HF_CLASSES = {CLASSIFICATION: BertForSequenceClassification, QUESTION_ANSWERING: BertForQuestionAnswering}
 PACKED_CLASSES = {CLASSIFICATION: PackedBertForSequenceClassification, QUESTION_ANSWERING: PackedBertForQuestionAnswering}
@@ -254,6 +254,7 @@ def _load_compressed(checkpoint: Checkpoint, task: TaskSpec) -> tuple[PreTrained
 __all__ = [
     "DENSE_PACKED",
     "HF_DYNAMIC",
+    "HF_SORTED",
     "HF_PADDED",
     "SUPPORTED_MODEL_TYPES",
     "Checkpoint",

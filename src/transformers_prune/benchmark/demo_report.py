@@ -15,7 +15,6 @@ from .data import ClassificationData
 from .evaluation import DeviceBatches, evaluate
 from .inputs import ClassificationInputs
 from .latency import InterleavedTimer, environment
-from .runner import latency_batches
 
 # Row -> (its name in the report, the subfolder of the demo's output it loads, how).
 ROWS = {
@@ -52,7 +51,7 @@ def measure_models(
         for name, (_, subfolder, load) in ROWS.items():
             model = load(os.path.join(folder, subfolder)).to(device).eval()
             entry = evaluate(model, dev_batches.get(32), dev_batches.inputs, desc=f"evaluate {name}")
-            batches = {str(size): latency_batches(dev_batches, size, latency_examples) for size in batch_sizes}
+            batches = {str(size): dev_batches.get(size, latency_examples) for size in batch_sizes}
             entry["latency"] = timer.add(model, batches, name)
             report["models"][name] = entry
             if name == "ltp_packed":

@@ -4,34 +4,62 @@ the benchmark, `finetune` and the demo."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from tqdm.auto import tqdm
 
+from ..batching import consecutive_batches, length_sorted_batches, token_budget_batches
 from ..data_files import LabelledRows
 from .data import ClassificationData
 from .flops import flop_counter
 from .inputs import ClassificationInputs
 
 
-class DeviceBatches:
-    """A checkpoint's inputs on the benchmark device, batched once per batch size.
+@dataclass(frozen=True)
+class TokenBudget:
+    """A batch size counted in real tokens: each batch holds as many inputs as fit `max_tokens`."""
 
-    Padded to the longest input of each batch (dynamic padding), or to `max_length` for the HF padded baseline.
+    max_tokens: int
+
+    def __str__(self) -> str:
+        return f"{self.max_tokens} tokens"
+
+
+class DeviceBatches:
+    """A checkpoint's inputs on the benchmark device, batched once per batch size (a row count, or a `TokenBudget`).
+
+    The inputs keep their order, or with `length_sorted` go longest first (so that each padded batch pads little:
+    the cheapest trick a user of padded models knows). Padded to the longest input of each batch (dynamic
+    padding), or to `max_length` for the HF padded baseline. `first`: batch only the first N inputs (every row of
+    a run then times the same inputs).
     """
 
-    def __init__(self, inputs, device: torch.device, pad_to_max_length: bool = False):
+    def __init__(self, inputs, device: torch.device, pad_to_max_length: bool = False, length_sorted: bool = False):
         self.inputs = inputs
         self.device = device
         self.pad_to_max_length = pad_to_max_length
-        self._cache: dict[int, list[dict]] = {}
+        self.length_sorted = length_sorted
+        self._cache: dict[tuple, list[dict]] = {}
 
-    def get(self, batch_size: int) -> list[dict]:
-        if batch_size not in self._cache:
-            self._cache[batch_size] = [
-                {name: tensor.to(self.device) for name, tensor in batch.items()}
-                for batch in self.inputs.batches(batch_size, self.pad_to_max_length)
+    def groups(self, size: int | TokenBudget, first: int | None = None) -> list[list[int]]:
+        """The input indices of each batch."""
+        lengths = self.inputs.lengths[:first]
+        if isinstance(size, TokenBudget):
+            return token_budget_batches(lengths, size.max_tokens, sort_by_length=self.length_sorted)
+        return length_sorted_batches(lengths, size) if self.length_sorted else consecutive_batches(len(lengths), size)
+
+    def order(self, size: int | TokenBudget) -> list[int]:
+        """The input index of each row of `get(size)`, batch after batch."""
+        return [index for group in self.groups(size) for index in group]
+
+    def get(self, size: int | TokenBudget, first: int | None = None) -> list[dict]:
+        if (size, first) not in self._cache:
+            self._cache[size, first] = [
+                {name: tensor.to(self.device) for name, tensor in self.inputs.batch(group, self.pad_to_max_length).items()}
+                for group in self.groups(size, first)
             ]
-        return self._cache[batch_size]
+        return self._cache[size, first]
 
 
 def token_rows_per_layer(model, outputs, attention_mask: torch.Tensor, num_layers: int) -> torch.Tensor:
@@ -51,8 +79,9 @@ def token_rows_per_layer(model, outputs, attention_mask: torch.Tensor, num_layer
 
 
 @torch.inference_mode()
-def evaluate(model, batches: list[dict], inputs, desc: str | None = None) -> dict:
-    """One pass over every input under `FlopCounterMode`.
+def evaluate(model, batches: list[dict], inputs, desc: str | None = None, order: list[int] | None = None) -> dict:
+    """One pass over every input under `FlopCounterMode`; `order`: the input index of each row of `batches`, when
+    they are not in input order (`DeviceBatches.order`).
 
     Returns the task metrics plus `flops_per_example` (per input), `tokens_per_layer`
     (`{"mean", "per_layer": [num_layers]}`, token rows per input) and `kept_fraction` (kept real tokens / real
@@ -71,6 +100,11 @@ def evaluate(model, batches: list[dict], inputs, desc: str | None = None) -> dic
             kept += torch.minimum(rows, real_lengths[:, None]).sum().item()
             real += real_lengths.sum().item() * num_layers
     num_inputs = inputs.num_inputs
+    if order is not None:
+        in_input_order = [None] * num_inputs
+        for index, prediction in zip(order, predictions):
+            in_input_order[index] = prediction
+        predictions = in_input_order
     return {
         **inputs.score(predictions),
         "flops_per_example": counter.get_total_flops() / num_inputs,
@@ -90,4 +124,4 @@ def score_labelled_rows(model, tokenizer, rows: LabelledRows, max_length: int) -
     return evaluate(model.to(device), batches.get(32), batches.inputs)
 
 
-__all__ = ["DeviceBatches", "evaluate", "score_labelled_rows", "token_rows_per_layer"]
+__all__ = ["DeviceBatches", "TokenBudget", "evaluate", "score_labelled_rows", "token_rows_per_layer"]

@@ -1,45 +1,46 @@
 """A task's dev data as model inputs for one tokenizer: batches, per-input predictions, task metrics.
 
-Both classes answer the same three questions, so the runner never branches on the task:
-`batches(batch_size, pad_to_max_length)`, `predictions(outputs, batch)` and `score(predictions)`.
-An "input" is one row of a batch: a sentence or review for classification, a context window for SQuAD.
+Both classes answer the same questions, so the runner never branches on the task: `lengths` (real tokens per
+input), `batch(indices, pad_to_max_length)` (those inputs as one padded batch), `predictions(outputs, batch)` and
+`score(predictions)` (predictions in input order). An "input" is one row of a batch: a sentence or review for
+classification, a context window for SQuAD. Which inputs share a batch is `evaluation.DeviceBatches`'s choice.
 """
 
 from __future__ import annotations
 
 from .data import CLASSIFICATION, ClassificationData, SquadData, TaskSpec
-from .squad import best_answers, feature_batches, prepare_features, squad_scores
+from .squad import best_answers, prepare_features, squad_scores
 
 
-def tokenized_batches(tokenizer, texts: list[str], batch_size: int, max_length: int) -> list[dict]:
-    """Consecutive `[batch, seq_len]` batches, each padded to its own longest text (dynamic padding)."""
-    return [
-        dict(tokenizer(texts[i : i + batch_size], padding=True, truncation=True, max_length=max_length, return_tensors="pt"))
-        for i in range(0, len(texts), batch_size)
-    ]
+class _TokenizedInputs:
+    """Inputs tokenized once (`encodings`: model input name -> one unpadded id list per input), padded per batch."""
 
-
-class ClassificationInputs:
-    """Sentences (SST-2) or reviews (IMDB) truncated to `max_length`."""
-
-    def __init__(self, tokenizer, data: ClassificationData, max_length: int):
+    def __init__(self, tokenizer, encodings: dict[str, list[list[int]]], max_length: int):
         self.tokenizer = tokenizer
-        self.data = data
+        self.encodings = encodings
         self.max_length = max_length
 
     @property
     def num_inputs(self) -> int:
-        return len(self.data.texts)
+        return len(self.encodings["input_ids"])
 
-    def batches(self, batch_size: int, pad_to_max_length: bool) -> list[dict]:
-        """Consecutive batches of `[batch, seq_len]` tensors, padded to their longest text or to `max_length`."""
-        batches = tokenized_batches(self.tokenizer, self.data.texts, batch_size, max_length=self.max_length)
-        if not pad_to_max_length:
-            return batches
-        return [
-            dict(self.tokenizer.pad(batch, padding="max_length", max_length=self.max_length, return_tensors="pt"))
-            for batch in batches
-        ]
+    @property
+    def lengths(self) -> list[int]:
+        return [len(ids) for ids in self.encodings["input_ids"]]
+
+    def batch(self, indices: list[int], pad_to_max_length: bool) -> dict:
+        """The inputs at `indices` as `[batch, seq_len]` tensors, padded to their longest or to `max_length`."""
+        rows = {name: [values[i] for i in indices] for name, values in self.encodings.items()}
+        padding = "max_length" if pad_to_max_length else True
+        return dict(self.tokenizer.pad(rows, padding=padding, max_length=self.max_length if pad_to_max_length else None, return_tensors="pt"))
+
+
+class ClassificationInputs(_TokenizedInputs):
+    """Sentences (SST-2) or reviews (IMDB) truncated to `max_length`."""
+
+    def __init__(self, tokenizer, data: ClassificationData, max_length: int):
+        super().__init__(tokenizer, dict(tokenizer(data.texts, truncation=True, max_length=max_length)), max_length)
+        self.data = data
 
     def predictions(self, outputs, batch: dict) -> list[int]:
         """Predicted class of each row; `outputs.logits` is `[batch, num_labels]`."""
@@ -50,22 +51,13 @@ class ClassificationInputs:
         return {"accuracy": correct / len(self.data.labels)}
 
 
-class SquadInputs:
+class SquadInputs(_TokenizedInputs):
     """SQuAD questions as sliding-window features (see `squad.prepare_features`)."""
 
     def __init__(self, tokenizer, data: SquadData, max_length: int, stride: int):
-        self.tokenizer = tokenizer
-        self.data = data
-        self.max_length = max_length
         self.features = prepare_features(tokenizer, data.examples, max_length, stride)
-
-    @property
-    def num_inputs(self) -> int:
-        return len(self.features)
-
-    def batches(self, batch_size: int, pad_to_max_length: bool) -> list[dict]:
-        padding = "max_length" if pad_to_max_length else True
-        return feature_batches(self.tokenizer, self.features, batch_size, padding, self.max_length)
+        super().__init__(tokenizer, self.features.encodings, max_length)
+        self.data = data
 
     def predictions(self, outputs, batch: dict) -> list[tuple]:
         """Per row, `(start_logits, end_logits)` as numpy `[length]` over its real tokens (padding cut off)."""
@@ -84,4 +76,4 @@ def task_inputs(task: TaskSpec, data, tokenizer, max_length: int, doc_stride: in
     return SquadInputs(tokenizer, data, max_length, doc_stride)
 
 
-__all__ = ["ClassificationInputs", "SquadInputs", "task_inputs", "tokenized_batches"]
+__all__ = ["ClassificationInputs", "SquadInputs", "task_inputs"]

@@ -44,13 +44,18 @@ def quality_table(report: dict) -> str:
 
 def latency_table(report: dict) -> str:
     """One line per model and batch size: p50/p90 per batch, throughput, speed-ups, efficiency."""
-    header = ["model", "batch", "p50 ms", "p90 ms", "inputs/s", "x HF dynamic", "x dense-packed", "x best peer", "efficiency"]
+    header = [
+        "model", "batch", "p50 ms", "p90 ms", "inputs/s", "tokens/s", "x HF dynamic", "x HF sorted", "x dense-packed",
+        "x best peer", "efficiency",
+    ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, row in report["models"].items():
         for batch_size, latency in row["latency"].items():
             cells = [
                 name, batch_size, f"{latency['p50_ms']:.2f}", f"{latency['p90_ms']:.2f}", f"{latency['examples_per_s']:.1f}",
-                f"{latency['speedup_vs_hf_dynamic']:.2f}x", f"{latency['speedup_vs_dense_packed']:.2f}x",
+                f"{latency['tokens_per_s']:.0f}", f"{latency['speedup_vs_hf_dynamic']:.2f}x",
+                f"{latency['speedup_vs_hf_sorted']:.2f}x" if "speedup_vs_hf_sorted" in latency else "-",
+                f"{latency['speedup_vs_dense_packed']:.2f}x",
                 f"{latency['speedup_vs_best_peer']:.2f}x" if "speedup_vs_best_peer" in latency else "-",
                 f"{latency['efficiency']:.2f}" if "efficiency" in latency else "-",
             ]
@@ -90,7 +95,10 @@ def markdown_report(report: dict) -> str:
         f"on the evaluation pass at batch size {settings['eval_batch_size']}; latency per batch after "
         f"{settings['warmup_batches']} warm-up batches{_rounds_note(settings)}. An input is {report['input_unit']}. Speed-up = throughput / "
         "the same checkpoint's baseline throughput at the same batch size; efficiency = speed-up against dense-packed "
-        "/ FLOP reduction against dense-packed, for models that drop tokens or compress weights. HF rows compute every padded position (tokens / layer counts them).",
+        "/ FLOP reduction against dense-packed, for models that drop tokens or compress weights. HF rows compute every padded position (tokens / layer counts them); "
+        "`hf_sorted` is HF BERT on the inputs sorted by length (longest first) before batching, so each batch pads little."
+        + (f" Batch `{settings['max_tokens_per_batch']} tokens`: as many inputs as fit that many real tokens (hf_sorted: after sorting)."
+           if settings.get("max_tokens_per_batch") else ""),
         _peers_note(settings),
         _shared_baselines_note(report),
     ]

@@ -4,11 +4,13 @@ Each row of the report (one model variant, or one sweep point) gets:
 
 - the task metrics, FLOPs per input and token statistics from one pass over the dev inputs at
   `eval_batch_size`, run under `FlopCounterMode`;
-- latency p50/p90 and throughput at each batch size, timed after every row of the run has been evaluated, in
+- latency p50/p90 and throughput at each batch size (and, with `max_tokens_per_batch`, on batches filled to that
+  many real tokens), timed after every row of the run has been evaluated, in
   rounds that each time every row in turn (`InterleavedTimer`, warm-up batches before each pass), so ratios
   between rows are taken over the same spells of a shared machine;
 - ratios against the same checkpoint's baselines: `flop_reduction` (dense-packed FLOPs / row FLOPs), and per
-  batch size `speedup_vs_hf_dynamic`, `speedup_vs_dense_packed`, `speedup_vs_best_peer` (throughput ratios; the
+  batch size `speedup_vs_hf_dynamic`, `speedup_vs_hf_sorted` (HF BERT on inputs sorted by length before batching,
+  so each batch pads little), `speedup_vs_dense_packed`, `speedup_vs_best_peer` (throughput ratios; the
   best peer is the faster of the ONNX Runtime rows at that batch size) and `efficiency` =
   speedup_vs_dense_packed / flop_reduction (1 means every FLOP saved became saved time), for the rows that cut
   FLOPs on the packed engine in fp32 (token pruning, compressed weights): for a baseline, a peer or an int8 row
@@ -35,9 +37,9 @@ from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from ..deploy.torch_int8 import quantize_encoder_int8
-from .checkpoints import DENSE_PACKED, HF_DYNAMIC, HF_PADDED, Checkpoint, load_checkpoint
+from .checkpoints import DENSE_PACKED, HF_DYNAMIC, HF_PADDED, HF_SORTED, Checkpoint, load_checkpoint
 from .data import TaskSpec
-from .evaluation import DeviceBatches, evaluate
+from .evaluation import DeviceBatches, TokenBudget, evaluate
 from .inputs import task_inputs
 from .latency import InterleavedTimer
 from .peers import (
@@ -86,6 +88,13 @@ class BenchmarkSettings:
     int8: bool = False
     export_methods: bool = False
     dtype: torch.dtype = torch.float32  # of every torch row's weights and activations; inputs stay token ids
+    max_tokens_per_batch: int | None = None  # also time batches filled to this many real tokens
+
+    @property
+    def latency_sizes(self) -> tuple[int | TokenBudget, ...]:
+        """What each row is timed at: every batch size, then the token budget."""
+        budget = (TokenBudget(self.max_tokens_per_batch),) if self.max_tokens_per_batch else ()
+        return (*self.batch_sizes, *budget)
 
     def __post_init__(self):
         for name in ("eval_batch_size", "max_length", "doc_stride"):
@@ -95,6 +104,10 @@ class BenchmarkSettings:
             raise ValueError(f"batch sizes must be at least 1, got {list(self.batch_sizes)}")
         if self.warmup_batches < 0:
             raise ValueError(f"warmup_batches must be >= 0, got {self.warmup_batches}")
+        if self.max_tokens_per_batch is not None and self.max_tokens_per_batch < self.max_length:
+            raise ValueError(
+                f"max_tokens_per_batch ({self.max_tokens_per_batch}) must hold at least one input of max_length {self.max_length}"
+            )
         if self.latency_rounds < 1:
             raise ValueError(f"latency_rounds must be at least 1, got {self.latency_rounds}")
         if self.threads is not None and self.threads < 1:
@@ -141,30 +154,25 @@ class BenchmarkSettings:
             "int8": self.int8,
             "export_methods": self.export_methods,
             "dtype": dtype_name(self.dtype),
+            "max_tokens_per_batch": self.max_tokens_per_batch,
         }
-
-
-def latency_batches(batches: DeviceBatches, batch_size: int, examples: int | None) -> list[dict]:
-    """The batches timed at `batch_size`: all of them, or those of the first `examples` inputs (every row of a
-    run times the same inputs, so the ratios stay like for like)."""
-    batched = batches.get(batch_size)
-    return batched if examples is None else batched[: -(-examples // batch_size)]
 
 
 def measures_method_flops(variant: str) -> bool:
     """Whether a row's speed-up against dense-packed comes from the FLOPs its method cuts (see module docstring)."""
-    baseline = variant in (HF_PADDED, HF_DYNAMIC, DENSE_PACKED, *PEER_VARIANTS) or variant.startswith(TRUNCATED_PREFIX)
+    baseline = variant in (HF_PADDED, HF_DYNAMIC, HF_SORTED, DENSE_PACKED, *PEER_VARIANTS) or variant.startswith(TRUNCATED_PREFIX)
     return not baseline and "+" not in variant  # "+int8", "+ort_*"
 
 
 def add_ratios(row: dict, baselines: dict) -> None:
     """Write `flop_reduction` and, per batch size, the speed-ups and efficiency of `row` (see module docstring);
-    `baselines` holds the `hf_dynamic` and `dense_packed` rows, and the peer rows when they were measured."""
-    hf_dynamic, dense_packed = baselines[HF_DYNAMIC], baselines[DENSE_PACKED]
+    `baselines` holds the `hf_dynamic`, `hf_sorted` and `dense_packed` rows, and the peer rows when they were measured."""
+    hf_dynamic, hf_sorted, dense_packed = baselines[HF_DYNAMIC], baselines[HF_SORTED], baselines[DENSE_PACKED]
     peers = [baselines[variant] for variant in PEER_VARIANTS if variant in baselines]
     row["flop_reduction"] = dense_packed["flops_per_example"] / row["flops_per_example"]
     for batch_size, latency in row["latency"].items():
         latency["speedup_vs_hf_dynamic"] = latency["examples_per_s"] / hf_dynamic["latency"][batch_size]["examples_per_s"]
+        latency["speedup_vs_hf_sorted"] = latency["examples_per_s"] / hf_sorted["latency"][batch_size]["examples_per_s"]
         latency["speedup_vs_dense_packed"] = latency["examples_per_s"] / dense_packed["latency"][batch_size]["examples_per_s"]
         if peers:
             best_peer = max(peer["latency"][batch_size]["examples_per_s"] for peer in peers)
@@ -184,7 +192,7 @@ def rows_per_checkpoint(checkpoint: Checkpoint, settings: BenchmarkSettings, sha
     """How many rows `benchmark_checkpoint` measures (for the progress bar)."""
     int8 = 2 if settings.int8 else 1  # each measured model once more in int8
     baselines = 0 if shares_baselines else (
-        2 + int8 + (len(PEER_VARIANTS) if settings.peers == "ort" else 0) + len(settings.truncations)
+        3 + int8 + (len(PEER_VARIANTS) if settings.peers == "ort" else 0) + len(settings.truncations)
     )
     method = int8 + (len(ORT_SUFFIXES) if settings.export_methods else 0)
     if checkpoint.is_compressed:
@@ -205,7 +213,7 @@ def benchmark_checkpoint(
     Rows are evaluated here; their latency is queued on `timer` (which keeps their models open) and lands in
     `row["latency"]` when the timer runs; ratios (`add_ratios`) need it, so they come after.
 
-    `baselines`: rows `{hf_padded, hf_dynamic, dense_packed}` (and the peer and int8 rows) already measured on a checkpoint of the same cost
+    `baselines`: rows `{hf_padded, hf_dynamic, hf_sorted, dense_packed}` (and the peer and int8 rows) already measured on a checkpoint of the same cost
     signature (`--baselines first`); then only the checkpoint's own pruning rows are measured and compared to them.
     """
     loaded = load_checkpoint(checkpoint, task, settings.device, settings.seed, settings.dtype)
@@ -217,8 +225,10 @@ def benchmark_checkpoint(
         progress.set_postfix_str(name)
         row = {"checkpoint": checkpoint.label, "variant": variant, "model_class": type(model).__name__}
         with context():
-            row.update(evaluate(model, batches.get(settings.eval_batch_size), batches.inputs, desc=f"{name} eval"))
-        timed = {str(size): latency_batches(batches, size, settings.latency_examples) for size in settings.batch_sizes}
+            row.update(evaluate(
+                model, batches.get(settings.eval_batch_size), batches.inputs, f"{name} eval", batches.order(settings.eval_batch_size)
+            ))
+        timed = {str(size): batches.get(size, settings.latency_examples) for size in settings.latency_sizes}
         row["latency"] = timer.add(model, timed, name, context)
         progress.update()
         return row
@@ -232,6 +242,7 @@ def benchmark_checkpoint(
     if baselines is None:
         rows[HF_PADDED] = measure_row(loaded.hf, HF_PADDED, DeviceBatches(inputs, settings.device, pad_to_max_length=True))
         rows[HF_DYNAMIC] = measure_row(loaded.hf, HF_DYNAMIC)
+        rows[HF_SORTED] = measure_row(loaded.hf, HF_SORTED, DeviceBatches(inputs, settings.device, length_sorted=True))
         rows[DENSE_PACKED] = measure_row(loaded.dense_packed, DENSE_PACKED)
         if settings.peers == "ort":
             peers = timer.enter_context(

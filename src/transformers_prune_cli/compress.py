@@ -48,26 +48,30 @@ from __future__ import annotations
 import argparse
 import os
 
-from .common import add_overwrite_argument, positive_int
-from ..compression import (
+from .choices import (
     AE_GROUPINGS,
     AE_RECIPES,
-    DEFAULT_FISHER_FLOOR,
-    DEFAULT_FISHER_SAMPLES,
-    DEFAULT_HELDOUT_FILE,
-    DEFAULT_HELDOUT_SAMPLES,
-    METHODS,
-    REFINE_LEARNING_RATE,
-    REPORT_FILE,
+    COMPRESSION_METHODS,
+    COMPRESSION_TARGETS,
+    FISHER_FLOOR,
+    FISHER_SAMPLES,
+    HELDOUT_SAMPLES,
     ROW_SCALES,
-    TARGETS,
-    AutoencoderRecipe,
-    FitSettings,
-    compress_checkpoint,
 )
+from .common import add_overwrite_argument, positive_int
 
 
 def run(args: argparse.Namespace) -> dict:
+    from transformers_prune.compression import (
+        DEFAULT_HELDOUT_FILE,
+        REFINE_LEARNING_RATE,
+        REPORT_FILE,
+        AutoencoderRecipe,
+        FitSettings,
+        compress_checkpoint,
+    )
+
+    heldout_file = DEFAULT_HELDOUT_FILE if args.heldout_file is None else args.heldout_file or None
     recipe = AutoencoderRecipe(
         name=args.ae_recipe, steps=args.ae_steps, batch_size=args.batch_size, learning_rate=args.learning_rate,
         row_scale=args.ae_row_scale, eval_every=args.ae_eval_every,
@@ -78,7 +82,7 @@ def run(args: argparse.Namespace) -> dict:
     )
     report = compress_checkpoint(
         args.source, args.output_dir, args.method, args.targets, args.layers, args.ratio, args.rank, args.data_file,
-        args.fisher_samples, args.tucker_ranks, settings, args.heldout_file or None, args.heldout_samples, args.fisher_floor,
+        args.fisher_samples, args.tucker_ranks, settings, heldout_file, args.heldout_samples, args.fisher_floor,
         args.overwrite,
     )
     for path, module in report["modules"].items():
@@ -106,13 +110,12 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    defaults = FitSettings()
     parser.add_argument("source", help="BERT checkpoint folder (any head, or a plain BertModel)")
     parser.add_argument("output_dir")
     add_overwrite_argument(parser)
     parser.add_argument("--method", required=True,
-                        help=f"one of {', '.join(METHODS)} for every --targets, or one per target: key=ae,output=svd (then no --targets)")
-    parser.add_argument("--targets", nargs="+", help=f"any of {', '.join(TARGETS)}")
+                        help=f"one of {', '.join(COMPRESSION_METHODS)} for every --targets, or one per target: key=ae,output=svd (then no --targets)")
+    parser.add_argument("--targets", nargs="+", help=f"any of {', '.join(COMPRESSION_TARGETS)}")
     parser.add_argument("--layers", type=int, nargs="+", help="layer indices (default: all)")
     parser.add_argument("--ratio", type=float, help="target compression ratio of each matrix (> 1)")
     parser.add_argument("--rank", type=int, help="explicit size instead of --ratio: svd/fwsvd rank, ae latent size, kronecker terms")
@@ -120,17 +123,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="explicit Tucker ranks instead of --ratio")
     parser.add_argument("--data-file", help="local CSV/JSON (sentence,label): fwsvd's Fisher weights (required), ae's row weights (optional); "
                                             "a sequence-classification source only")
-    parser.add_argument("--fisher-samples", type=positive_int, default=DEFAULT_FISHER_SAMPLES,
-                        help=f"rows of --data-file used for the Fisher (default {DEFAULT_FISHER_SAMPLES})")
-    parser.add_argument("--fisher-floor", type=float, default=DEFAULT_FISHER_FLOOR,
-                        help=f"each row's Fisher is at least this times its matrix's mean (default {DEFAULT_FISHER_FLOOR}; 0: none)")
-    parser.add_argument("--heldout-file", default=DEFAULT_HELDOUT_FILE,
+    parser.add_argument("--fisher-samples", type=positive_int, default=FISHER_SAMPLES,
+                        help=f"rows of --data-file used for the Fisher (default {FISHER_SAMPLES})")
+    parser.add_argument("--fisher-floor", type=float, default=FISHER_FLOOR,
+                        help=f"each row's Fisher is at least this times its matrix's mean (default {FISHER_FLOOR}; 0: none)")
+    parser.add_argument("--heldout-file", default=None,
                         help="CSV/JSON with a 'sentence' column: its first --heldout-samples sentences pick the ae stopping step, the "
                              "next as many score the report's function measures (default: the bundled SST-2 train sample; '' for none)")
-    parser.add_argument("--heldout-samples", type=positive_int, default=DEFAULT_HELDOUT_SAMPLES, help=f"default {DEFAULT_HELDOUT_SAMPLES}")
-    parser.add_argument("--ae-grouping", choices=AE_GROUPINGS, default=defaults.ae_grouping,
+    parser.add_argument("--heldout-samples", type=positive_int, default=HELDOUT_SAMPLES, help=f"default {HELDOUT_SAMPLES}")
+    parser.add_argument("--ae-grouping", choices=AE_GROUPINGS, default=AE_GROUPINGS[0],
                         help="ae: one decoder per module type across layers (concatenated, the paper's default) or per matrix")
-    parser.add_argument("--ae-recipe", choices=AE_RECIPES, default=defaults.autoencoder.name,
+    parser.add_argument("--ae-recipe", choices=AE_RECIPES, default=AE_RECIPES[0],
                         help="ae: autodecoder (default: codes trained directly from the SVD, large batches, Adam 3e-3 with warm-up and cosine decay, "
                              "fitted row lengths) or paper (encoder, batch 16, Adam 1e-3, StepLR, row norms)")
     parser.add_argument("--ae-steps", type=int, help="ae: optimizer steps (autodecoder 1500; paper 30 epochs of the rows)")
@@ -140,10 +143,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, help="ae: rows per step (autodecoder: all rows up to 4096; paper 16)")
     parser.add_argument("--learning-rate", type=float,
                         help="Adam learning rate of ae (autodecoder 3e-3, paper 1e-3) and of refinement (1e-3)")
-    parser.add_argument("--refine-steps", type=int, default=defaults.refine_steps,
+    parser.add_argument("--refine-steps", type=int, default=0,
                         help="kronecker/tucker: Adam steps on the paper's loss after the closed-form fit (default 0)")
-    parser.add_argument("--device", default=defaults.device, help="where ae training and refinement run: cpu (default), cuda, cuda:1")
-    parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of initialisation and row shuffling (default 0)")
+    parser.add_argument("--device", default="cpu", help="where ae training and refinement run: cpu (default), cuda, cuda:1")
+    parser.add_argument("--seed", type=int, default=0, help="seed of initialisation and row shuffling (default 0)")
 
 
 __all__ = ["add_arguments", "run"]

@@ -3,6 +3,10 @@ models, run the demo, benchmark.
 
 An input error (a missing or malformed file, a bad option or config value) ends the command with one line on
 stderr and exit status 2; `--debug` shows the traceback instead.
+
+The command line is a package of its own, beside the library it drives, because importing any part of
+`transformers_prune` registers its model types (torch and transformers: seconds of CPU); here `--help` imports
+neither, and each command imports the library when it runs.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import argparse
 import importlib
 import sys
 
-from .commands.common import add_common_arguments, run_command
+from .common import add_common_arguments, run_command
 
 # Command -> (its module, a summary). Each module provides `__doc__` (the description), `add_arguments(parser)`
 # and `run(args)`; it is imported only when its command runs, so `transformers-prune --help` stays fast.
@@ -40,7 +44,7 @@ def build_parser(load: str | None = None) -> argparse.ArgumentParser:
         if load is not None and name != load:
             commands.add_parser(name, help=summary)
             continue
-        module = importlib.import_module(f".commands.{module_name}", __package__)
+        module = importlib.import_module(f".{module_name}", __package__)
         command = commands.add_parser(
             name, help=summary, description=module.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
         )

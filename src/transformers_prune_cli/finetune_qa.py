@@ -15,25 +15,26 @@ from __future__ import annotations
 import argparse
 import os
 
-import torch
-from datasets import Dataset
-from transformers import AutoModelForQuestionAnswering
-
-from ..benchmark.data import load_squad
-from ..benchmark.squad import training_windows, window_tokenizer
 from .common import add_overwrite_argument, add_training_arguments, positive_int
-from ..folders import (
-    check_checkpoint_folder,
-    check_max_length,
-    check_output_path,
-    check_safetensors_file,
-    staged_output_folder,
-)
-from ..training.autobert_targets import attach_span_targets
-from ..training.fine_tuning import TrainingSettings, train
 
 
 def run(args: argparse.Namespace) -> dict:
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForQuestionAnswering
+
+    from transformers_prune.benchmark.data import load_squad
+    from transformers_prune.benchmark.squad import training_windows, window_tokenizer
+    from transformers_prune.folders import (
+        check_checkpoint_folder,
+        check_max_length,
+        check_output_path,
+        check_safetensors_file,
+        staged_output_folder,
+    )
+    from transformers_prune.training.autobert_targets import attach_span_targets
+    from transformers_prune.training.fine_tuning import TrainingSettings, train
+
     check_checkpoint_folder(args.model, need_weights=True)
     check_output_path(args.output_dir, args.overwrite, [args.model])
     check_max_length(args.model, args.max_length)

@@ -19,36 +19,39 @@ import argparse
 import json
 import os
 
-import torch
-from transformers import AutoConfig, AutoModelForSequenceClassification
-
-from ..benchmark.evaluation import score_labelled_rows
 from .common import add_overwrite_argument, add_training_arguments, positive_int
-from ..data_files import first_label_outside, read_labelled_rows
-from ..folders import (
-    check_checkpoint_folder,
-    check_max_length,
-    check_output_path,
-    load_checkpoint_tokenizer,
-    staged_output_folder,
-)
-from ..resources import bundled_file
-from ..training.fine_tuning import TrainingSettings, classifier_num_labels, tokenize_for_training, train
 
 RESULTS_FILE = "eval_results.json"
 
 
 def run(args: argparse.Namespace) -> dict:
-    data_files = [path for path in (args.train_file, args.validation_file) if path]
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    from transformers_prune.benchmark.evaluation import score_labelled_rows
+    from transformers_prune.data_files import first_label_outside, read_labelled_rows
+    from transformers_prune.folders import (
+        check_checkpoint_folder,
+        check_max_length,
+        check_output_path,
+        load_checkpoint_tokenizer,
+        staged_output_folder,
+    )
+    from transformers_prune.resources import bundled_file
+    from transformers_prune.training.fine_tuning import TrainingSettings, classifier_num_labels, tokenize_for_training, train
+
+    train_file = bundled_file("sst2_train_8k.csv") if args.train_file is None else args.train_file
+    validation_file = bundled_file("sst2_dev.csv") if args.validation_file is None else args.validation_file
+    data_files = [path for path in (train_file, validation_file) if path]
     check_checkpoint_folder(args.model, need_weights=True)
     check_output_path(args.output_dir, args.overwrite, data_files)
     check_max_length(args.model, args.max_length)
     config = AutoConfig.from_pretrained(args.model)
     columns = (args.text_column, args.label_column)
-    train_rows = read_labelled_rows(args.train_file, *columns, args.max_train_samples, args.shuffle_seed)
+    train_rows = read_labelled_rows(train_file, *columns, args.max_train_samples, args.shuffle_seed)
     dev_rows = None
-    if args.validation_file:
-        dev_rows = read_labelled_rows(args.validation_file, *columns, args.max_eval_samples, args.shuffle_seed)
+    if validation_file:
+        dev_rows = read_labelled_rows(validation_file, *columns, args.max_eval_samples, args.shuffle_seed)
     num_labels = classifier_num_labels(config, train_rows, args.allow_single_class)
     if dev_rows is not None and (problem := first_label_outside(dev_rows, num_labels)):
         raise ValueError(problem)
@@ -72,7 +75,7 @@ def run(args: argparse.Namespace) -> dict:
     if dev_rows is not None:
         print(
             f"{args.output_dir}: accuracy {results['eval']['accuracy']:.4f}, "
-            f"kept fraction {results['eval']['kept_fraction']:.3f} on {len(dev_rows.labels)} rows of {args.validation_file}"
+            f"kept fraction {results['eval']['kept_fraction']:.3f} on {len(dev_rows.labels)} rows of {validation_file}"
         )
     return results
 
@@ -81,8 +84,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="checkpoint folder: plain BERT or any transformers_prune model type")
     parser.add_argument("--output-dir", required=True)
     add_overwrite_argument(parser, "the output folder (also the model's own folder, to train it in place)")
-    parser.add_argument("--train-file", default=bundled_file("sst2_train_8k.csv"), help="CSV or JSON lines")
-    parser.add_argument("--validation-file", default=bundled_file("sst2_dev.csv"), help="scored after training; '' to skip")
+    parser.add_argument("--train-file", help="CSV or JSON lines (default: 8,000 SST-2 sentences bundled in the package)")
+    parser.add_argument(
+        "--validation-file", help="scored after training; '' to skip (default: SST-2's 872 dev sentences, bundled)"
+    )
     parser.add_argument("--text-column", default="sentence")
     parser.add_argument("--label-column", default="label", help="class ids 0, 1, ...")
     parser.add_argument("--max-train-samples", type=positive_int, default=None, help="the first N rows (default: all)")

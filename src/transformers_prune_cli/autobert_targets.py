@@ -28,27 +28,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from transformers import AutoModelForQuestionAnswering
-
-from ..benchmark.data import load_squad
-from ..benchmark.squad import training_windows, window_tokenizer
 from .common import add_overwrite_argument, positive_int
-from ..data_files import read_labelled_rows, write_rows_with_columns
-from ..folders import (
-    check_checkpoint_folder,
-    check_max_length,
-    check_output_path,
-    load_trained_head,
-    staged_output_file,
-)
-from ..training.autobert_targets import (
-    compute_targets,
-    default_device,
-    compute_span_targets,
-    resolve_layers,
-    save_span_targets,
-)
-
 
 def _rounded(values: list, digits: int = 4):
     if isinstance(values, list):
@@ -57,6 +37,10 @@ def _rounded(values: list, digits: int = 4):
 
 
 def _classification_run(args: argparse.Namespace) -> tuple[int, list[int], int]:
+    from transformers_prune.data_files import read_labelled_rows, write_rows_with_columns
+    from transformers_prune.folders import staged_output_file
+    from transformers_prune.training.autobert_targets import compute_targets
+
     rows = read_labelled_rows(args.data_file, args.text_column, args.label_column, args.max_samples)
     scores, logits, layers, reference = compute_targets(
         args.checkpoint, rows.texts, rows.labels, args.max_length, args.batch_size, args.selection_layers, args.reference_layer
@@ -68,6 +52,18 @@ def _classification_run(args: argparse.Namespace) -> tuple[int, list[int], int]:
 
 
 def _span_run(args: argparse.Namespace) -> tuple[int, list[int], int]:
+    from transformers import AutoModelForQuestionAnswering
+
+    from transformers_prune.benchmark.data import load_squad
+    from transformers_prune.benchmark.squad import training_windows, window_tokenizer
+    from transformers_prune.folders import load_trained_head, staged_output_file
+    from transformers_prune.training.autobert_targets import (
+        compute_span_targets,
+        default_device,
+        resolve_layers,
+        save_span_targets,
+    )
+
     tokenizer = window_tokenizer(args.checkpoint, args.max_length, args.doc_stride)
     model = load_trained_head(AutoModelForQuestionAnswering, args.checkpoint, "autobert-targets --squad-file").to(default_device())
     layers, reference = resolve_layers(model.config.num_hidden_layers, args.selection_layers, args.reference_layer)
@@ -84,6 +80,8 @@ def _span_run(args: argparse.Namespace) -> tuple[int, list[int], int]:
 
 
 def run(args: argparse.Namespace) -> str:
+    from transformers_prune.folders import check_checkpoint_folder, check_max_length, check_output_path
+
     check_checkpoint_folder(args.checkpoint, need_weights=True)
     if args.data_file and args.doc_stride is not None:
         raise ValueError("--doc-stride windows a SQuAD file; it does not apply to --data-file")
