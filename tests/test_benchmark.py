@@ -1,4 +1,4 @@
-"""`transformers-prune bench`: report fields, FLOP accounting, dropped tokens, sweeps, peers (ONNX Runtime), int8
+"""`transformers-prune bench`: report fields, FLOP accounting, dropped tokens, sweeps, peers (ONNX Runtime, OpenVINO), int8
 rows, outputs, bad input, SQuAD.
 
 Everything runs on tiny random checkpoints saved to a temporary folder with a 27-token vocabulary; one benchmark
@@ -45,6 +45,7 @@ make_tiny_config = TESTERS["transkimmer-bert"].make_config
 
 BATCH_SIZES = ("1", "2")
 MAX_LENGTH = "32"  # the tiny configs have 64 positions
+PEERS = ("ort_fp32", "ort_int8", "ov_fp32", "ov_int8")  # the default --peers all
 TOKEN_BUDGET = "40"  # real tokens per batch in the shared run's token-budget rows
 FAST = ["--batch-sizes", *BATCH_SIZES, "--warmup-batches", "1", "--max-length", MAX_LENGTH, "--threads", "1"]
 
@@ -92,7 +93,7 @@ def test_report_has_every_field(report):
     expected_rows = {
         f"{checkpoint}/{variant}"
         for checkpoint in ("bert", "encoder", "skimmer")
-        for variant in ("hf_padded", "hf_dynamic", "hf_sorted", "dense_packed", "ort_fp32", "ort_int8", "dense_packed+int8")
+        for variant in ("hf_padded", "hf_dynamic", "hf_sorted", "dense_packed", *PEERS, "dense_packed+int8")
     } | {f"skimmer/transkimmer-bert{suffix}" for suffix in ("", "+int8", "+ort_fp32", "+ort_int8")}
     assert set(report["models"]) == expected_rows
     for row in report["models"].values():
@@ -174,20 +175,21 @@ def test_pruning_checkpoint_loads_into_hf_bert_with_one_clean_warning(workspace,
         torch.testing.assert_close(loaded.hf(**batch).logits, loaded.dense_packed(**batch).logits, rtol=0, atol=1e-4)
 
 
-def test_peer_rows_run_the_dense_model_in_onnx_runtime(report):
-    assert report["settings"]["peers"] == "ort"
+def test_peer_rows_run_the_dense_model_in_onnx_runtime_and_openvino(report):
+    assert report["settings"]["peers"] == "all"
+    assert report["calibration"]["subset"].startswith("first 300 of") and report["calibration"]["file"].endswith(("glue/sst2/train.csv", "sst2_train_8k.csv"))
     for checkpoint in ("bert", "encoder", "skimmer"):
-        rows = {v: report["models"][f"{checkpoint}/{v}"] for v in ("hf_dynamic", "ort_fp32", "ort_int8")}
-        assert rows["ort_fp32"]["model_class"] == rows["ort_int8"]["model_class"] == "OrtModel"
+        rows = {v: report["models"][f"{checkpoint}/{v}"] for v in ("hf_dynamic", *PEERS)}
+        assert {rows[v]["model_class"] for v in PEERS} == {"RuntimeModel"}
         # The same weights and head on the same batches: the same predictions in fp32, the same FLOPs and token rows.
-        assert rows["ort_fp32"]["accuracy"] == rows["hf_dynamic"]["accuracy"]
-        for variant in ("ort_fp32", "ort_int8"):
+        assert rows["ort_fp32"]["accuracy"] == rows["ov_fp32"]["accuracy"] == rows["hf_dynamic"]["accuracy"]
+        for variant in PEERS:
             assert rows[variant]["flops_as"] == "hf_dynamic"
             assert rows[variant]["flops_per_example"] == rows["hf_dynamic"]["flops_per_example"]
             assert rows[variant]["tokens_per_layer"] == rows["hf_dynamic"]["tokens_per_layer"]
         for batch_size in BATCH_SIZES:
             # The best peer is the faster ORT row: its own ratio is 1, the other's at most 1.
-            peer_ratios = [rows[v]["latency"][batch_size]["speedup_vs_best_peer"] for v in ("ort_fp32", "ort_int8")]
+            peer_ratios = [rows[v]["latency"][batch_size]["speedup_vs_best_peer"] for v in PEERS]
             assert max(peer_ratios) == 1.0
     assert "x best peer" in open(report["outputs"]["markdown"], encoding="utf-8").read()
 
@@ -196,7 +198,7 @@ def test_exported_method_rows_drop_the_same_tokens_in_onnx_runtime(report):
     torch_row = report["models"]["skimmer/transkimmer-bert"]
     for suffix in ("+ort_fp32", "+ort_int8"):
         row = report["models"][f"skimmer/transkimmer-bert{suffix}"]
-        assert row["model_class"] == "OrtModel" and row["flops_as"] == "transkimmer-bert"
+        assert row["model_class"] == "RuntimeModel" and row["flops_as"] == "transkimmer-bert"
         assert row["tokens_per_layer"] == torch_row["tokens_per_layer"]  # [CLS] only, as the torch model
     assert report["models"]["skimmer/transkimmer-bert+ort_fp32"]["accuracy"] == torch_row["accuracy"]
     # The dense peer quantized as ONNX Runtime's defaults do, our export as `export --int8` does.
@@ -285,7 +287,7 @@ def test_baselines_first_measures_them_once_and_compares_later_checkpoints_to_th
         "--eval-batch-size", "1", "--baselines", "first", "--output-dir", str(tmp_path), *FAST,
     ])
     shared = json.loads((tmp_path / "bench.json").read_text())
-    baselines = {f"bert/{v}" for v in ("hf_padded", "hf_dynamic", "hf_sorted", "dense_packed", "ort_fp32", "ort_int8")}
+    baselines = {f"bert/{v}" for v in ("hf_padded", "hf_dynamic", "hf_sorted", "dense_packed", *PEERS)}
     assert set(shared["models"]) == baselines | {"skimmer/transkimmer-bert"}
     assert shared["checkpoints"]["skimmer"]["baselines_from"] == "bert"
     skimmer, bert_dense = shared["models"]["skimmer/transkimmer-bert"], shared["models"]["bert/dense_packed"]
@@ -295,7 +297,7 @@ def test_baselines_first_measures_them_once_and_compares_later_checkpoints_to_th
     for batch_size, latency in skimmer["latency"].items():
         expected = latency["examples_per_s"] / bert_dense["latency"][batch_size]["examples_per_s"]
         assert latency["speedup_vs_dense_packed"] == pytest.approx(expected)
-        best_peer = max(shared["models"][f"bert/{v}"]["latency"][batch_size]["examples_per_s"] for v in ("ort_fp32", "ort_int8"))
+        best_peer = max(shared["models"][f"bert/{v}"]["latency"][batch_size]["examples_per_s"] for v in PEERS)
         assert latency["speedup_vs_best_peer"] == pytest.approx(latency["examples_per_s"] / best_peer)
     assert "--baselines first" in (tmp_path / "bench.md").read_text()
 
@@ -403,7 +405,9 @@ def three_label_checkpoint(workspace, tmp_path):
         ("three_labels_on_sst2", "classifies into 3 labels; task sst2 has 2"),
         ("max_length_beyond_positions", "exceeds .* max_position_embeddings"),
         ("no_latency_rounds", "latency_rounds must be at least 1, got 0"),
-        ("peers_without_onnxruntime", "peer rows need the onnx extra .*--peers none"),
+        ("peers_without_onnxruntime", "ort peer rows need the onnx extra .*--peers none"),
+        ("peers_without_openvino", r"openvino peer rows need the openvino extra .*pip install 'transformers_prune\[openvino\]'"),
+        ("openvino_without_training_file", "OpenVINO's int8 peer calibrates on task imdb's training inputs"),
     ],
 )
 def test_bad_input_fails_before_any_work(case, message, workspace, qa_checkpoint, three_label_checkpoint, tmp_path, monkeypatch):
@@ -431,6 +435,11 @@ def test_bad_input_fails_before_any_work(case, message, workspace, qa_checkpoint
         options += ["--latency-rounds", "0"]
     elif case == "peers_without_onnxruntime":
         monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if the onnx extra were not installed
+    elif case == "peers_without_openvino":
+        monkeypatch.setitem(sys.modules, "openvino", None)
+    elif case == "openvino_without_training_file":
+        monkeypatch.chdir(tmp_path)  # no ../shared/data beside it
+        options += ["--task", "imdb", "--peers", "openvino"]
     with pytest.raises(SystemExit, match=f"transformers-prune bench: .*{message}"):
         cli_main(["bench", *checkpoints, *options, "--output-dir", str(output_dir)])
     assert not output_dir.exists()
@@ -511,7 +520,7 @@ def test_squad_benchmark_runs_end_to_end(workspace, tmp_path):
     randomise_predictors(skimmer, weight_std=0.0, keep_bias=-10.0, skim_bias=10.0)
     skimmer = save_checkpoint(skimmer, tokenizer, tmp_path / "skimmer_qa")
     cli_main([
-        "bench", bert, skimmer, "--task", "squad", "--data-file", write_squad_json(tmp_path / "dev.json"),
+        "bench", bert, skimmer, "--task", "squad", "--data-file", write_squad_json(tmp_path / "dev.json"), "--peers", "ort",
         "--doc-stride", "8", "--output-dir", str(tmp_path / "out"), *FAST,
     ])
     with open(tmp_path / "out" / "bench.json", encoding="utf-8") as f:
@@ -576,6 +585,14 @@ def test_bench_dtype_casts_the_torch_rows_and_reports_tokens_per_second(workspac
 
 
 def test_bench_dtype_refuses_rows_that_time_their_own_fp32_graphs(workspace, tmp_path):
-    with pytest.raises(SystemExit, match="--dtype float16 casts the torch rows; .*ONNX Runtime peers"):
+    with pytest.raises(SystemExit, match=r"--dtype float16 casts the torch rows; the peers \(--peers all\)"):
         bench_main([workspace["bert"], "--task", "sst2", "--data-file", workspace["data"], "--dtype", "float16",
                     "--output-dir", str(tmp_path / "out"), *FAST])
+
+
+def test_int8_rows_on_a_torch_without_torch_ao_quantization_name_the_supported_routes(workspace, tmp_path, monkeypatch):
+    monkeypatch.delattr(torch.ao.quantization, "quantize_dynamic")  # as torch announces for a later release
+    with pytest.raises(SystemExit, match=r"--int8: torch .* has no torch.ao dynamic quantization .*export --int8.*OpenVINO"):
+        bench_main([workspace["bert"], "--task", "sst2", "--data-file", workspace["data"], "--int8", "--peers", "none",
+                    "--output-dir", str(tmp_path / "out"), *FAST])
+    assert not (tmp_path / "out").exists()

@@ -3,8 +3,8 @@ checkpoints against their baselines on local dev data.
 
 For each checkpoint (a plain BERT or any of our model types) the same weights run as HF BERT padded to
 `--max-length`, HF BERT with dynamic padding (sdpa), our dense-packed engine with nothing dropped, the peers a
-user would deploy instead (`--peers ort`: ONNX Runtime fp32 and dynamic int8 of the dense model, exported by the
-benchmark), with `--int8` the packed models with int8 linears, and, for a token-pruning checkpoint, the model
+user would deploy instead (`--peers`: the dense model exported by the benchmark to ONNX Runtime, fp32 and dynamic
+int8, and to OpenVINO, fp32 and NNCF static int8 calibrated on the task's training inputs), with `--int8` the packed models with int8 linears, and, for a token-pruning checkpoint, the model
 itself; see `benchmark/runner.py` for every figure and ratio. Writes
 `bench.json`, `bench.md`, `accuracy_vs_speedup.png` and `tokens_per_layer.png` into `--output-dir`.
 
@@ -60,9 +60,9 @@ def settings_from(args: argparse.Namespace, max_length: int):
 def run(args: argparse.Namespace) -> dict:
     """Check every input (task, data file, checkpoints, sweep), then measure, write the outputs, print the tables."""
     from transformers_prune.benchmark.checkpoints import checkpoint_labels, inspect_checkpoint
-    from transformers_prune.benchmark.data import QUESTION_ANSWERING, get_task, load_task_data, resolve_data_file
+    from transformers_prune.benchmark.data import QUESTION_ANSWERING, get_task, load_task_data, resolve_data_file, resolve_train_file
     from transformers_prune.benchmark.latency import environment, torch_threads
-    from transformers_prune.benchmark.peers import check_peers_available
+    from transformers_prune.benchmark.peers import CALIBRATION_EXAMPLES, check_peers_available, peer_runtimes
     from transformers_prune.benchmark.report import markdown_report, write_report
     from transformers_prune.benchmark.runner import run_benchmark
     from transformers_prune.benchmark.sweep import check_sweeps
@@ -70,7 +70,9 @@ def run(args: argparse.Namespace) -> dict:
 
     task = get_task(args.task)
     settings = settings_from(args, args.max_length or task.max_length)
-    check_peers_available("ort" if settings.export_methods else settings.peers, settings.device)
+    check_peers_available(settings.peers, settings.device)
+    if settings.export_methods:
+        check_peers_available("ort", settings.device)
     if task.kind == QUESTION_ANSWERING and settings.doc_stride >= settings.max_length:
         raise ValueError(f"--doc-stride ({settings.doc_stride}) must be smaller than --max-length ({settings.max_length})")
     data_file = resolve_data_file(task, args.data_file, args.data_dir)
@@ -83,7 +85,10 @@ def run(args: argparse.Namespace) -> dict:
     check_sweeps(settings.sweeps, checkpoints)
     if settings.truncations and task.kind == QUESTION_ANSWERING:
         raise ValueError("--truncations cut classification inputs; SQuAD windows already slide over the context")
+    calibrates = "openvino" in peer_runtimes(settings.peers)
+    train_file = resolve_train_file(task, args.calibration_file, args.data_dir) if calibrates else None
     data = load_task_data(task, data_file, args.max_examples, args.seed)
+    calibration_data = load_task_data(task, train_file, CALIBRATION_EXAMPLES, args.seed) if calibrates else None
 
     with torch_threads(settings.threads):
         report = {
@@ -93,7 +98,9 @@ def run(args: argparse.Namespace) -> dict:
             "data": {"file": os.path.abspath(data.source), "subset": data.subset, "seed": args.seed},
             "settings": settings.to_dict(),
             "environment": environment(settings.device),
-            **run_benchmark(task, data, checkpoints, settings),
+            **({"calibration": {"file": os.path.abspath(calibration_data.source), "subset": calibration_data.subset}}
+               if calibration_data is not None else {}),
+            **run_benchmark(task, data, checkpoints, settings, calibration_data),
         }
     with staged_output_folder(args.output_dir, args.overwrite, inputs) as staged:
         write_report(report, args.output_dir, staged)
@@ -143,9 +150,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "and tokenizer and compare later token-pruning checkpoints to those rows (same cost, half the run time)",
     )
     parser.add_argument(
-        "--peers", choices=PEERS, default="ort",
-        help="ort: also time the dense model exported to ONNX Runtime, fp32 and dynamic int8 (CPU, needs the onnx extra); "
+        "--peers", choices=PEERS, default="all",
+        help="also time the dense model where a user would deploy it instead (CPU): ort, ONNX Runtime fp32 and dynamic "
+        "int8 (the onnx extra); openvino, OpenVINO fp32 and NNCF static int8 (the openvino extra); all (default): both; "
         "none: leave them out",
+    )
+    parser.add_argument(
+        "--calibration-file",
+        help="training inputs OpenVINO's int8 peer is calibrated on, same format as the dev file (default: the task's "
+        "training file under the data dir; SST-2: the training sample bundled with the package)",
     )
     parser.add_argument("--int8", action="store_true", help="also time the packed models with their encoder linears in int8 (torch, CPU)")
     parser.add_argument(

@@ -4,7 +4,7 @@ argparse could print. `tests/test_commands_reliability.py` checks each against t
 
 MODEL_TYPES = ("transkimmer-bert", "ltp", "adapler-bert", "autobert", "ltp-roberta")  # conversion.CONVERTIBLE_TYPES
 TASKS = ("sst2", "imdb", "squad")  # benchmark.data.TASKS
-PEERS = ("ort", "none")  # benchmark.peers.PEER_CHOICES
+PEERS = ("ort", "openvino", "all", "none")  # benchmark.peers.PEER_CHOICES
 DTYPES = ("float32", "float16", "bfloat16")  # benchmark.runner.DTYPES
 EXPORT_HEADS = ("sequence-classification", "question-answering", "token-classification", "encoder")  # deploy.checkpoint_loading.HEADS
 INT8_WEIGHTS = ("per-channel", "per-tensor")  # deploy.INT8_WEIGHTS

@@ -38,6 +38,7 @@ class TaskSpec:
         num_labels: classes a classifier must have.
         shuffle: shuffle the rows with `random.Random(seed)` before taking the first `max_examples`
             (IMDB's files are sorted by label).
+        train_path: the training file, relative to the data dir: what a quantizer calibrates on.
     """
 
     name: str
@@ -48,12 +49,20 @@ class TaskSpec:
     text_column: str | None = None
     num_labels: int = 2
     shuffle: bool = False
+    train_path: str | None = None
 
 
 TASKS = {
-    "sst2": TaskSpec("sst2", CLASSIFICATION, "glue/sst2/dev.csv", 128, ("accuracy",), text_column="sentence"),
-    "imdb": TaskSpec("imdb", CLASSIFICATION, "imdb/test.jsonl.gz", 512, ("accuracy",), text_column="text", shuffle=True),
-    "squad": TaskSpec("squad", QUESTION_ANSWERING, "squad/v1.1/dev-v1.1.json", 384, ("f1", "exact_match")),
+    "sst2": TaskSpec(
+        "sst2", CLASSIFICATION, "glue/sst2/dev.csv", 128, ("accuracy",), text_column="sentence", train_path="glue/sst2/train.csv"
+    ),
+    "imdb": TaskSpec(
+        "imdb", CLASSIFICATION, "imdb/test.jsonl.gz", 512, ("accuracy",), text_column="text", shuffle=True,
+        train_path="imdb/train.jsonl.gz",
+    ),
+    "squad": TaskSpec(
+        "squad", QUESTION_ANSWERING, "squad/v1.1/dev-v1.1.json", 384, ("f1", "exact_match"), train_path="squad/v1.1/train-v1.1.json"
+    ),
 }
 
 
@@ -112,6 +121,24 @@ def resolve_data_file(task: TaskSpec, data_file: str | None = None, data_dir: st
         return bundled_file("sst2_dev.csv")
     raise FileNotFoundError(
         f"no data for task {task.name}: pass --data-dir (a folder holding {task.data_path}) or --data-file"
+    )
+
+
+def resolve_train_file(task: TaskSpec, train_file: str | None = None, data_dir: str | None = None) -> str:
+    """The training file to calibrate on: `train_file`, else the task's under `data_dir` or `default_data_dir()`,
+    else (SST-2 only) the training sample bundled with the package."""
+    if train_file is not None:
+        if not os.path.isfile(train_file):
+            raise FileNotFoundError(f"calibration file {train_file} does not exist")
+        return train_file
+    for folder in (data_dir, default_data_dir()):
+        if folder is not None and os.path.isfile(os.path.join(folder, task.train_path)):
+            return os.path.join(folder, task.train_path)
+    if task.name == "sst2":
+        return bundled_file("sst2_train_8k.csv")
+    raise FileNotFoundError(
+        f"OpenVINO's int8 peer calibrates on task {task.name}'s training inputs, and no {task.train_path} was found: "
+        "pass --calibration-file, or leave OpenVINO out (--peers ort)"
     )
 
 
@@ -237,4 +264,5 @@ __all__ = [
     "get_task",
     "load_task_data",
     "resolve_data_file",
+    "resolve_train_file",
 ]

@@ -107,14 +107,22 @@ def markdown_report(report: dict) -> str:
 
 def _peers_note(settings: dict) -> str | None:
     notes = []
-    if settings.get("peers") == "ort":
+    peers = settings.get("peers")
+    if peers in ("ort", "all"):
         notes.append(
             "Peers: `ort_fp32` is the dense checkpoint exported by the benchmark (torch.onnx, dynamo) and run by ONNX "
             "Runtime's CPUExecutionProvider with the same thread count on the same dynamically padded batches as "
             "`hf_dynamic`; `ort_int8` is the same graph after ONNX Runtime `quantize_dynamic` with its defaults (int8 "
-            "weights, one scale per matrix). "
-            "x best peer = throughput / the faster peer's at that batch size."
+            "weights, one scale per matrix)."
         )
+    if peers in ("openvino", "all"):
+        notes.append(
+            "`ov_fp32` is the same ONNX graph read by OpenVINO (CPU plugin, same thread count); `ov_int8` is it after "
+            "NNCF post-training quantization (static int8 weights and activations, transformer preset), calibrated on "
+            "the training inputs named under `calibration` in bench.json."
+        )
+    if peers != "none":
+        notes.append("x best peer = throughput / the fastest peer's at that batch size.")
     if settings.get("int8"):
         notes.append(
             "`+int8` rows: the same model with its encoder linears dynamically quantized to int8 (torch, fbgemm, "

@@ -16,7 +16,8 @@ Each row of the report (one model variant, or one sweep point) gets:
   FLOPs on the packed engine in fp32 (token pruning, compressed weights): for a baseline, a peer or an int8 row
   it would measure padding, kernels or precision, not the method.
 
-Peer rows (`--peers ort`, see `peers.py`): the dense model in ONNX Runtime, fp32 and dynamic int8. int8 rows
+Peer rows (`--peers ort|openvino|all`, see `peers.py`): the dense model in ONNX Runtime, fp32 and dynamic int8,
+and in OpenVINO, fp32 and NNCF static int8. int8 rows
 (`--int8`): `dense_packed+int8` and `<model type>+int8`, the same models with their encoder linears in int8
 (`deploy/torch_int8.py`). Exported rows (`--export-methods`): `<model type>+ort_fp32` / `+ort_int8`, the
 checkpoint's own model exported as `transformers-prune export` does and run in ONNX Runtime. None of these is seen by `FlopCounterMode` as it runs (ONNX Runtime is outside torch;
@@ -36,7 +37,7 @@ import torch
 from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from ..deploy.torch_int8 import quantize_encoder_int8
+from ..deploy.torch_int8 import quantize_encoder_int8, torch_int8_unavailable
 from .checkpoints import DENSE_PACKED, HF_DYNAMIC, HF_PADDED, HF_SORTED, Checkpoint, load_checkpoint
 from .data import TaskSpec
 from .evaluation import DeviceBatches, TokenBudget, evaluate
@@ -44,13 +45,14 @@ from .inputs import task_inputs
 from .latency import InterleavedTimer
 from .peers import (
     EXPORT_INT8_WEIGHTS,
-    ORT_FP32,
-    ORT_INT8,
     ORT_SUFFIXES,
     PEER_CHOICES,
     PEER_INT8_WEIGHTS,
+    PEER_RUNTIMES,
     PEER_VARIANTS,
     onnx_runtime_models,
+    openvino_models,
+    peer_runtimes,
 )
 from .sweep import Sweep, applies_to, config_value, sweep_points
 
@@ -120,6 +122,8 @@ class BenchmarkSettings:
             raise ValueError(f"truncation lengths must be between 2 and max_length - 1 ({self.max_length - 1}), got {list(self.truncations)}")
         if self.peers not in PEER_CHOICES:
             raise ValueError(f"peers must be one of {PEER_CHOICES}, got {self.peers!r}")
+        if self.int8 and (problem := torch_int8_unavailable()):
+            raise ValueError(f"--int8: {problem}")
         if self.int8 and self.device.type != "cpu":
             raise ValueError(f"int8 rows run torch's CPU int8 kernels; --int8 needs --device cpu, got {self.device}")
         if self.export_methods and self.device.type != "cpu":
@@ -127,7 +131,7 @@ class BenchmarkSettings:
         if self.dtype not in DTYPES.values():
             raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {self.dtype}")
         fp32_rows = [option for option, used in (("--int8", self.int8), ("--export-methods", self.export_methods),
-                                                 ("the ONNX Runtime peers (--peers ort)", self.peers == "ort")) if used]
+                                                 (f"the peers (--peers {self.peers})", self.peers != "none")) if used]
         if self.dtype != torch.float32 and fp32_rows:
             raise ValueError(
                 f"--dtype {dtype_name(self.dtype)} casts the torch rows; {', '.join(fp32_rows)} time fp32 and int8 graphs "
@@ -192,7 +196,7 @@ def rows_per_checkpoint(checkpoint: Checkpoint, settings: BenchmarkSettings, sha
     """How many rows `benchmark_checkpoint` measures (for the progress bar)."""
     int8 = 2 if settings.int8 else 1  # each measured model once more in int8
     baselines = 0 if shares_baselines else (
-        3 + int8 + (len(PEER_VARIANTS) if settings.peers == "ort" else 0) + len(settings.truncations)
+        3 + int8 + 2 * len(peer_runtimes(settings.peers)) + len(settings.truncations)
     )
     method = int8 + (len(ORT_SUFFIXES) if settings.export_methods else 0)
     if checkpoint.is_compressed:
@@ -203,9 +207,15 @@ def rows_per_checkpoint(checkpoint: Checkpoint, settings: BenchmarkSettings, sha
     return baselines + method + swept
 
 
+def calibration_samples(task: TaskSpec, data, tokenizer, settings: BenchmarkSettings) -> list[dict]:
+    """`data`'s inputs one at a time as numpy arrays by input name: what a post-training quantizer calibrates on."""
+    inputs = task_inputs(task, data, tokenizer, settings.max_length, settings.doc_stride)
+    return [{name: tensor.numpy() for name, tensor in inputs.batch([index], False).items()} for index in range(inputs.num_inputs)]
+
+
 def benchmark_checkpoint(
     checkpoint: Checkpoint, task: TaskSpec, data, settings: BenchmarkSettings, progress, timer: InterleavedTimer,
-    baselines: dict | None = None,
+    baselines: dict | None = None, calibration_data=None,
 ) -> dict:
     """Every row of one checkpoint: `{"checkpoint": facts, "rows": {variant: row}, "baselines": the rows its ratios
     are taken against}` (a sweep sits in its row).
@@ -215,6 +225,7 @@ def benchmark_checkpoint(
 
     `baselines`: rows `{hf_padded, hf_dynamic, hf_sorted, dense_packed}` (and the peer and int8 rows) already measured on a checkpoint of the same cost
     signature (`--baselines first`); then only the checkpoint's own pruning rows are measured and compared to them.
+    `calibration_data`: the training inputs OpenVINO's int8 peer is calibrated on.
     """
     loaded = load_checkpoint(checkpoint, task, settings.device, settings.seed, settings.dtype)
     inputs = task_inputs(task, data, checkpoint.tokenizer, settings.max_length, settings.doc_stride)
@@ -244,13 +255,20 @@ def benchmark_checkpoint(
         rows[HF_DYNAMIC] = measure_row(loaded.hf, HF_DYNAMIC)
         rows[HF_SORTED] = measure_row(loaded.hf, HF_SORTED, DeviceBatches(inputs, settings.device, length_sorted=True))
         rows[DENSE_PACKED] = measure_row(loaded.dense_packed, DENSE_PACKED)
-        if settings.peers == "ort":
-            peers = timer.enter_context(
-                onnx_runtime_models(loaded.hf, checkpoint.tokenizer, settings.max_length, settings.threads, PEER_INT8_WEIGHTS)
-            )
-            for precision, variant in (("fp32", ORT_FP32), ("int8", ORT_INT8)):
-                measure_twin(peers[precision], variant, HF_DYNAMIC)
-            rows[ORT_INT8]["int8_weights"] = PEER_INT8_WEIGHTS
+        for runtime in peer_runtimes(settings.peers):
+            if runtime == "ort":
+                peers = onnx_runtime_models(loaded.hf, checkpoint.tokenizer, settings.max_length, settings.threads, PEER_INT8_WEIGHTS)
+            else:
+                if calibration_data is None:
+                    raise ValueError("OpenVINO's int8 peer needs calibration data (the task's training inputs)")
+                samples = calibration_samples(task, calibration_data, checkpoint.tokenizer, settings)
+                peers = openvino_models(loaded.hf, checkpoint.tokenizer, settings.max_length, settings.threads, samples)
+            peers = timer.enter_context(peers)
+            fp32_variant, int8_variant = PEER_RUNTIMES[runtime]
+            measure_twin(peers["fp32"], fp32_variant, HF_DYNAMIC)
+            measure_twin(peers["int8"], int8_variant, HF_DYNAMIC)
+            if runtime == "ort":
+                rows[int8_variant]["int8_weights"] = PEER_INT8_WEIGHTS
         if settings.int8:
             measure_twin(quantize_encoder_int8(loaded.dense_packed), DENSE_PACKED + INT8_SUFFIX, DENSE_PACKED)
         for length in settings.truncations:  # the cheapest speed a user can buy: shorter inputs
@@ -293,8 +311,11 @@ def benchmark_checkpoint(
     return {"checkpoint": facts, "rows": rows, "baselines": baselines}
 
 
-def run_benchmark(task: TaskSpec, data, checkpoints: list[Checkpoint], settings: BenchmarkSettings) -> dict:
-    """`{"checkpoints": {label: facts}, "models": {"<label>/<variant>": row}}` for every checkpoint."""
+def run_benchmark(
+    task: TaskSpec, data, checkpoints: list[Checkpoint], settings: BenchmarkSettings, calibration_data=None
+) -> dict:
+    """`{"checkpoints": {label: facts}, "models": {"<label>/<variant>": row}}` for every checkpoint;
+    `calibration_data`: the training inputs OpenVINO's int8 peer calibrates on (needed with that peer)."""
     result = {"checkpoints": {}, "models": {}}
     signatures = [cost_signature(checkpoint) for checkpoint in checkpoints]
     # With --baselines first, a token-pruning checkpoint reuses the baselines of the first checkpoint of its cost
@@ -321,7 +342,7 @@ def run_benchmark(task: TaskSpec, data, checkpoints: list[Checkpoint], settings:
         with tqdm(total=total, desc=f"bench {task.name}", unit="row") as progress:
             for checkpoint, signature, share in zip(checkpoints, signatures, shares):
                 baselines = baselines_by_signature[signature] if share else None
-                measured = benchmark_checkpoint(checkpoint, task, data, settings, progress, timer, baselines)
+                measured = benchmark_checkpoint(checkpoint, task, data, settings, progress, timer, baselines, calibration_data)
                 if not share:
                     baselines_by_signature.setdefault(signature, measured["rows"])
                 measured_checkpoints.append((checkpoint, measured))

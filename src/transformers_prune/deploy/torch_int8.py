@@ -15,7 +15,11 @@ stacks with token dropping: the packed engine runs the same modules on fewer row
 Why torch.ao and not torchao: on this project's CPU, `torch.ao.quantization.quantize_dynamic` runs real int8
 GEMMs eagerly (1.35x at batch 1, 1.95x at batch 32 over fp32 on the dense-packed MiniLM, contended 2-core
 machine), while torchao's int8 configs need `torch.compile` to reach int8 kernels on CPU, which the packed
-engine's data-dependent shapes defeat. torch marks torch.ao as deprecated; the call is kept in this one place.
+engine's data-dependent shapes defeat. torch marks torch.ao as deprecated ("will be removed in 2.10"; torch 2.13
+still has it); the call is kept in this one place, and where a torch lacks it `torch_int8_unavailable` says so and
+names the supported int8 routes, which are the recommended ones anyway: the ONNX Runtime export
+(`transformers-prune export --int8`, our token-dropping graphs included) and OpenVINO's NNCF int8 (the benchmark's
+`ov_int8` peer).
 """
 
 from __future__ import annotations
@@ -33,10 +37,24 @@ def encoder_linear_names(model: nn.Module) -> list[str]:
     return [name for name, module in model.named_modules() if isinstance(module, nn.Linear) and ".encoder.layer." in f".{name}"]
 
 
+def torch_int8_unavailable() -> str | None:
+    """Why this torch cannot run `quantize_encoder_int8`, or None when it can."""
+    quantization = getattr(torch.ao, "quantization", None)
+    if getattr(quantization, "quantize_dynamic", None) is None or getattr(quantization, "per_channel_dynamic_qconfig", None) is None:
+        return (
+            f"torch {torch.__version__} has no torch.ao dynamic quantization (deprecated upstream): for int8, export "
+            "with `transformers-prune export --int8` (ONNX Runtime) or use OpenVINO's int8 (bench's ov_int8 peer)"
+        )
+    return None
+
+
 @torch.no_grad()
 def quantize_encoder_int8(model: nn.Module) -> nn.Module:
     """An eval-mode CPU copy of `model` with `encoder_linear_names` dynamically quantized to int8 (see module
-    docstring); `model` itself is untouched. Raises ValueError if the model has no such layers."""
+    docstring); `model` itself is untouched. Raises ValueError if the model has no such layers or this torch has no
+    torch.ao dynamic quantization (`torch_int8_unavailable`)."""
+    if problem := torch_int8_unavailable():
+        raise ValueError(problem)
     names = encoder_linear_names(model)
     if not names:
         raise ValueError(f"{type(model).__name__} has no nn.Linear under encoder.layer to quantize")
@@ -48,4 +66,4 @@ def quantize_encoder_int8(model: nn.Module) -> nn.Module:
         return torch.ao.quantization.quantize_dynamic(model, spec, dtype=torch.qint8, inplace=True)
 
 
-__all__ = ["encoder_linear_names", "quantize_encoder_int8"]
+__all__ = ["encoder_linear_names", "quantize_encoder_int8", "torch_int8_unavailable"]
