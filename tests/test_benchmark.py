@@ -46,6 +46,7 @@ make_tiny_config = TESTERS["transkimmer-bert"].make_config
 BATCH_SIZES = ("1", "2")
 MAX_LENGTH = "32"  # the tiny configs have 64 positions
 PEERS = ("ort_fp32", "ort_int8", "ov_fp32", "ov_int8")  # the default --peers all
+EXPORTED = ("+ort_fp32", "+ort_int8", "+ov_fp32", "+ov_int8")  # --export-methods with the ONNX Runtime and OpenVINO peers
 TOKEN_BUDGET = "40"  # real tokens per batch in the shared run's token-budget rows
 FAST = ["--batch-sizes", *BATCH_SIZES, "--warmup-batches", "1", "--max-length", MAX_LENGTH, "--threads", "1"]
 
@@ -94,7 +95,7 @@ def test_report_has_every_field(report):
         f"{checkpoint}/{variant}"
         for checkpoint in ("bert", "encoder", "skimmer")
         for variant in ("hf_padded", "hf_dynamic", "hf_sorted", "dense_packed", *PEERS, "dense_packed+int8")
-    } | {f"skimmer/transkimmer-bert{suffix}" for suffix in ("", "+int8", "+ort_fp32", "+ort_int8")}
+    } | {f"skimmer/transkimmer-bert{suffix}" for suffix in ("", "+int8", *EXPORTED)}
     assert set(report["models"]) == expected_rows
     for row in report["models"].values():
         for key in ("accuracy", "flops_per_example", "flop_reduction", "kept_fraction"):
@@ -194,13 +195,15 @@ def test_peer_rows_run_the_dense_model_in_onnx_runtime_and_openvino(report):
     assert "x best peer" in open(report["outputs"]["markdown"], encoding="utf-8").read()
 
 
-def test_exported_method_rows_drop_the_same_tokens_in_onnx_runtime(report):
+def test_exported_method_rows_drop_the_same_tokens_in_onnx_runtime_and_openvino(report):
     torch_row = report["models"]["skimmer/transkimmer-bert"]
-    for suffix in ("+ort_fp32", "+ort_int8"):
+    for suffix in EXPORTED:
         row = report["models"][f"skimmer/transkimmer-bert{suffix}"]
         assert row["model_class"] == "RuntimeModel" and row["flops_as"] == "transkimmer-bert"
         assert row["tokens_per_layer"] == torch_row["tokens_per_layer"]  # [CLS] only, as the torch model
-    assert report["models"]["skimmer/transkimmer-bert+ort_fp32"]["accuracy"] == torch_row["accuracy"]
+    for suffix in ("+ort_fp32", "+ov_fp32"):
+        assert report["models"][f"skimmer/transkimmer-bert{suffix}"]["accuracy"] == torch_row["accuracy"]
+    assert report["models"]["skimmer/ov_int8"]["inference_precision"] in ("bf16", "f32")
     # The dense peer quantized as ONNX Runtime's defaults do, our export as `export --int8` does.
     assert report["models"]["skimmer/ort_int8"]["int8_weights"] == "per-tensor"
     assert report["models"]["skimmer/transkimmer-bert+ort_int8"]["int8_weights"] == "per-channel"

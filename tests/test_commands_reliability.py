@@ -545,11 +545,13 @@ def test_the_command_lines_copies_of_library_values_are_the_librarys():
     from transformers_prune.conversion import CONVERTIBLE_TYPES
     from transformers_prune.deploy import INT8_WEIGHTS
     from transformers_prune.deploy.checkpoint_loading import HEADS
+    from transformers_prune.deploy.onnx_export import FORMATS
     from transformers_prune_cli import choices
 
     assert choices.MODEL_TYPES == tuple(CONVERTIBLE_TYPES)
     assert choices.TASKS == tuple(TASKS) and choices.PEERS == tuple(PEER_CHOICES) and choices.DTYPES == tuple(DTYPES)
     assert choices.EXPORT_HEADS == tuple(HEADS) and choices.INT8_WEIGHTS == tuple(INT8_WEIGHTS)
+    assert choices.EXPORT_FORMATS == FORMATS
     assert (choices.COMPRESSION_METHODS, choices.COMPRESSION_TARGETS) == (METHODS, TARGETS)
     defaults = FitSettings()
     assert choices.AE_GROUPINGS == AE_GROUPINGS and choices.AE_GROUPINGS[0] == defaults.ae_grouping

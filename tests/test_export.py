@@ -31,7 +31,7 @@ from transformers_prune import (
     TranskimmerForSequenceClassification,
 )
 from transformers_prune_cli import main as cli_main
-from transformers_prune.deploy import ort_runner
+from transformers_prune.deploy import runner as export_runner
 from transformers_prune.deploy.onnx_export import export_folder
 from transformers_prune.deploy.torch_int8 import encoder_linear_names, quantize_encoder_int8
 
@@ -115,7 +115,7 @@ def test_export_round_trip_equals_the_torch_model(model_type, head, folder, toke
     assert config["graph"] == ("single_example" if model_type in TOKEN_TYPES else "padded")
     assert config["check"]["max_abs_difference_fp32"] <= 1e-4
 
-    runner = ort_runner.ExportedModel(str(output_dir), threads=1)
+    runner = export_runner.ExportedModel(str(output_dir), threads=1)
     for name, array in runner.tokenize(texts()).items():  # the runner tokenizes as the torch side did
         np.testing.assert_array_equal(array, batch[name])
     ours, reference = runner(**batch), torch_outputs(model, batch)
@@ -142,7 +142,7 @@ def exported_without_pruning(folder, tokenizer):
 
 
 def test_export_of_a_pruning_model_with_pruning_off_runs_every_token(exported_without_pruning):
-    runner = ort_runner.ExportedModel(exported_without_pruning)
+    runner = export_runner.ExportedModel(exported_without_pruning)
     batch = runner.tokenize(texts())
     lengths = batch["attention_mask"].sum(axis=1)
     np.testing.assert_array_equal(runner(**batch)["tokens_per_layer"], np.repeat(lengths[:, None], 3, axis=1))
@@ -161,7 +161,7 @@ def exported(folder, tokenizer):
 
 
 def test_export_folder_holds_everything_the_runner_needs(exported):
-    assert sorted(os.listdir(exported)) == ["export_config.json", "model.onnx", "model_int8.onnx", "ort_runner.py", "tokenizer.json"]
+    assert sorted(os.listdir(exported)) == ["export_config.json", "model.onnx", "model_int8.onnx", "runner.py", "tokenizer.json"]
     config = json.loads(open(os.path.join(exported, "export_config.json"), encoding="utf-8").read())
     assert config["model_type"] == "transkimmer-bert" and config["head"] == "sequence-classification"
     assert config["outputs"] == ["logits", "tokens_per_layer"] and config["max_length"] == MAX_LENGTH
@@ -193,7 +193,7 @@ def test_runner_runs_without_torch(exported):
         "for name in ('torch', 'transformers', 'transformers_prune'):\n"
         "    sys.modules[name] = None\n"
         f"sys.path.insert(0, {exported!r})\n"
-        "from ort_runner import ExportedModel\n"
+        "from runner import ExportedModel\n"
         f"model = ExportedModel({exported!r}, precision='int8', threads=1)\n"
         "print(model.predict(['the movie was good', 'dull plot']))\n"
         "print(sorted(k for k in sys.modules if k.split('.')[0] in ('torch', 'transformers') and sys.modules[k] is not None))\n"
@@ -202,12 +202,12 @@ def test_runner_runs_without_torch(exported):
     labels, imported = result.stdout.strip().splitlines()
     assert labels.count("LABEL_") == 2
     assert imported == "[]"
-    cli = subprocess.run([sys.executable, os.path.join(exported, "ort_runner.py"), exported, "great fun"], capture_output=True, text=True, check=True)
+    cli = subprocess.run([sys.executable, os.path.join(exported, "runner.py"), exported, "great fun"], capture_output=True, text=True, check=True)
     assert cli.stdout.startswith("LABEL_") and cli.stdout.strip().endswith("great fun")
 
 
 def test_int8_graph_stays_close_to_fp32(exported):
-    fp32, int8 = ort_runner.ExportedModel(exported), ort_runner.ExportedModel(exported, precision="int8")
+    fp32, int8 = export_runner.ExportedModel(exported), export_runner.ExportedModel(exported, precision="int8")
     batch = fp32.tokenize(texts())
     # Quantisation error only, far below the logits' scale (kept tokens may differ where a decision is close).
     assert np.abs(fp32(**batch)["logits"] - int8(**batch)["logits"]).max() < 0.1
@@ -232,11 +232,11 @@ def test_int8_graph_stays_close_to_fp32(exported):
 )
 def test_runner_refuses_bad_input(exported, inputs, message):
     with pytest.raises(ValueError, match=message):
-        ort_runner.ExportedModel(exported)(**inputs)
+        export_runner.ExportedModel(exported)(**inputs)
 
 
 def test_runner_text_checks(exported, exported_without_pruning):
-    runner = ort_runner.ExportedModel(exported)
+    runner = export_runner.ExportedModel(exported)
     with pytest.raises(ValueError, match="texts is empty"):
         runner.tokenize([])
     with pytest.raises(ValueError, match="wrap it in a list"):
@@ -246,7 +246,7 @@ def test_runner_text_checks(exported, exported_without_pruning):
         runner.tokenize([long_text], truncation=False)
     assert runner.tokenize([long_text])["input_ids"].shape == (1, MAX_LENGTH)
     with pytest.raises(ValueError, match="has no 'int8' graph"):
-        ort_runner.ExportedModel(exported_without_pruning, precision="int8")
+        export_runner.ExportedModel(exported_without_pruning, precision="int8")
 
 
 def test_export_command_refuses_bad_input(exported, folder, tokenizer):
@@ -312,7 +312,7 @@ def test_real_minilm_transkimmer_export_drops_the_same_tokens(minilm_path, tmp_p
             predictor.classifier.bias.copy_(torch.tensor([0.0, 0.3]))  # (skim, keep): keeps a bit over half
     tokenizer = AutoTokenizer.from_pretrained(minilm_path)
     export_folder(model, tokenizer, str(tmp_path / "onnx"))
-    runner = ort_runner.ExportedModel(str(tmp_path / "onnx"))
+    runner = export_runner.ExportedModel(str(tmp_path / "onnx"))
     for group in (sentences, reviews):
         for start in range(0, len(group), 16):
             batch = runner.tokenize(group[start : start + 16])
@@ -327,7 +327,7 @@ def test_real_minilm_transkimmer_export_drops_the_same_tokens(minilm_path, tmp_p
     "damage, message",
     [
         ("no_tokenizer", "tokenizer.json is missing"),
-        ("truncated_graph", "model.onnx is not a loadable ONNX graph"),
+        ("truncated_graph", "model.onnx is not a loadable graph"),
         ("config_without_files", "lacks files"),
         ("config_not_json", "export_config.json is not JSON"),
     ],
@@ -347,18 +347,18 @@ def test_runner_command_line_refuses_a_damaged_folder_in_one_line(damage, messag
     else:
         (broken / "export_config.json").write_text("{", encoding="utf-8")
     with pytest.raises(SystemExit) as exit_info:
-        ort_runner.main([str(broken), "great fun"])
+        export_runner.main([str(broken), "great fun"])
     assert exit_info.value.code == 2
     error = capsys.readouterr().err.strip()
-    assert error.startswith("ort_runner: ") and message in error and "\n" not in error
+    assert error.startswith("runner: ") and message in error and "\n" not in error
 
 
 @pytest.mark.parametrize("text", ["", "   ", "\n\t"])
 def test_runner_refuses_an_empty_text(text, exported, capsys):
     with pytest.raises(ValueError, match="every text needs at least one word"):
-        ort_runner.ExportedModel(exported).predict(["fine", text])
+        export_runner.ExportedModel(exported).predict(["fine", text])
     with pytest.raises(SystemExit) as exit_info:
-        ort_runner.main([exported, text])
+        export_runner.main([exported, text])
     assert exit_info.value.code == 2 and "every text needs at least one word" in capsys.readouterr().err
 
 
@@ -397,7 +397,7 @@ def test_ltp_top_k_exports_with_its_token_counts(folder, tokenizer, tmp_path):
     torch.manual_seed(0)  # the first max(3, 15%) layers keep every token: 5 layers, so the last two prune
     model = LTPForSequenceClassification(TESTERS["ltp"].make_config(num_hidden_layers=5, prune_mode="topk", token_keep_rate=0.3))
     config = export_folder(model.eval(), tokenizer, str(tmp_path / "out"), max_length=MAX_LENGTH)
-    runner = ort_runner.ExportedModel(str(tmp_path / "out"))
+    runner = export_runner.ExportedModel(str(tmp_path / "out"))
     batch = runner.tokenize(texts()[:1])
     counts = runner(**batch)["tokens_per_layer"]
     with torch.no_grad():
@@ -415,5 +415,45 @@ def test_label_names_survive_convert_and_export(folder, tokenizer, tmp_path):
     bert = save_checkpoint(BertForSequenceClassification(named), tokenizer, tmp_path / "bert")
     converted = convert_bert_checkpoint(bert, "ltp", str(tmp_path / "ltp"))
     cli_main(["export", converted, str(tmp_path / "onnx"), "--max-length", str(MAX_LENGTH)])
-    labels = ort_runner.ExportedModel(str(tmp_path / "onnx")).predict(texts()[:4])
+    labels = export_runner.ExportedModel(str(tmp_path / "onnx")).predict(texts()[:4])
     assert set(labels) <= {"negative", "positive"} and labels
+
+
+# ------------------------------------------------------------------------------------------------------ OpenVINO
+
+
+@pytest.mark.parametrize("model_type", ["bert", "transkimmer-bert", "ltp"])
+def test_openvino_export_runs_in_the_same_runner_and_equals_the_torch_model(model_type, folder, tokenizer):
+    """`--format openvino`: the ONNX graph converted to OpenVINO IR (fp32 compute) and NNCF int8 weights, run by
+    the same runner and checks: the padded graph and both kinds of token-dropping graph keep torch's tokens."""
+    batch = tokenized_texts(tokenizer)
+    model = tiny_model(model_type, "cls", batch)
+    output_dir = folder / f"{model_type}-openvino"
+    config = export_folder(model, tokenizer, str(output_dir), int8=True, max_length=MAX_LENGTH, format="openvino")
+    assert config["format"] == "openvino" and config["check"]["max_abs_difference_fp32"] <= 1e-4
+    assert config["files"] == {"fp32": "openvino_model.xml", "int8": "openvino_model_int8.xml"}
+    assert sorted(os.listdir(output_dir)) == [
+        "export_config.json", "openvino_model.bin", "openvino_model.xml", "openvino_model_int8.bin",
+        "openvino_model_int8.xml", "runner.py", "tokenizer.json",
+    ]
+    fp32, int8 = export_runner.ExportedModel(str(output_dir), threads=1), export_runner.ExportedModel(str(output_dir), "int8", 1)
+    ours, reference = fp32(**batch), torch_outputs(model, batch)
+    np.testing.assert_allclose(ours["logits"], reference["logits"].numpy(), rtol=0, atol=1e-4)
+    if model_type != "bert":
+        np.testing.assert_array_equal(ours["tokens_per_layer"], reference.tokens_per_layer.numpy())
+    assert np.abs(int8(**batch)["logits"] - ours["logits"]).max() < 0.1  # int8 weights only: quantisation error
+    with pytest.raises(ValueError, match=r"input_ids\[0, 1\] = 99 is outside"):
+        fp32(input_ids=np.array([[2, 99]]))
+    with pytest.raises(ValueError, match="providers name ONNX Runtime execution providers"):
+        export_runner.ExportedModel(str(output_dir), providers=["CPUExecutionProvider"])
+
+
+def test_openvino_export_refuses_what_it_cannot_do(exported, folder, tmp_path, monkeypatch):
+    checkpoint = os.path.join(os.path.dirname(exported), "skimmer")
+    with pytest.raises(SystemExit, match="OpenVINO's int8 export compresses weights per channel"):
+        cli_main(["export", checkpoint, str(tmp_path / "a"), "--format", "openvino", "--int8", "--int8-weights", "per-tensor",
+                  "--max-length", str(MAX_LENGTH)])
+    monkeypatch.setitem(sys.modules, "openvino", None)  # as if the openvino extra were not installed
+    with pytest.raises(SystemExit, match=r"export --format openvino needs the openvino extra .*transformers_prune\[openvino\]"):
+        cli_main(["export", checkpoint, str(tmp_path / "b"), "--format", "openvino", "--max-length", str(MAX_LENGTH)])
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

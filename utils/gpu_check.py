@@ -63,18 +63,22 @@ from transformers_prune.resources import bundled_file
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MINILM = dict(hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536, vocab_size=30522)
 HEADS, HEAD_SIZE = 12, 32
+# Step 1: the backends timed in each dtype (varlen and flash-attn's kernel take half precision only).
+BF16_KERNELS = ("varlen", "sdpa_padded", "sdpa_per_example", "flash_varlen")
+FP32_KERNELS = ("sdpa_padded", "sdpa_nested")
 MAX_LENGTH = 128  # SST-2 sentences are far shorter: no truncation in practice
 
-# Step 2: the types with settings under which `make_dropping`'s weights drop tokens; dtype -> backends.
+# Step 2: the types, with settings under which `make_dropping`'s weights drop tokens.
 TOKEN_TYPES = {
     "transkimmer-bert": (transformers_prune.TranskimmerConfig, transformers_prune.TranskimmerForSequenceClassification, {}),
     "ltp": (transformers_prune.LTPConfig, transformers_prune.LTPForSequenceClassification, {"final_token_threshold": 0.05}),
     "adapler-bert": (transformers_prune.AdapLeRConfig, transformers_prune.AdapLeRForSequenceClassification, {"eta_init": 0.6}),
     "autobert": (transformers_prune.AutoBertConfig, transformers_prune.AutoBertForSequenceClassification, {}),
 }
+# dtype -> the packed engine's attention backends compared with the masked engine.
+EQUIVALENCE_BACKENDS = {torch.float32: ("sdpa_padded", "sdpa_per_example", "sdpa_nested"), torch.bfloat16: ("varlen",)}
 # fp32 packed and masked logits agree to ~1e-7 when both are exact; more is a finding.
 FP32_LOGIT_TOLERANCE = 1e-3
-EQUIVALENCE_BACKENDS = {torch.float32: ("sdpa_padded", "sdpa_per_example", "sdpa_nested"), torch.bfloat16: ("varlen",)}
 
 # Step 3: type -> (convert overrides, learning rate). LTP's soft stage and TR-BERT's train_both are the stages in
 # which the method's own parameters learn; the final threshold is LTP's usual SST-2 scale.
@@ -104,7 +108,9 @@ class Sizes:
     dev_examples: int
 
 
-FULL = Sizes(sst2_batch=128, imdb_batch=32, warmup=5, iterations=20, dense_steps=60, method_steps=30, train_batch=32, dev_examples=256)
+FULL = Sizes(
+    sst2_batch=128, imdb_batch=32, warmup=5, iterations=20, dense_steps=60, method_steps=30, train_batch=32, dev_examples=256
+)
 QUICK = Sizes(sst2_batch=16, imdb_batch=4, warmup=1, iterations=2, dense_steps=4, method_steps=2, train_batch=8, dev_examples=32)
 
 
@@ -203,7 +209,9 @@ def received_timings(batch: PackedBatch, qkv, device, sizes: Sizes) -> dict:
             continue
         received[backend] = packed_attention_with_received(q, k, v, batch, scale, backend)[1]
         results[backend] = {
-            "ms_per_call": ms_per_call(lambda: packed_attention_with_received(q, k, v, batch, scale, backend), device, sizes),
+            "ms_per_call": ms_per_call(
+                lambda: packed_attention_with_received(q, k, v, batch, scale, backend), device, sizes
+            ),
             "max_relative_difference_vs_fp32_eager": max_relative_difference(received[backend], fp32_received),
         }
     if len(received) == 2:
@@ -221,8 +229,8 @@ def attention_kernels(device: torch.device, sizes: Sizes) -> dict:
             "batch_size": count,
             "live_tokens": batch.num_tokens,
             "max_seqlen": batch.max_seqlen,
-            "bfloat16": kernel_timings(batch, qkv, torch.bfloat16, ("varlen", "sdpa_padded", "sdpa_per_example", "flash_varlen"), device, sizes),
-            "float32": kernel_timings(batch, qkv, torch.float32, ("sdpa_padded", "sdpa_nested"), device, sizes),
+            "bfloat16": kernel_timings(batch, qkv, torch.bfloat16, BF16_KERNELS, device, sizes),
+            "float32": kernel_timings(batch, qkv, torch.float32, FP32_KERNELS, device, sizes),
             "received_bfloat16": received_timings(batch, qkv, device, sizes),
         }
     return results
@@ -242,7 +250,9 @@ def padded_batch(lengths: list[int], device: torch.device, seed: int) -> tuple[t
 
 @torch.no_grad()
 def make_dropping(model) -> None:
-    """Predictor / attention weights under which each method drops part of the tokens."""
+    """Predictor / attention weights under which each method drops part of the tokens. LTP has no predictor: it
+    scores tokens by the attention they receive, so its queries and keys get large weights, which concentrate
+    attention on few tokens (and give scores far apart, which the masked engine's softmax must survive)."""
     encoder = model.base_model.encoder
     for name, module in encoder.named_modules():
         if isinstance(module, torch.nn.Linear) and not name.startswith("layer."):
@@ -293,7 +303,9 @@ class EncodedDataset(torch.utils.data.Dataset):
 
     def __init__(self, tokenizer, rows: list[tuple[str, int]]):
         encoded = tokenizer([text for text, _ in rows], truncation=True, max_length=MAX_LENGTH)
-        self.items = [{**{key: values[i] for key, values in encoded.items()}, "labels": label} for i, (_, label) in enumerate(rows)]
+        self.items = [
+            {**{key: values[i] for key, values in encoded.items()}, "labels": label} for i, (_, label) in enumerate(rows)
+        ]
 
     def __len__(self) -> int:
         return len(self.items)
@@ -319,6 +331,13 @@ class TrainingSetup:
     work_dir: str
 
 
+def training_setup(device: torch.device, sizes: Sizes, minilm: str, work_dir: str) -> TrainingSetup:
+    tokenizer = AutoTokenizer.from_pretrained(minilm)
+    train_rows = sst2_rows("sst2_train_8k.csv", sizes.dense_steps * sizes.train_batch)
+    dev_rows = sst2_rows("sst2_dev.csv", sizes.dev_examples)
+    return TrainingSetup(device, sizes, tokenizer, EncodedDataset(tokenizer, train_rows), dev_rows, work_dir)
+
+
 def train(model, setup: TrainingSetup, steps: int, learning_rate: float) -> dict:
     """`steps` of the stock Trainer in bf16 mixed precision (autocast, fp32 weights), as `run_glue.py --bf16`."""
     args = TrainingArguments(
@@ -342,12 +361,11 @@ def method_parameters(model) -> dict[str, torch.Tensor]:
     """Copies of the tensors the method adds or replaces: the predictors, thresholds and selectors beside the
     encoder's layers, or the factors of compressed-bert's compressed modules."""
     prefix = model.base_model_prefix + "."
-    compressed = getattr(model.config, "compressed_modules", None)
-    if compressed:
-        owned = lambda name: any(name.startswith(f"{prefix}{module}.") for module in compressed)  # noqa: E731
-    else:
-        owned = lambda name: name.startswith(prefix + "encoder.") and ".layer." not in name  # noqa: E731
-    return {name: p.detach().clone() for name, p in model.named_parameters() if owned(name)}
+    compressed = tuple(f"{prefix}{module}." for module in getattr(model.config, "compressed_modules", None) or ())
+    return {
+        name: p.detach().clone() for name, p in model.named_parameters()
+        if (name.startswith(compressed) if compressed else name.startswith(prefix + "encoder.") and ".layer." not in name)
+    }
 
 
 @torch.no_grad()
@@ -358,13 +376,19 @@ def evaluate(model, setup: TrainingSetup) -> dict:
     correct = kept = real = 0
     for start in range(0, len(setup.dev_rows), 64):
         rows = setup.dev_rows[start : start + 64]
-        inputs = setup.tokenizer([text for text, _ in rows], padding=True, truncation=True, max_length=MAX_LENGTH, return_tensors="pt")
+        inputs = setup.tokenizer(
+            [text for text, _ in rows], padding=True, truncation=True, max_length=MAX_LENGTH, return_tensors="pt"
+        )
         outputs = model(**inputs.to(setup.device))
         correct += (outputs.logits.argmax(-1).cpu() == torch.tensor([label for _, label in rows])).sum().item()
         if getattr(outputs, "tokens_per_layer", None) is not None:
             kept += outputs.tokens_per_layer.sum().item()
             real += inputs["attention_mask"].sum().item() * model.config.num_hidden_layers
-    return {"dev_examples": len(setup.dev_rows), "accuracy": correct / len(setup.dev_rows), "kept_fraction": kept / real if real else None}
+    return {
+        "dev_examples": len(setup.dev_rows),
+        "accuracy": correct / len(setup.dev_rows),
+        "kept_fraction": kept / real if real else None,
+    }
 
 
 def fine_tune_dense(setup: TrainingSetup, minilm: str, dense_dir: str) -> dict:
@@ -383,7 +407,13 @@ def train_method(setup: TrainingSetup, folder: str, learning_rate: float) -> dic
     start = method_parameters(model)
     result = train(model, setup, setup.sizes.method_steps, learning_rate)
     moved = [name for name, p in method_parameters(model).items() if not torch.equal(p.cpu(), start[name].cpu())]
-    return {**result, "method_tensors": len(start), "method_tensors_moved": len(moved), "method_parameters_moved": bool(moved), **evaluate(model, setup)}
+    return {
+        **result,
+        "method_tensors": len(start),
+        "method_tensors_moved": len(moved),
+        "method_parameters_moved": bool(moved),
+        **evaluate(model, setup),
+    }
 
 
 def convert_and_train(setup: TrainingSetup, dense_dir: str, model_type: str) -> dict:
@@ -398,12 +428,6 @@ def compress_and_train(setup: TrainingSetup, dense_dir: str) -> dict:
     return {"compression": "svd of key and output, ratio 3", **train_method(setup, folder, COMPRESSED_LEARNING_RATE)}
 
 
-def training_setup(device: torch.device, sizes: Sizes, minilm: str, work_dir: str) -> TrainingSetup:
-    tokenizer = AutoTokenizer.from_pretrained(minilm)
-    train_rows = sst2_rows("sst2_train_8k.csv", sizes.dense_steps * sizes.train_batch)
-    return TrainingSetup(device, sizes, tokenizer, EncodedDataset(tokenizer, train_rows), sst2_rows("sst2_dev.csv", sizes.dev_examples), work_dir)
-
-
 # ------------------------------------------------------------------------------------------ 4. bench checkpoints
 
 
@@ -416,7 +440,8 @@ def write_checkpoints(folder: str, minilm: str) -> dict:
         BertForSequenceClassification.from_pretrained(minilm, num_labels=2, dtype=torch.float32).save_pretrained(dense_dir)
         AutoTokenizer.from_pretrained(minilm).save_pretrained(dense_dir)
     convert_bert_checkpoint(dense_dir, "ltp", os.path.join(folder, "ltp"))
-    convert_bert_checkpoint(dense_dir, "transkimmer-bert", os.path.join(folder, "transkimmer"), skim_init_bias=BENCH_SKIM_INIT_BIAS)
+    transkimmer = os.path.join(folder, "transkimmer")
+    convert_bert_checkpoint(dense_dir, "transkimmer-bert", transkimmer, skim_init_bias=BENCH_SKIM_INIT_BIAS)
     return {"folder": folder, "dense": "fine-tuned in step 3" if fine_tuned else "MiniLM with a fresh head"}
 
 
@@ -437,12 +462,15 @@ def errors(report: dict) -> list[str]:
     return [f"{where.removesuffix('/error')}: {value}" for where, key, value in leaves(report) if key == "error"]
 
 
+FLAGS = ("loss_finite", "method_parameters_moved", "same_tokens_per_layer")  # False is a finding
+
+
 def findings(report: dict) -> list[str]:
     """Non-finite losses, method parameters that did not move, fp32 packed/masked mismatches (bf16 is left out:
     rounding may flip a decision near a threshold)."""
     found = []
     for where, key, value in leaves(report):
-        if value is False and key in ("loss_finite", "method_parameters_moved", "same_tokens_per_layer") and "/bfloat16/" not in where:
+        if value is False and key in FLAGS and "/bfloat16/" not in where:
             found.append(f"{where} is false")
         elif key == "max_abs_logit_difference" and "/float32/" in where and value > FP32_LOGIT_TOLERANCE:
             found.append(f"{where} = {value:.3g}")
@@ -455,25 +483,35 @@ def save(report: dict, output: str | None) -> None:
             json.dump(report, f, indent=1)
 
 
+def bf16_training(report: dict, args, device: torch.device, sizes: Sizes, work_dir: str) -> dict:
+    """Step 3 into `report["bf16_training"]`, saved after each model, and step 4 as soon as the dense model is
+    trained (the bench step needs the checkpoints more than the last type's figures). Returns {}: `guarded` turns
+    an error of the shared setup into the step's result."""
+    training = report["bf16_training"]
+    setup = training_setup(device, sizes, args.minilm, work_dir)
+    dense_dir = os.path.join(args.write_checkpoints or work_dir, "dense")
+    training["dense"] = timed(fine_tune_dense, setup, args.minilm, dense_dir)
+    save(report, args.output)
+    if args.write_checkpoints:
+        report["bench_checkpoints"] = timed(write_checkpoints, args.write_checkpoints, args.minilm)
+    if "error" in training["dense"]:
+        return {}
+    for model_type in TRAINING_RECIPES:
+        training[model_type] = timed(convert_and_train, setup, dense_dir, model_type)
+        save(report, args.output)
+    training["compressed-bert"] = timed(compress_and_train, setup, dense_dir)
+    return {}
+
+
 def run_checks(report: dict, args, device: torch.device, sizes: Sizes) -> None:
     """Steps 1-3 (and 4 with `--write-checkpoints`), saving the report after each."""
     report["attention_kernels"] = timed(attention_kernels, device, sizes)
     save(report, args.output)
     report["packed_equals_masked"] = timed(packed_equals_masked, device)
     save(report, args.output)
+    report["bf16_training"] = {}
     with tempfile.TemporaryDirectory() as work_dir:
-        training = report["bf16_training"] = {}
-        setup = training_setup(device, sizes, args.minilm, work_dir)
-        dense_dir = os.path.join(args.write_checkpoints or work_dir, "dense")
-        training["dense"] = timed(fine_tune_dense, setup, args.minilm, dense_dir)
-        save(report, args.output)
-        if args.write_checkpoints:  # before the types: the bench step needs these more than the last type's figures
-            report["bench_checkpoints"] = timed(write_checkpoints, args.write_checkpoints, args.minilm)
-        if "error" not in training["dense"]:
-            for model_type in TRAINING_RECIPES:
-                training[model_type] = timed(convert_and_train, setup, dense_dir, model_type)
-                save(report, args.output)
-            training["compressed-bert"] = timed(compress_and_train, setup, dense_dir)
+        report["bf16_training"].update(guarded(bf16_training, report, args, device, sizes, work_dir))
 
 
 def main() -> None:
@@ -489,6 +527,11 @@ def main() -> None:
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error("no CUDA device here; pass --device cpu (with --quick for a short run)")
+    # Checked here: transformers builds an empty tokenizer from a folder without one, and training runs on [UNK]s.
+    needed = ("config.json", "model.safetensors", "tokenizer.json")
+    missing = [name for name in needed if not os.path.isfile(os.path.join(args.minilm, name))]
+    if missing:
+        parser.error(f"{args.minilm} lacks {', '.join(missing)}: run utils/prepare_gpu_check.sh, or pass --minilm")
     if args.no_checks:
         if not args.write_checkpoints:
             parser.error("--no-checks needs --write-checkpoints")

@@ -43,7 +43,8 @@ else
 fi
 BENCH_ARGS+=(--peers none --baselines first)
 
-rm -rf "$WORK" && mkdir -p "$OUT" "$WORK"
+rm -rf "$WORK"
+mkdir -p "$OUT" "$WORK"
 rm -f "$OUT"/{checks.json,sst2.json,sst2.md,imdb.json,imdb.md}
 : >"$LOG"
 DEADLINE=$((SECONDS + 450))  # the steps' total, so that the run with its start-up stays under 8 minutes
@@ -72,11 +73,11 @@ step() {
     return $rc
 }
 
-# bench NAME ARGS...: the bench step into $WORK/bench_NAME, its report copied to $OUT/NAME.{json,md}.
+# bench NAME LIMIT ARGS...: the bench step into $WORK/bench_NAME, its report copied to $OUT/NAME.{json,md}.
 bench() {
-    local name=$1
-    shift
-    step "bench_$name" "$BENCH_LIMIT" python -m transformers_prune bench \
+    local name=$1 limit=$2
+    shift 2
+    step "bench_$name" "$limit" python -m transformers_prune bench \
         "$CHECKPOINTS/dense" "$CHECKPOINTS/ltp" "$CHECKPOINTS/transkimmer" "${BENCH_ARGS[@]}" "$@" \
         --output-dir "$WORK/bench_$name"
     for ext in json md; do
@@ -90,18 +91,22 @@ if [ ! -f "$CHECKPOINTS/transkimmer/config.json" ]; then
     rm -rf "$CHECKPOINTS/ltp" "$CHECKPOINTS/transkimmer"
     step checkpoints 60 python utils/gpu_check.py "${CHECK_ARGS[@]}" --no-checks --write-checkpoints "$CHECKPOINTS"
 fi
-BENCH_LIMIT=80
-bench sst2 --task sst2 --data-file "$SST2_DEV" "${SST2_ARGS[@]}"
+bench sst2 80 --task sst2 --data-file "$SST2_DEV" "${SST2_ARGS[@]}"
 if [ -f "$IMDB_DATA/imdb/test.jsonl.gz" ]; then
-    BENCH_LIMIT=120
-    bench imdb --task imdb --data-dir "$IMDB_DATA" "${IMDB_ARGS[@]}"
+    bench imdb 120 --task imdb --data-dir "$IMDB_DATA" "${IMDB_ARGS[@]}"
 else
     echo "bench_imdb: skipped, no $IMDB_DATA/imdb/test.jsonl.gz (run utils/prepare_gpu_check.sh)" | tee -a "$LOG"
 fi
 
 echo
 if [ -f "$OUT/checks.json" ]; then
-    python -c 'import json, sys; r = json.load(open(sys.argv[1])); print("errors:", r.get("errors"), "\nfindings:", r.get("findings"))' "$OUT/checks.json"
+    python - "$OUT/checks.json" <<'EOF'
+import json, sys
+
+report = json.load(open(sys.argv[1]))
+print("checks errors:", report.get("errors", "(the checks did not finish)"))
+print("checks findings:", report.get("findings"))
+EOF
 fi
 for name in sst2 imdb; do
     if [ -f "$OUT/$name.md" ]; then echo "--- bench $name"; cat "$OUT/$name.md"; fi

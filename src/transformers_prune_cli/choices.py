@@ -8,6 +8,7 @@ PEERS = ("ort", "openvino", "all", "none")  # benchmark.peers.PEER_CHOICES
 DTYPES = ("float32", "float16", "bfloat16")  # benchmark.runner.DTYPES
 EXPORT_HEADS = ("sequence-classification", "question-answering", "token-classification", "encoder")  # deploy.checkpoint_loading.HEADS
 INT8_WEIGHTS = ("per-channel", "per-tensor")  # deploy.INT8_WEIGHTS
+EXPORT_FORMATS = ("onnx", "openvino")  # deploy.onnx_export.FORMATS
 
 # compression: its methods, targets, autoencoder options and the defaults of FitSettings and the Fisher/held-out sample
 COMPRESSION_METHODS = ("svd", "fwsvd", "pruning", "ae", "kronecker", "tucker")

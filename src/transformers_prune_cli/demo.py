@@ -104,7 +104,7 @@ def _print_next_steps(folder: str, examples: list) -> None:
     print(
         f"\nModels: {os.path.join(folder, DENSE_FOLDER)} (dense), {ltp} (LTP); LTP's intermediate stages in "
         f"{os.path.join(folder, STAGES_FOLDER)}. Next:\n"
-        f"  transformers-prune export {ltp} {ltp}-onnx --int8 && python {ltp}-onnx/ort_runner.py {ltp}-onnx \"a gripping, funny film\"\n"
+        f"  transformers-prune export {ltp} {ltp}-onnx --int8 && python {ltp}-onnx/runner.py {ltp}-onnx \"a gripping, funny film\"\n"
         f"  python -c \"import transformers_prune; from transformers import pipeline; "
         f"print(pipeline('text-classification', model='{ltp}')('a gripping, funny film'))\""
     )

@@ -28,8 +28,11 @@ from ..deploy import PER_CHANNEL, PER_TENSOR
 
 ORT_FP32, ORT_INT8 = "ort_fp32", "ort_int8"
 OV_FP32, OV_INT8 = "ov_fp32", "ov_int8"
-# A method row's ONNX Runtime rows: "<model type>" + suffix.
-ORT_SUFFIXES = {"fp32": "+ort_fp32", "int8": "+ort_int8"}
+# A method row's exported rows (`--export-methods`): "<model type>" + suffix, per export format.
+EXPORT_SUFFIXES = {
+    "onnx": {"fp32": "+ort_fp32", "int8": "+ort_int8"},
+    "openvino": {"fp32": "+ov_fp32", "int8": "+ov_int8"},
+}
 # int8 weight scales (`deploy.INT8_WEIGHTS`): the dense peer as a user quantizes it, with `quantize_dynamic`'s
 # defaults (one scale per matrix); our exported methods as `transformers-prune export --int8` writes them (one per
 # output channel, which keeps accuracy).
@@ -83,17 +86,18 @@ class RuntimeModel:
 
 
 @contextlib.contextmanager
-def onnx_runtime_models(model, tokenizer, max_length: int, threads: int | None, int8_weights: str):
-    """`{"fp32": OrtModel, "int8": OrtModel}` of `model` exported (`export_folder`, with int8 weights scaled
-    `int8_weights`) into a temporary folder, removed on exit: the padded graph of a dense model, the token-dropping
-    graph of a token-pruning one."""
+def exported_models(model, tokenizer, max_length: int, threads: int | None, int8_weights: str, format: str = "onnx"):
+    """`{"fp32": RuntimeModel, "int8": RuntimeModel}` of `model` exported as `transformers-prune export --format
+    FORMAT --int8` does (`export_folder`; ONNX Runtime's int8 weights scaled `int8_weights`) into a temporary folder,
+    removed on exit, and run by the export's runner: the padded graph of a dense model, the token-dropping graph of a
+    token-pruning one."""
     from ..deploy.onnx_export import export_folder
-    from ..deploy.ort_runner import ExportedModel
+    from ..deploy.runner import ExportedModel
 
     threads = threads or torch.get_num_threads()
-    with tempfile.TemporaryDirectory(prefix="bench-onnx-") as folder:
+    with tempfile.TemporaryDirectory(prefix=f"bench-{format}-") as folder:
         export_dir = os.path.join(folder, "export")
-        export_folder(model, tokenizer, export_dir, int8=True, max_length=max_length, int8_weights=int8_weights)
+        export_folder(model, tokenizer, export_dir, int8=True, max_length=max_length, int8_weights=int8_weights, format=format)
         yield {precision: RuntimeModel(ExportedModel(export_dir, precision, threads), model.config) for precision in ("fp32", "int8")}
 
 
@@ -102,6 +106,8 @@ class _OpenVinoRunner:
 
     def __init__(self, compiled):
         self.compiled = compiled
+        # OpenVINO's default, which the peers keep: bf16 on CPUs with bf16 instructions, else f32.
+        self.inference_precision = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
         self.input_names = [port.get_any_name() for port in compiled.inputs]
         self.output_names = [port.get_any_name() for port in compiled.outputs]
 
@@ -142,7 +148,7 @@ __all__ = [
     "EXPORT_INT8_WEIGHTS",
     "ORT_FP32",
     "ORT_INT8",
-    "ORT_SUFFIXES",
+    "EXPORT_SUFFIXES",
     "OV_FP32",
     "OV_INT8",
     "PEER_CHOICES",
@@ -151,7 +157,7 @@ __all__ = [
     "PEER_VARIANTS",
     "RuntimeModel",
     "check_peers_available",
-    "onnx_runtime_models",
+    "exported_models",
     "openvino_models",
     "peer_runtimes",
 ]

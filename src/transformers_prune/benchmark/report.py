@@ -119,7 +119,8 @@ def _peers_note(settings: dict) -> str | None:
         notes.append(
             "`ov_fp32` is the same ONNX graph read by OpenVINO (CPU plugin, same thread count); `ov_int8` is it after "
             "NNCF post-training quantization (static int8 weights and activations, transformer preset), calibrated on "
-            "the training inputs named under `calibration` in bench.json."
+            "the training inputs named under `calibration` in bench.json. Both keep OpenVINO's default inference "
+            "precision (bf16 on CPUs with bf16 instructions; each row's `inference_precision`)."
         )
     if peers != "none":
         notes.append("x best peer = throughput / the fastest peer's at that batch size.")
@@ -132,8 +133,9 @@ def _peers_note(settings: dict) -> str | None:
     if settings.get("export_methods"):
         notes.append(
             "`+ort_fp32` / `+ort_int8` rows: the checkpoint's own model exported as `transformers-prune export` does "
-            "(int8: per-channel weight scales) and run by its ONNX Runtime runner; a token-pruning graph drops tokens "
-            "and takes one example per call."
+            "(int8: per-channel weight scales) and run by its ONNX Runtime runner; `+ov_fp32` / `+ov_int8` (with the "
+            "OpenVINO peers): `export --format openvino` (fp32 compute; int8: NNCF int8 weights) run by the same runner; "
+            "a token-pruning graph drops tokens and takes one example per call."
         )
     if notes:
         notes.append("Peer, int8 and exported rows carry the FLOPs of the fp32 row they compute the same multiply-adds as.")

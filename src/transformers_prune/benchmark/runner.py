@@ -20,7 +20,8 @@ Peer rows (`--peers ort|openvino|all`, see `peers.py`): the dense model in ONNX 
 and in OpenVINO, fp32 and NNCF static int8. int8 rows
 (`--int8`): `dense_packed+int8` and `<model type>+int8`, the same models with their encoder linears in int8
 (`deploy/torch_int8.py`). Exported rows (`--export-methods`): `<model type>+ort_fp32` / `+ort_int8`, the
-checkpoint's own model exported as `transformers-prune export` does and run in ONNX Runtime. None of these is seen by `FlopCounterMode` as it runs (ONNX Runtime is outside torch;
+checkpoint's own model exported as `transformers-prune export` does and run in ONNX Runtime, and with the OpenVINO
+peers also `+ov_fp32` / `+ov_int8` (`export --format openvino`: fp32 compute, int8 weights). None of these is seen by `FlopCounterMode` as it runs (ONNX Runtime is outside torch;
 torch's quantized kernels have no FLOP formula), so both carry the FLOPs of the fp32 row they compute the same
 multiply-adds as (`flops_as`).
 """
@@ -45,12 +46,12 @@ from .inputs import task_inputs
 from .latency import InterleavedTimer
 from .peers import (
     EXPORT_INT8_WEIGHTS,
-    ORT_SUFFIXES,
+    EXPORT_SUFFIXES,
     PEER_CHOICES,
     PEER_INT8_WEIGHTS,
     PEER_RUNTIMES,
     PEER_VARIANTS,
-    onnx_runtime_models,
+    exported_models,
     openvino_models,
     peer_runtimes,
 )
@@ -162,6 +163,13 @@ class BenchmarkSettings:
         }
 
 
+def export_formats(settings: BenchmarkSettings) -> tuple[str, ...]:
+    """The formats `--export-methods` exports our checkpoints to: ONNX Runtime's, and OpenVINO's when its peers run."""
+    if not settings.export_methods:
+        return ()
+    return ("onnx", "openvino") if "openvino" in peer_runtimes(settings.peers) else ("onnx",)
+
+
 def measures_method_flops(variant: str) -> bool:
     """Whether a row's speed-up against dense-packed comes from the FLOPs its method cuts (see module docstring)."""
     baseline = variant in (HF_PADDED, HF_DYNAMIC, HF_SORTED, DENSE_PACKED, *PEER_VARIANTS) or variant.startswith(TRUNCATED_PREFIX)
@@ -198,7 +206,7 @@ def rows_per_checkpoint(checkpoint: Checkpoint, settings: BenchmarkSettings, sha
     baselines = 0 if shares_baselines else (
         3 + int8 + 2 * len(peer_runtimes(settings.peers)) + len(settings.truncations)
     )
-    method = int8 + (len(ORT_SUFFIXES) if settings.export_methods else 0)
+    method = int8 + 2 * len(export_formats(settings))
     if checkpoint.is_compressed:
         return method
     if not checkpoint.is_token_pruning:
@@ -257,7 +265,7 @@ def benchmark_checkpoint(
         rows[DENSE_PACKED] = measure_row(loaded.dense_packed, DENSE_PACKED)
         for runtime in peer_runtimes(settings.peers):
             if runtime == "ort":
-                peers = onnx_runtime_models(loaded.hf, checkpoint.tokenizer, settings.max_length, settings.threads, PEER_INT8_WEIGHTS)
+                peers = exported_models(loaded.hf, checkpoint.tokenizer, settings.max_length, settings.threads, PEER_INT8_WEIGHTS)
             else:
                 if calibration_data is None:
                     raise ValueError("OpenVINO's int8 peer needs calibration data (the task's training inputs)")
@@ -265,8 +273,10 @@ def benchmark_checkpoint(
                 peers = openvino_models(loaded.hf, checkpoint.tokenizer, settings.max_length, settings.threads, samples)
             peers = timer.enter_context(peers)
             fp32_variant, int8_variant = PEER_RUNTIMES[runtime]
-            measure_twin(peers["fp32"], fp32_variant, HF_DYNAMIC)
-            measure_twin(peers["int8"], int8_variant, HF_DYNAMIC)
+            for precision, variant in (("fp32", fp32_variant), ("int8", int8_variant)):
+                measure_twin(peers[precision], variant, HF_DYNAMIC)
+                if hasattr(peers[precision].runner, "inference_precision"):
+                    rows[variant]["inference_precision"] = peers[precision].runner.inference_precision
             if runtime == "ort":
                 rows[int8_variant]["int8_weights"] = PEER_INT8_WEIGHTS
         if settings.int8:
@@ -281,13 +291,13 @@ def benchmark_checkpoint(
         rows[checkpoint.model_type] = measure_row(loaded.method_model, checkpoint.model_type)
         if settings.int8:
             measure_twin(quantize_encoder_int8(loaded.method_model), checkpoint.model_type + INT8_SUFFIX, checkpoint.model_type)
-        if settings.export_methods:
+        for format in export_formats(settings):
             exported = timer.enter_context(
-                onnx_runtime_models(loaded.method_model, checkpoint.tokenizer, settings.max_length, settings.threads, EXPORT_INT8_WEIGHTS)
+                exported_models(loaded.method_model, checkpoint.tokenizer, settings.max_length, settings.threads, EXPORT_INT8_WEIGHTS, format)
             )
-            for precision, suffix in ORT_SUFFIXES.items():
+            for precision, suffix in EXPORT_SUFFIXES[format].items():
                 measure_twin(exported[precision], checkpoint.model_type + suffix, checkpoint.model_type)
-            rows[checkpoint.model_type + ORT_SUFFIXES["int8"]]["int8_weights"] = EXPORT_INT8_WEIGHTS
+            rows[checkpoint.model_type + EXPORT_SUFFIXES[format]["int8"]]["int8_weights"] = EXPORT_INT8_WEIGHTS
         sweeps = []
         for sweep in (sweep for sweep in settings.sweeps if applies_to(sweep, checkpoint)):
             points = []

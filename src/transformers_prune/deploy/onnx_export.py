@@ -1,14 +1,16 @@
-"""ONNX export of a model (`torch.onnx.export`, dynamo), ONNX Runtime dynamic int8, and the export folder.
+"""ONNX export of a model (`torch.onnx.export`, dynamo), ONNX Runtime dynamic int8, OpenVINO, and the export folder.
 
-An export folder holds everything `ort_runner.py` (copied into it) needs, and nothing that needs torch:
+An export folder holds everything `runner.py` (copied into it) needs, and nothing that needs torch:
 
 | file | what |
 |---|---|
-| `model.onnx` | the fp32 graph |
+| `model.onnx` | the fp32 graph (format "onnx") |
 | `model_int8.onnx` | with `int8=True`: ONNX Runtime `quantize_dynamic` of it (int8 weights, per channel by default; activations quantized per call) |
+| `openvino_model.xml/.bin` | format "openvino": the same ONNX graph converted to OpenVINO's IR (fp32 weights) |
+| `openvino_model_int8.xml/.bin` | format "openvino" with `int8=True`: NNCF's weight compression of it (int8 weights, asymmetric, one scale per output channel; activations stay fp32, so the graph's token decisions see fp32 scores; needs no calibration data) |
 | `tokenizer.json` | the checkpoint's fast tokenizer, padding to the longest text of a batch, no truncation |
 | `export_config.json` | graph kind, head, output names, vocabulary sizes, `max_length`, labels, the export's own check |
-| `ort_runner.py` | the torch-free runner (`deploy/ort_runner.py`) |
+| `runner.py` | the torch-free runner (`deploy/runner.py`) |
 
 The folder is written next to its destination and moved there at the end (`folders.staged_output_folder`, as
 every command), so a failed export leaves nothing.
@@ -28,10 +30,12 @@ from torch import nn
 
 from ..folders import staged_output_folder
 from ..models.modeling_token_pruning import TokenPruningModel
-from . import INT8_WEIGHTS, PER_CHANNEL, ort_runner
+from . import INT8_WEIGHTS, PER_CHANNEL, runner
 from .traceable import INPUT_NAMES, PaddedGraph, SingleExampleGraph, dense_inference_copy, head_of
 
 ONNX_FILE, INT8_FILE = "model.onnx", "model_int8.onnx"
+OPENVINO_FILE, OPENVINO_INT8_FILE = "openvino_model.xml", "openvino_model_int8.xml"
+FORMATS = ("onnx", "openvino")
 # fp32 export against torch on the export's check inputs, relative to the outputs' scale (at least 1): the order of
 # float sums differs, nothing else.
 EXPORT_TOLERANCE = 1e-4
@@ -118,17 +122,17 @@ def check_inputs(tokenizer, config, lengths: tuple[int, ...], seed: int = 0) -> 
     return {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
 
 
-def compare_with_torch(model: nn.Module, runner: ort_runner.ExportedModel, batches: list[dict]) -> tuple[float, float]:
-    """The largest absolute difference between the exported graph (through `runner`) and the torch model itself
+def compare_with_torch(model: nn.Module, exported: runner.ExportedModel, batches: list[dict]) -> tuple[float, float]:
+    """The largest absolute difference between the exported graph (through `exported`) and the torch model itself
     over `batches`, on real positions (a packed model leaves padding positions as zeros, HF's BERT computes them),
     and the largest absolute output value. Raises ValueError if the graph keeps other token counts per layer."""
     worst, scale = 0.0, 0.0
     for batch in batches:
         with torch.no_grad():
             expected = model(**batch, return_dict=True)
-        got = runner(**{name: tensor.numpy() for name, tensor in batch.items()})
+        got = exported(**{name: tensor.numpy() for name, tensor in batch.items()})
         real = batch["attention_mask"].bool().numpy()
-        for name in runner.output_names:
+        for name in exported.output_names:
             reference = expected[name].numpy()
             if name == "tokens_per_layer":
                 if not (got[name] == reference).all():
@@ -153,10 +157,10 @@ def _save_tokenizer(tokenizer, path: str) -> None:
     backend.save(path)
 
 
-def _export_config(model: nn.Module, head: str, graph_kind: str, output_names, max_length: int, files: dict) -> dict:
+def _export_config(model: nn.Module, head: str, graph_kind: str, output_names, max_length: int, files: dict, format: str) -> dict:
     config = model.config
     return {
-        "format": "onnx",
+        "format": format,
         "graph": graph_kind,
         "model_type": type(config).model_type,  # the class's: a config loaded from a BERT folder keeps "bert"
         "architecture": type(model).__name__,
@@ -174,15 +178,16 @@ def _export_config(model: nn.Module, head: str, graph_kind: str, output_names, m
 
 def export_folder(
     model: nn.Module, tokenizer, output_dir: str, int8: bool = False, max_length: int | None = None,
-    overwrite: bool = False, inputs: tuple[str, ...] = (), int8_weights: str = PER_CHANNEL,
+    overwrite: bool = False, inputs: tuple[str, ...] = (), int8_weights: str = PER_CHANNEL, format: str = "onnx",
 ) -> dict:
     """Export `model` (eval, on CPU, any of our types or HF BERT) with `tokenizer` into `output_dir` (see module
-    docstring), whole or not at all (`folders.staged_output_folder`; `overwrite` replaces a non-empty folder,
-    `inputs` are paths the output must not be or hold). With `int8`, the int8 graph's weights are scaled
-    `int8_weights` (`quantize_onnx_int8`).
+    docstring) in `format` ("onnx": ONNX Runtime; "openvino": OpenVINO IR), whole or not at all
+    (`folders.staged_output_folder`; `overwrite` replaces a non-empty folder, `inputs` are paths the output must not
+    be or hold). With `int8`, the int8 graph's weights are scaled `int8_weights` (`quantize_onnx_int8`; OpenVINO's
+    weight compression is per channel only).
 
     Returns the written `export_config.json`, whose "check" entry holds the largest absolute difference between
-    the fp32 graph in ONNX Runtime and the torch model on random inputs. Raises ValueError for a `max_length`
+    the fp32 graph in its runtime and the torch model on random inputs. Raises ValueError for a `max_length`
     beyond the model's positions, when that difference exceeds `EXPORT_TOLERANCE` x max(1, largest output), and
     when the graph keeps other token counts per layer than the torch model; nothing is written then.
     """
@@ -193,8 +198,12 @@ def export_folder(
     if not 2 <= max_length <= positions:
         raise ValueError(f"max_length must be between 2 and the model's {positions} positions, got {max_length}")
     _check_int8_weights(int8_weights)
+    if format not in FORMATS:
+        raise ValueError(f"export format must be one of {FORMATS}, got {format!r}")
+    if format == "openvino" and int8 and int8_weights != PER_CHANNEL:
+        raise ValueError(f"OpenVINO's int8 export compresses weights per channel; int8 weights {int8_weights!r} are ONNX Runtime's")
     with staged_output_folder(output_dir, overwrite, inputs) as staged:
-        return _write_folder(model, tokenizer, staged, int8_weights if int8 else None, max_length)
+        return _write_folder(model, tokenizer, staged, int8_weights if int8 else None, max_length, format)
 
 
 def export_graph(model: nn.Module) -> tuple[nn.Module, str]:
@@ -202,37 +211,59 @@ def export_graph(model: nn.Module) -> tuple[nn.Module, str]:
     tokens), `PaddedGraph` for a dense one (see `traceable.py`)."""
     copy = dense_inference_copy(model)
     if isinstance(model.base_model, TokenPruningModel):
-        return SingleExampleGraph(copy), ort_runner.SINGLE_EXAMPLE
-    return PaddedGraph(copy), ort_runner.PADDED
+        return SingleExampleGraph(copy), runner.SINGLE_EXAMPLE
+    return PaddedGraph(copy), runner.PADDED
 
 
-def _write_folder(model: nn.Module, tokenizer, folder: str, int8_weights: str | None, max_length: int) -> dict:
+def convert_to_openvino(onnx_path: str, folder: str, int8: bool) -> dict[str, str]:
+    """The ONNX graph at `onnx_path` as OpenVINO IR in `folder` (fp32 weights), and with `int8` NNCF's int8 weight
+    compression of it (see module docstring); removes `onnx_path`. Returns the files by precision."""
+    import nncf
+    import openvino
+
+    graph = openvino.convert_model(onnx_path)
+    openvino.save_model(graph, os.path.join(folder, OPENVINO_FILE), compress_to_fp16=False)
+    files = {"fp32": OPENVINO_FILE}
+    if int8:
+        with _quiet_exporter():  # NNCF's progress bars and bit-width table
+            compressed = nncf.compress_weights(graph, mode=nncf.CompressWeightsMode.INT8_ASYM)
+        openvino.save_model(compressed, os.path.join(folder, OPENVINO_INT8_FILE), compress_to_fp16=False)
+        files["int8"] = OPENVINO_INT8_FILE
+    os.remove(onnx_path)
+    return files
+
+
+def _write_folder(model: nn.Module, tokenizer, folder: str, int8_weights: str | None, max_length: int, format: str) -> dict:
     graph, graph_kind = export_graph(model)
     short = min(max_length, 16)
-    trace_lengths = (short, short // 2 + 1) if graph_kind == ort_runner.PADDED else (short,)
+    trace_lengths = (short, short // 2 + 1) if graph_kind == runner.PADDED else (short,)
+    onnx_path = os.path.join(folder, ONNX_FILE)
     export_onnx(
-        graph, os.path.join(folder, ONNX_FILE), check_inputs(tokenizer, model.config, trace_lengths), max_length,
-        dynamic_batch=graph_kind == ort_runner.PADDED,
+        graph, onnx_path, check_inputs(tokenizer, model.config, trace_lengths), max_length,
+        dynamic_batch=graph_kind == runner.PADDED,
     )
-    if int8_weights:
-        quantize_onnx_int8(os.path.join(folder, ONNX_FILE), os.path.join(folder, INT8_FILE), int8_weights)
-    _save_tokenizer(tokenizer, os.path.join(folder, ort_runner.TOKENIZER_FILE))
-    shutil.copy2(ort_runner.__file__, os.path.join(folder, "ort_runner.py"))
-    files = {"fp32": ONNX_FILE, **({"int8": INT8_FILE} if int8_weights else {})}
-    config = _export_config(model, head_of(model), graph_kind, graph.output_names, max_length, files)
+    if format == "openvino":
+        files = convert_to_openvino(onnx_path, folder, int8=bool(int8_weights))
+    else:
+        if int8_weights:
+            quantize_onnx_int8(onnx_path, os.path.join(folder, INT8_FILE), int8_weights)
+        files = {"fp32": ONNX_FILE, **({"int8": INT8_FILE} if int8_weights else {})}
+    _save_tokenizer(tokenizer, os.path.join(folder, runner.TOKENIZER_FILE))
+    shutil.copy2(runner.__file__, os.path.join(folder, "runner.py"))
+    config = _export_config(model, head_of(model), graph_kind, graph.output_names, max_length, files, format)
     if int8_weights:
         config["int8_weights"] = int8_weights
-    _write_json(config, os.path.join(folder, ort_runner.CONFIG_FILE))
+    _write_json(config, os.path.join(folder, runner.CONFIG_FILE))
     lengths = ((short, max(2, short - 3), 2), (max(2, short // 3),))  # every input holds [CLS] and [SEP]
     batches = [check_inputs(tokenizer, model.config, batch_lengths, seed) for seed, batch_lengths in enumerate(lengths)]
-    difference, scale = compare_with_torch(model, ort_runner.ExportedModel(folder), batches)
+    difference, scale = compare_with_torch(model, runner.ExportedModel(folder), batches)
     if difference > EXPORT_TOLERANCE * max(1.0, scale):
         raise ValueError(
             f"the exported graph differs from the torch model by {difference:.3g} on random inputs (outputs up to "
             f"{scale:.3g}; allowed {EXPORT_TOLERANCE} x max(1, that))"
         )
     config["check"] = {"max_abs_difference_fp32": difference, "lengths": [list(batch_lengths) for batch_lengths in lengths]}
-    _write_json(config, os.path.join(folder, ort_runner.CONFIG_FILE))
+    _write_json(config, os.path.join(folder, runner.CONFIG_FILE))
     return config
 
 
@@ -243,6 +274,10 @@ def _write_json(value: dict, path: str) -> None:
 
 __all__ = [
     "EXPORT_TOLERANCE",
+    "FORMATS",
+    "OPENVINO_FILE",
+    "OPENVINO_INT8_FILE",
+    "convert_to_openvino",
     "INT8_FILE",
     "ONNX_FILE",
     "check_inputs",

@@ -11,7 +11,7 @@
 Why one example: the engine reads each compaction's offsets to the host (`drop_tokens`) and loops over the
 examples in Python, which an exported graph cannot do for a batch whose split is data. With one example the
 offsets are `(0, n)`, `n` a symbolic size, and nothing needs the host; the runner feeds a batch one example at a
-time (`ort_runner.py`).
+time (`runner.py`).
 
 `dense_inference_copy` prepares a dense model for tracing: HF's forward instead of the packed engine (packed BERT,
 compressed-bert), whose per-example loop is Python control flow on data, and compressed-bert's weights rebuilt

@@ -1,15 +1,16 @@
-"""Run a model exported by `transformers-prune export` with ONNX Runtime alone: numpy, onnxruntime, tokenizers.
+"""Run a model exported by `transformers-prune export` without torch: numpy, tokenizers, and the export's runtime,
+ONNX Runtime (`--format onnx`) or OpenVINO (`--format openvino`).
 
 This file is copied into every export folder and imports nothing else (no torch, no transformers), so the
-folder runs anywhere `pip install onnxruntime tokenizers numpy` works:
+folder runs anywhere `pip install onnxruntime tokenizers numpy` (or `openvino` instead of `onnxruntime`) works:
 
-    from ort_runner import ExportedModel
+    from runner import ExportedModel
 
-    model = ExportedModel("exported")                         # precision="int8" for model_int8.onnx
+    model = ExportedModel("exported")                         # precision="int8" for the int8 graph
     model.predict(["a gripping, funny film", "dull"])         # classifiers: one label per text
     outputs = model(**model.tokenize(["a gripping film"]))    # any head: {"logits": array [1, 2], ...}
 
-    python ort_runner.py exported "a gripping, funny film" "dull"
+    python runner.py exported "a gripping, funny film" "dull"
 
 Inputs are `[batch, seq_len]` integer arrays, right-padded (BERT's layout); anything else raises ValueError
 naming the problem. Two graph kinds exist (`export_config.json`, key "graph"):
@@ -28,7 +29,6 @@ import os
 import sys
 
 import numpy as np
-import onnxruntime as ort
 
 CONFIG_FILE = "export_config.json"
 TOKENIZER_FILE = "tokenizer.json"
@@ -36,14 +36,56 @@ EXPORT_CONFIG_KEYS = ("files", "outputs", "head", "max_length", "graph", "vocab_
 PADDED, SINGLE_EXAMPLE = "padded", "single_example"
 
 
+class _OnnxRuntimeGraph:
+    """An `.onnx` graph in an ONNX Runtime session."""
+
+    def __init__(self, path: str, threads: int | None, providers: list[str] | None):
+        try:
+            import onnxruntime as ort
+        except ImportError as error:
+            raise ValueError(f"{path} runs with ONNX Runtime ({error}): pip install onnxruntime") from None
+        options = ort.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(path, options, providers=providers or ["CPUExecutionProvider"])
+
+    def run(self, output_names: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return self.session.run(output_names, feeds)
+
+
+class _OpenVinoGraph:
+    """An OpenVINO IR graph (`.xml` beside its `.bin`) compiled for the CPU, computing in fp32: OpenVINO's default on
+    CPUs with bf16 instructions is bf16, which moves logits by about 1e-2 and can flip a token decision near its
+    threshold; the export's check and its users get the graph the torch model was checked against."""
+
+    def __init__(self, path: str, threads: int | None, providers: list[str] | None):
+        if providers:
+            raise ValueError(f"providers name ONNX Runtime execution providers; {path} is an OpenVINO graph")
+        try:
+            import openvino
+        except ImportError as error:
+            raise ValueError(f"{path} runs with OpenVINO ({error}): pip install openvino") from None
+        settings = {"INFERENCE_PRECISION_HINT": "f32", **({"INFERENCE_NUM_THREADS": threads} if threads else {})}
+        self.compiled = openvino.Core().compile_model(path, "CPU", settings)
+
+    def run(self, output_names: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        results = self.compiled(feeds)
+        return [results[self.compiled.output(name)] for name in output_names]
+
+
+GRAPH_LOADERS = {".onnx": _OnnxRuntimeGraph, ".xml": _OpenVinoGraph}
+
+
 class ExportedModel:
-    """An exported folder's graph in an ONNX Runtime CPU session, with its tokenizer and input checks.
+    """An exported folder's graph on the CPU (ONNX Runtime for `.onnx`, OpenVINO for `.xml`), with its tokenizer
+    and input checks.
 
     Args:
-        folder: what `transformers-prune export` wrote (`export_config.json`, the `.onnx` files, `tokenizer.json`).
-        precision: "fp32" (`model.onnx`) or "int8" (`model_int8.onnx`, written by `export --int8`).
-        threads: ONNX Runtime intra-op threads (default: ONNX Runtime's choice, one per physical core).
-        providers: ONNX Runtime execution providers (default: CPU).
+        folder: what `transformers-prune export` wrote (`export_config.json`, the graph files, `tokenizer.json`).
+        precision: "fp32" or "int8" (written by `export --int8`); `export_config.json`'s "files" names each graph.
+        threads: the runtime's inference threads (default: its own choice, one per physical core).
+        providers: ONNX Runtime execution providers (default: CPU); not for OpenVINO exports.
     """
 
     def __init__(self, folder: str, precision: str = "fp32", threads: int | None = None, providers: list[str] | None = None):
@@ -63,17 +105,18 @@ class ExportedModel:
             raise ValueError(f"{folder} has no {precision!r} graph; it has {sorted(files)} (export with --int8 for int8)")
         if threads is not None and threads < 1:
             raise ValueError(f"threads must be at least 1, got {threads}")
-        options = ort.SessionOptions()
-        if threads is not None:
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
         graph = os.path.join(folder, files[precision])
         if not os.path.isfile(graph):
             raise FileNotFoundError(f"{graph} is missing: copy the whole export folder")
+        loader = GRAPH_LOADERS.get(os.path.splitext(graph)[1])
+        if loader is None:
+            raise ValueError(f"{graph}: a graph is an .onnx file (ONNX Runtime) or an .xml file (OpenVINO)")
         try:
-            self.session = ort.InferenceSession(graph, options, providers=providers or ["CPUExecutionProvider"])
-        except Exception as error:  # onnxruntime's own classes (InvalidProtobuf, Fail, ...): one message instead
-            raise ValueError(f"{graph} is not a loadable ONNX graph (truncated or damaged?): {' '.join(str(error).split())[:300]}") from None
+            self.session = loader(graph, threads, providers)
+        except ValueError:
+            raise
+        except Exception as error:  # the runtimes' own classes (InvalidProtobuf, Fail, RuntimeError): one message instead
+            raise ValueError(f"{graph} is not a loadable graph (truncated or damaged?): {' '.join(str(error).split())[:300]}") from None
         self.folder = folder
         self.output_names = list(self.config["outputs"])
         self._tokenizer = None
@@ -217,14 +260,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Classify texts with a model exported by `transformers-prune export`.")
     parser.add_argument("folder", help="the export folder")
     parser.add_argument("texts", nargs="+", help="texts to classify")
-    parser.add_argument("--int8", action="store_true", help="run model_int8.onnx")
-    parser.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads")
+    parser.add_argument("--int8", action="store_true", help="run the int8 graph (written by export --int8)")
+    parser.add_argument("--threads", type=int, help="the runtime's inference threads")
     args = parser.parse_args(argv)
     try:
         model = ExportedModel(args.folder, "int8" if args.int8 else "fp32", args.threads)
         labels = model.predict(args.texts)
     except (ValueError, OSError) as error:
-        print(f"ort_runner: {error}", file=sys.stderr)
+        print(f"runner: {error}", file=sys.stderr)
         raise SystemExit(2) from None
     for text, label in zip(args.texts, labels):
         print(f"{label}\t{text}")
