@@ -102,43 +102,42 @@ def default_data_dir() -> str | None:
     return path if os.path.isdir(path) else None
 
 
+def _task_file(task: TaskSpec, relative_path: str, given: str | None, what: str, data_dir: str | None, bundled: str | None, missing: str) -> str:
+    """`given` (a `what` the user named), else `relative_path` under `data_dir`, else under `default_data_dir()`,
+    else the package's `bundled` file; FileNotFoundError (`missing` when nothing was found) otherwise."""
+    if given is not None:
+        if not os.path.isfile(given):
+            raise FileNotFoundError(f"{what} {given} does not exist")
+        return given
+    if data_dir is not None:
+        path = os.path.join(data_dir, relative_path)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"--data-dir {data_dir} has no {relative_path} for task {task.name}")
+        return path
+    default_dir = default_data_dir()
+    if default_dir is not None and os.path.isfile(os.path.join(default_dir, relative_path)):
+        return os.path.join(default_dir, relative_path)
+    if bundled is not None:
+        return bundled_file(bundled)
+    raise FileNotFoundError(missing)
+
+
 def resolve_data_file(task: TaskSpec, data_file: str | None = None, data_dir: str | None = None) -> str:
     """The dev file to read: `data_file`, else the task's file under `data_dir`, else under `default_data_dir()`,
     else (SST-2 only) the dev set bundled with the package."""
-    if data_file is not None:
-        if not os.path.isfile(data_file):
-            raise FileNotFoundError(f"data file {data_file} does not exist")
-        return data_file
-    if data_dir is not None:
-        path = os.path.join(data_dir, task.data_path)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"--data-dir {data_dir} has no {task.data_path} for task {task.name}")
-        return path
-    default_dir = default_data_dir()
-    if default_dir is not None and os.path.isfile(os.path.join(default_dir, task.data_path)):
-        return os.path.join(default_dir, task.data_path)
-    if task.name == "sst2":
-        return bundled_file("sst2_dev.csv")
-    raise FileNotFoundError(
-        f"no data for task {task.name}: pass --data-dir (a folder holding {task.data_path}) or --data-file"
+    return _task_file(
+        task, task.data_path, data_file, "data file", data_dir, "sst2_dev.csv" if task.name == "sst2" else None,
+        f"no data for task {task.name}: pass --data-dir (a folder holding {task.data_path}) or --data-file",
     )
 
 
 def resolve_train_file(task: TaskSpec, train_file: str | None = None, data_dir: str | None = None) -> str:
-    """The training file to calibrate on: `train_file`, else the task's under `data_dir` or `default_data_dir()`,
-    else (SST-2 only) the training sample bundled with the package."""
-    if train_file is not None:
-        if not os.path.isfile(train_file):
-            raise FileNotFoundError(f"calibration file {train_file} does not exist")
-        return train_file
-    for folder in (data_dir, default_data_dir()):
-        if folder is not None and os.path.isfile(os.path.join(folder, task.train_path)):
-            return os.path.join(folder, task.train_path)
-    if task.name == "sst2":
-        return bundled_file("sst2_train_8k.csv")
-    raise FileNotFoundError(
+    """The training file to calibrate on: `train_file`, else the task's under `data_dir`, else under
+    `default_data_dir()`, else (SST-2 only) the training sample bundled with the package."""
+    return _task_file(
+        task, task.train_path, train_file, "calibration file", data_dir, "sst2_train_8k.csv" if task.name == "sst2" else None,
         f"OpenVINO's int8 peer calibrates on task {task.name}'s training inputs, and no {task.train_path} was found: "
-        "pass --calibration-file, or leave OpenVINO out (--peers ort)"
+        "pass --calibration-file, or leave OpenVINO out (--peers ort)",
     )
 
 
