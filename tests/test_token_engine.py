@@ -397,3 +397,29 @@ def test_varlen_backend_returns_the_kernels_output_and_received_attention(monkey
     torch.testing.assert_close(out.double(), expected_out, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(received.double(), expected_received, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(packed_attention(query, key, value, batch, SCALE, "varlen").double(), expected_out, rtol=1e-5, atol=1e-5)
+
+
+# --------------------------------------------------------------------------------- the masked engine's attention
+
+
+def test_masked_attention_survives_a_dropped_key_scoring_far_above_every_kept_one():
+    """Hidden keys (weight 0) leave the kept keys' attention as if they were absent, however high they score: the
+    softmax is shifted by the kept keys' largest score. Shifted by all keys', a gap of ~87 (fp32) zeroed every kept
+    key's exp and with it the layer's context; the weight's gradient stays finite."""
+    from transformers import BertConfig
+    from transformers.models.bert.modeling_bert import BertLayer
+
+    from transformers_prune.models.bert_layer_forward import masked_layer_forward
+
+    torch.manual_seed(0)
+    layer = BertLayer(BertConfig(hidden_size=32, num_attention_heads=2, intermediate_size=64)).eval()
+    hidden = torch.randn(1, 5, 32)
+    hidden[0, 2] *= 300  # its key scores hundreds above the others for some queries
+    keep = torch.tensor([True, True, False, True, False])
+    weights = keep[None].float().requires_grad_()
+    out, probs = masked_layer_forward(layer, hidden, torch.ones(1, 5, dtype=torch.bool), weights)
+    alone, _ = masked_layer_forward(layer, hidden[:, keep], torch.ones(1, 3, dtype=torch.bool))
+    torch.testing.assert_close(out[:, keep], alone, rtol=0, atol=1e-5)
+    torch.testing.assert_close(probs.sum(-1), torch.ones(probs.shape[:-1]), rtol=0, atol=1e-5)
+    out[:, keep].sum().backward()
+    assert torch.isfinite(weights.grad).all() and (weights.grad[0, ~keep] != 0).all()  # hidden keys still get a gradient

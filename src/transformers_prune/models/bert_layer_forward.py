@@ -6,6 +6,8 @@ so checkpoints keep BERT's names and every model type shares one implementation 
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from transformers.models.bert.modeling_bert import BertLayer
@@ -42,6 +44,22 @@ def packed_attention_and_received(
         query, key, value, batch, layer.attention.self.scaling, attention_backend
     )
     return context.flatten(1), received
+
+
+def _weighted_softmax(scores: torch.Tensor, key_weights: torch.Tensor) -> torch.Tensor:
+    """exp(s_k) w_k / sum_j exp(s_j) w_j over the last dimension, in fp32, cast back to `scores`' dtype.
+
+    The scores are shifted by the largest score among keys of weight > 0, not among all keys: a weight-0 key
+    scoring far above every kept one would otherwise drive every kept key's exp to 0 (a gap of ~87 in fp32; a
+    softmax over all keys then weighted lost the layer's context that way). A weight-0 key's exp is capped where
+    it would overflow: its probability is 0 either way; only its gradient with respect to its weight, which is
+    astronomically large there, is capped with it. [CLS] is always kept, so the sum is positive.
+    """
+    dtype, weights, scores = scores.dtype, key_weights[:, None, None, :].float(), scores.float()
+    kept_max = scores.masked_fill(weights == 0, torch.finfo(scores.dtype).min).amax(dim=-1, keepdim=True).detach()
+    ceiling = math.log(torch.finfo(scores.dtype).max / scores.shape[-1])  # S capped terms still sum below the max
+    weighted = (scores - kept_max).clamp_max(ceiling).exp() * weights
+    return (weighted / weighted.sum(dim=-1, keepdim=True)).to(dtype)
 
 
 def masked_layer_forward(
@@ -81,12 +99,7 @@ def masked_layer_forward(
         return feed_forward(layer, context.transpose(1, 2).reshape(batch_size, seq_len, -1), hidden), None
     scores = torch.matmul(query, key.transpose(-1, -2)) * self_attention.scaling  # (B, nh, S, S)
     scores = scores.masked_fill(~padding_mask[:, None, None, :], torch.finfo(scores.dtype).min)
-    probs = scores.softmax(dim=-1)
-    if key_weights is not None:
-        # Softmax, then weight and renormalise: equal to exp(s) w / sum exp(s) w, with softmax's max-subtraction
-        # for stability. [CLS] is always a kept key, so the sum is positive; the clamp guards fp16 underflow.
-        probs = probs * key_weights[:, None, None, :].to(probs.dtype)
-        probs = probs / probs.sum(dim=-1, keepdim=True).clamp_min(torch.finfo(probs.dtype).tiny)
+    probs = scores.softmax(dim=-1) if key_weights is None else _weighted_softmax(scores, key_weights)
     dropped = F.dropout(probs, p=dropout, training=self_attention.training)
     context = torch.matmul(dropped, value).transpose(1, 2).reshape(batch_size, seq_len, -1)
     return feed_forward(layer, context, hidden), probs
