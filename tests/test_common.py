@@ -677,18 +677,30 @@ def test_half_precision_forward_on_cpu_matches_float32(model_type, dtype):
     torch.testing.assert_close(got.float(), expected, atol=0.05 * max(1.0, expected.abs().max().item()), rtol=0.05)
 
 
-@pytest.mark.parametrize("model_type", sorted(TESTERS))
-def test_trainer_bf16_mixed_precision_trains_every_type(model_type, tmp_path):
-    """`--bf16` (what a CUDA user passes to run_glue.py) is autocast on the same training forward; on CPU it is
-    CPU autocast. Masks, thresholds, Gumbel noise and integer tensors must survive it: a few steps give a finite
-    loss and move both BERT's and the method's own parameters."""
-    tester = TESTERS[model_type]
+@pytest.mark.parametrize("head", ["sequence_classification", "question_answering"])  # run_glue.py's and run_qa.py's
+@pytest.mark.parametrize("model_type", [*sorted(TESTERS), "compressed-bert"])
+def test_trainer_bf16_mixed_precision_trains_every_type(model_type, head, tmp_path):
+    """`--bf16` (what a CUDA user passes to run_glue.py / run_qa.py) is autocast on the same training forward; on CPU
+    it is CPU autocast. Masks, thresholds, Gumbel noise and integer tensors must survive it: a few steps give a
+    finite loss and move both BERT's and the method's own parameters."""
     input_ids, attention_mask = make_batch((8, 5, 8, 3), seq_len=SEQ_LEN)
-    dataset = DictDataset(input_ids, attention_mask, torch.tensor([0, 1, 1, 0]))
-    # The stages in which the method's own parameters learn: LTP's soft stage (hard mode keeps thresholds fixed),
-    # TR-BERT's train_both.
-    overrides = {"autobert": {"training_stage": "train_both"}, "ltp": ACCUMULATION_CASES["ltp"]}.get(model_type, {})
-    model = tester.make_model("sequence_classification", input_ids, attention_mask, **overrides)
+    if head == "sequence_classification":
+        targets = [{"labels": torch.tensor(label)} for label in (0, 1, 1, 0)]
+    else:
+        targets = [{"start_positions": torch.tensor(start), "end_positions": torch.tensor(start + 1)} for start in (1, 2, 3, 1)]
+    dataset = [{"input_ids": ids, "attention_mask": mask, **target} for ids, mask, target in zip(input_ids, attention_mask, targets)]
+    if model_type == "compressed-bert":
+        from transformers_prune import CompressedBertConfig, CompressedBertForQuestionAnswering, CompressedBertForSequenceClassification
+
+        factorised = {f"encoder.layer.{i}.intermediate.dense": {"kind": "low_rank", "rank": 4} for i in range(TINY_CONFIG_KWARGS["num_hidden_layers"])}
+        config = CompressedBertConfig(**TINY_CONFIG_KWARGS, compressed_modules=factorised)
+        model_class = CompressedBertForSequenceClassification if head == "sequence_classification" else CompressedBertForQuestionAnswering
+        model = model_class(config)
+    else:
+        # The stages in which the method's own parameters learn: LTP's soft stage (hard mode keeps thresholds
+        # fixed), TR-BERT's train_both.
+        overrides = {"autobert": {"training_stage": "train_both"}, "ltp": ACCUMULATION_CASES["ltp"]}.get(model_type, {})
+        model = TESTERS[model_type].make_model(head, input_ids, attention_mask, **overrides)
     start = {name: p.detach().clone() for name, p in model.named_parameters()}
     args = TrainingArguments(
         output_dir=str(tmp_path), use_cpu=True, bf16=True, report_to="none", max_steps=3, learning_rate=1e-2,
