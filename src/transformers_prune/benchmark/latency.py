@@ -45,37 +45,20 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-class _CudaEventClock:
-    """A batch's seconds on a CUDA device: events recorded on the stream around the call, read after the batch
-    has finished (the GPU's own clock: host-side timer resolution and launch jitter stay out)."""
-
-    def __init__(self, device: torch.device):
-        self.device = device
-
-    def __enter__(self):
-        self.start, self.end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        self.start.record()
-        return self
-
-    def __exit__(self, *exc):
-        self.end.record()
-        self.end.synchronize()
-        self.seconds = self.start.elapsed_time(self.end) / 1000
-
-
-class _WallClock:
-    """A batch's wall-clock seconds, the device synchronised before the clock stops."""
-
-    def __init__(self, device: torch.device):
-        self.device = device
-
-    def __enter__(self):
-        self.started = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc):
-        _sync(self.device)
-        self.seconds = time.perf_counter() - self.started
+def _call_seconds(model, batch: dict, device: torch.device) -> float:
+    """Seconds `model(**batch)` took: on a CUDA device by events recorded on the stream around the call, read once it
+    has finished (the GPU's own clock: host-side timer resolution and launch jitter stay out); elsewhere by
+    `time.perf_counter`."""
+    if device.type != "cuda":
+        started = time.perf_counter()
+        model(**batch)
+        return time.perf_counter() - started
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    model(**batch)
+    end.record()
+    end.synchronize()
+    return start.elapsed_time(end) / 1000
 
 
 @torch.inference_mode()
@@ -89,13 +72,7 @@ def time_round(model, batches: list[dict], warmup: int = 2, desc: str | None = N
     for batch in batches[:warmup]:
         model(**batch)
     _sync(device)
-    clock = _CudaEventClock if device.type == "cuda" else _WallClock
-    latencies = []
-    for batch in tqdm(batches, desc=desc, leave=False, disable=desc is None):
-        with clock(device) as timed:
-            model(**batch)
-        latencies.append(timed.seconds)
-    return latencies
+    return [_call_seconds(model, batch, device) for batch in tqdm(batches, desc=desc, leave=False, disable=desc is None)]
 
 
 def latency_figures(timed_rounds: list[list[float]], batches: list[dict]) -> dict:
