@@ -30,6 +30,7 @@ import time
 
 from .common import add_overwrite_argument, positive_int
 
+
 def _rounded(values: list, digits: int = 4):
     if isinstance(values, list):
         return [_rounded(value, digits) for value in values]

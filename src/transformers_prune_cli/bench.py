@@ -20,6 +20,7 @@ import os
 from .choices import DTYPES, PEERS, TASKS
 from .common import add_overwrite_argument, positive_int
 
+
 def _device(name: str | None):
     import torch
 
