@@ -152,6 +152,7 @@ TRANSKIMMER = TokenPruningTester(
         bad("skim_gumbel_tau", 0),
         bad("skim_predictor_hidden_size", 0),
         bad("skim_init_bias", float("inf")),
+        bad("skim_lr_scale", 0),
         bad("keep_threshold", 0.0),
         bad("keep_threshold", 1.0),
     ),
@@ -226,6 +227,7 @@ ADAPLER = TokenPruningTester(
     fresh_model_drops={"eta_init": 0.999},  # near-uniform shares of fresh predictors: eta just under 1 drops some
     bad_configs=SHARED_BAD_CONFIGS + (
         bad("cp_hidden_size", 0),
+        bad("cp_lr_scale", float("nan")),
         bad("eta_min", 0.0),
         bad("eta_init", 1.0),
         bad("eta_lr_scale", 0),

@@ -12,6 +12,13 @@ class AdapLeRConfig(TokenPruningConfig):
 
     Args:
         cp_hidden_size: width of each contribution predictor (Linear(hidden, width) -> GELU -> Linear(width, 1)).
+        cp_lr_scale: the predictors' logits are `cp_lr_scale` x their last Linear's output, and that Linear starts
+            `cp_lr_scale` times smaller: the same predictors at the start, moved about `cp_lr_scale` times faster by
+            the one optimizer (Adam moves every weight about lr per step). 1 (default) is the original, whose
+            predictors train at the main learning rate for 5 epochs of all of SST-2 (about 10,500 steps at batch
+            32). A run of a few hundred steps leaves their shares near uniform, so no token leaves: the stock-script
+            recipe of 96 steps uses 30 (docs/stock_scripts.md). Keep it fixed once trained: the stored weights are
+            in its units.
         eta_init, eta_min, eta_max: the per-layer eta starts at `eta_init` and stays within [eta_min, eta_max];
             a token is dropped before layer l when its predicted share is below eta_l / n (n = live tokens).
         eta_lr_scale: eta_l = eta_min + (eta_max - eta_min) * sigmoid(eta_lr_scale * eta_logits[l]). Adam moves
@@ -46,9 +53,10 @@ class AdapLeRConfig(TokenPruningConfig):
 
     model_type = "adapler-bert"
     training_only_keys = ("eta_init", "gamma", "phi", "soft_removal_beta", "sharpness_start", "sharpness_end", "kl_through_mask")
-    build_time_keys = ("cp_hidden_size",)
+    build_time_keys = ("cp_hidden_size", "cp_lr_scale")
 
     cp_hidden_size: int = 32
+    cp_lr_scale: float | int = 1.0
     eta_init: float | int = 0.25
     eta_min: float | int = 0.01
     eta_max: float | int = 1.0
@@ -65,6 +73,7 @@ class AdapLeRConfig(TokenPruningConfig):
 
     def validate_adapler(self):
         require(self.cp_hidden_size > 0, "cp_hidden_size", self.cp_hidden_size, "an integer > 0")
+        require(finite(self.cp_lr_scale) and self.cp_lr_scale > 0, "cp_lr_scale", self.cp_lr_scale, "a finite number > 0")
         require(finite(self.eta_max) and self.eta_max > 0, "eta_max", self.eta_max, "a finite number > 0")
         require(0 < self.eta_min < self.eta_max, "eta_min", self.eta_min, f"0 < eta_min < eta_max (= {self.eta_max})")
         require(self.eta_min < self.eta_init < self.eta_max, "eta_init", self.eta_init, "strictly between eta_min and eta_max")

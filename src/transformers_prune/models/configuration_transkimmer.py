@@ -20,6 +20,13 @@ class TranskimmerConfig(TokenPruningConfig):
         skim_predictor_hidden_size: width of the predictor MLP; None means `hidden_size`, as in the paper.
         skim_init_bias: the keep logit's bias starts at +value and the skim logit's at -value, so a model
             loaded from plain BERT keeps every token (the paper's "unbalanced initialization").
+        skim_lr_scale: the predictors' logits are `skim_lr_scale` x their last Linear's output, and that Linear
+            (bias included) starts `skim_lr_scale` times smaller: the same predictors at the start, moved about
+            `skim_lr_scale` times faster by the one optimizer (Adam moves every weight about lr per step). 1
+            (default) is the original, whose predictors train at the main learning rate over whole GLUE epochs
+            (SST-2: about 2,100 steps per epoch at batch 32). In a run of a hundred steps they stay at "keep
+            everything": the stock-script recipe of 96 steps uses 5 (docs/stock_scripts.md). Keep it fixed once
+            trained: the stored weights are in its units.
         keep_threshold: inference keeps a token when its keep probability (softmax of the predictor's two
             logits) is above this; 0.5 is the paper's argmax. An inference-time knob: higher skims more, without
             retraining (`transformers-prune bench --sweep keep_threshold=...`).
@@ -35,12 +42,13 @@ class TranskimmerConfig(TokenPruningConfig):
 
     model_type = "transkimmer-bert"
     training_only_keys = ("skim_coefficient", "skim_gumbel_tau", "skim_init_bias")
-    build_time_keys = ("skim_predictor_hidden_size",)
+    build_time_keys = ("skim_predictor_hidden_size", "skim_lr_scale")
 
     skim_coefficient: float | int = 1.0
     skim_gumbel_tau: float | int = 1.0
     skim_predictor_hidden_size: int | None = None
     skim_init_bias: float | int = 5.0
+    skim_lr_scale: float | int = 1.0
     keep_threshold: float | int = 0.5
 
     def validate_transkimmer(self):
@@ -56,6 +64,7 @@ class TranskimmerConfig(TokenPruningConfig):
             "skim_predictor_hidden_size", self.skim_predictor_hidden_size, "None or an integer > 0",
         )
         require(finite(self.skim_init_bias), "skim_init_bias", self.skim_init_bias, "a finite number")
+        require(finite(self.skim_lr_scale) and self.skim_lr_scale > 0, "skim_lr_scale", self.skim_lr_scale, "a finite number > 0")
         require(finite(self.keep_threshold) and 0 < self.keep_threshold < 1, "keep_threshold", self.keep_threshold, "a number in (0, 1)")
 
 

@@ -47,7 +47,8 @@ class TranskimmerSkimClassifier(nn.Linear):
 
 
 class TranskimmerSkimPredictor(nn.Module):
-    """LayerNorm -> Linear -> LayerNorm -> GELU -> Linear(2): logits of (skim, keep) for each token."""
+    """LayerNorm -> Linear -> LayerNorm -> GELU -> Linear(2), times `skim_lr_scale`: logits of (skim, keep) for
+    each token."""
 
     def __init__(self, config: TranskimmerConfig):
         super().__init__()
@@ -57,9 +58,10 @@ class TranskimmerSkimPredictor(nn.Module):
         self.hidden_norm = nn.LayerNorm(width)
         self.activation = nn.GELU()
         self.classifier = TranskimmerSkimClassifier(width, 2)
+        self.logit_scale = float(config.skim_lr_scale)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.activation(self.hidden_norm(self.dense(self.input_norm(hidden)))))
+        return self.logit_scale * self.classifier(self.activation(self.hidden_norm(self.dense(self.input_norm(hidden)))))
 
 
 class TranskimmerEncoder(TokenPruningEncoder):
@@ -96,12 +98,15 @@ class TranskimmerPreTrainedModel(TokenPruningPreTrainedModel):
         super()._init_weights(module)
         if isinstance(module, TranskimmerSkimClassifier):
             # Unbalanced init: keep logit +bias, skim logit -bias (std 0.02 as in the paper), so every token is kept
-            # at the start of training. init.copy_ leaves a bias loaded from a checkpoint untouched. The hook is on
-            # this Linear, not the predictor: HF skips init calls on modules without parameters of their own.
+            # at the start of training; weight and bias divided by the logit scale, so the logits start the same at
+            # any `skim_lr_scale`. init.* leave weights loaded from a checkpoint untouched. The hook is on this
+            # Linear, not the predictor: HF skips init calls on modules without parameters of their own.
+            scale = self.config.skim_lr_scale
             bias = self.config.skim_init_bias
             start = torch.zeros(2)
             start[KEEP], start[SKIM] = bias, -bias
-            init.copy_(module.bias, start + 0.02 * torch.randn(2))
+            init.copy_(module.weight, module.weight / scale)
+            init.copy_(module.bias, (start + 0.02 * torch.randn(2)) / scale)
 
 
 class TranskimmerModel(TranskimmerPreTrainedModel, TokenPruningModel):
