@@ -13,12 +13,12 @@ class AdapLeRConfig(TokenPruningConfig):
     Args:
         cp_hidden_size: width of each contribution predictor (Linear(hidden, width) -> GELU -> Linear(width, 1)).
         cp_lr_scale: the predictors' logits are `cp_lr_scale` x their last Linear's output, and that Linear starts
-            `cp_lr_scale` times smaller: the same predictors at the start, moved about `cp_lr_scale` times faster by
-            the one optimizer (Adam moves every weight about lr per step). 1 (default) is the original, whose
-            predictors train at the main learning rate for 5 epochs of all of SST-2 (about 10,500 steps at batch
-            32). A run of a few hundred steps leaves their shares near uniform, so no token leaves: the stock-script
-            recipe of 96 steps uses 30 (docs/stock_scripts.md). Keep it fixed once trained: the stored weights are
-            in its units.
+            `cp_lr_scale` times smaller: the same predictors at the start, whose last Linear the one optimizer then
+            moves `cp_lr_scale` times faster in effect (Adam moves every weight about lr per step). 1 (default) is
+            the original, whose predictors train at the main learning rate for 5 epochs of all of SST-2 (about
+            10,500 steps at batch 32). In a run of a hundred steps their shares stay near uniform, so no token
+            leaves: the stock-script recipe of 96 steps uses 300 (docs/stock_scripts.md). Keep it fixed once
+            trained: the stored weights are in its units.
         eta_init, eta_min, eta_max: the per-layer eta starts at `eta_init` and stays within [eta_min, eta_max];
             a token is dropped before layer l when its predicted share is below eta_l / n (n = live tokens).
         eta_lr_scale: eta_l = eta_min + (eta_max - eta_min) * sigmoid(eta_lr_scale * eta_logits[l]). Adam moves

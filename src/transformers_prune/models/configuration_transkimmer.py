@@ -21,12 +21,12 @@ class TranskimmerConfig(TokenPruningConfig):
         skim_init_bias: the keep logit's bias starts at +value and the skim logit's at -value, so a model
             loaded from plain BERT keeps every token (the paper's "unbalanced initialization").
         skim_lr_scale: the predictors' logits are `skim_lr_scale` x their last Linear's output, and that Linear
-            (bias included) starts `skim_lr_scale` times smaller: the same predictors at the start, moved about
-            `skim_lr_scale` times faster by the one optimizer (Adam moves every weight about lr per step). 1
-            (default) is the original, whose predictors train at the main learning rate over whole GLUE epochs
-            (SST-2: about 2,100 steps per epoch at batch 32). In a run of a hundred steps they stay at "keep
-            everything": the stock-script recipe of 96 steps uses 5 (docs/stock_scripts.md). Keep it fixed once
-            trained: the stored weights are in its units.
+            (bias included) starts `skim_lr_scale` times smaller: the same predictors at the start, whose last
+            Linear the one optimizer then moves `skim_lr_scale` times faster in effect (Adam moves every weight
+            about lr per step). 1 (default) is the original, whose predictors train at the main learning rate over
+            whole GLUE epochs (SST-2: about 2,100 steps per epoch at batch 32). In a run of a hundred steps they
+            stay at "keep everything": the stock-script recipe of 96 steps uses 5 with `skim_coefficient` 0.5
+            (docs/stock_scripts.md). Keep it fixed once trained: the stored weights are in its units.
         keep_threshold: inference keeps a token when its keep probability (softmax of the predictor's two
             logits) is above this; 0.5 is the paper's argmax. An inference-time knob: higher skims more, without
             retraining (`transformers-prune bench --sweep keep_threshold=...`).
