@@ -183,14 +183,16 @@ class GlueRun:
     eval_dataset: object
 
 
-def run_glue_like(argv: list[str], finetuning_task: str) -> GlueRun:
-    """run_glue.py's `main()` for local CSV files, call for call; `finetuning_task` stands in for `--task_name`,
-    which would make run_glue download GLUE from the Hub."""
+def run_glue_like(argv: list[str], finetuning_task: str, text_columns: tuple[str, ...] | None = None) -> GlueRun:
+    """run_glue.py's `main()` for local CSV or JSON files, call for call; `finetuning_task` stands in for
+    `--task_name`, which would make run_glue download GLUE from the Hub. `text_columns` replaces run_glue's rule for
+    choosing them: the one-line edit its comments invite, which a file with AdapLeR's `saliency` column needs."""
     parser = HfArgumentParser((GlueModelArguments, GlueDataTrainingArguments, TrainingArguments))
     model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
 
     data_files = {"train": data_args.train_file, "validation": data_args.validation_file}
-    raw_datasets = load_dataset("csv", data_files=data_files, cache_dir=model_args.cache_dir)
+    loader = "csv" if data_args.train_file.endswith(".csv") else "json"
+    raw_datasets = load_dataset(loader, data_files=data_files, cache_dir=model_args.cache_dir)
 
     is_regression = raw_datasets["train"].features["label"].dtype in ["float32", "float64"]
     if is_regression:
@@ -219,6 +221,8 @@ def run_glue_like(argv: list[str], finetuning_task: str) -> GlueRun:
         sentence1_key, sentence2_key = non_label_columns[:2]
     else:
         sentence1_key, sentence2_key = non_label_columns[0], None
+    if text_columns is not None:
+        sentence1_key, sentence2_key = (*text_columns, None)[:2]
 
     label_to_id = None
     if not is_regression:

@@ -1,28 +1,57 @@
 #!/usr/bin/env bash
-# The stock-script recipes of docs/stock_scripts.md on SST-2 with the small budget (the first 256 training
-# sentences, batch 8, 3 epochs per stage), through glue_calls.py (run_glue.py's calls, offline). About 25 minutes
-# on this project's 2-core CPU. Usage: bash examples/stock_scripts/run_sst2.sh [DATA_DIR] [OUT]
+# The stock-script recipes of docs/stock_scripts.md on one GLUE task with the small budget (the first 256 training
+# rows, batch 8, 3 epochs per stage, every dev row), through glue_calls.py (run_glue.py's calls, offline), once per
+# seed. SST-2 is the task the recipes were set on; CoLA and STS-B (regression) are held out: the same commands,
+# nothing tuned on them. Each run appends one JSON line (task, recipe, seed, metrics, tokens kept per layer) to
+# OUT/results.jsonl; `python examples/stock_scripts/summarize.py OUT/results.jsonl` prints the table.
+# TRAIN_FILE, DEV_FILE and MAX_SEQ_LENGTH (environment) replace DATA_DIR/glue/TASK/{train,dev}.csv and 64, e.g. for
+# IMDB as JSON lines. About 12 minutes per SST-2 seed on this project's 2-core CPU with OMP_NUM_THREADS=1.
+# Usage: bash examples/stock_scripts/run_glue_recipes.sh [DATA_DIR] [OUT] [TASK] [SEED ...]
 set -euo pipefail
-DATA=${1:-../shared/data}/glue/sst2
-OUT=${2:-runs/stock-sst2}
+TASK=${3:-sst2}
+DATA=${1:-../shared/data}/glue/$TASK
+TRAIN=${TRAIN_FILE:-$DATA/train.csv}
+DEV=${DEV_FILE:-$DATA/dev.csv}
+LENGTH=${MAX_SEQ_LENGTH:-64}
+OUT=${2:-runs/stock-$TASK}
+SEEDS=("${@:4}"); [ ${#SEEDS[@]} -gt 0 ] || SEEDS=(42)
 HERE=$(dirname "$0")
 MODEL=$(python -c "from transformers_prune.resources import default_model_dir; print(default_model_dir())")
-glue() { python "$HERE/glue_calls.py" "$1" "$2" --train-file "$DATA/train.csv" --validation-file "$DATA/dev.csv" \
-  --max-train-samples 256 --epochs 3 --learning-rate "$3"; }
+mkdir -p "$OUT"
 
-glue "$MODEL" "$OUT/dense" 2e-4                               # BERT: 76.26 on dev
-transformers-prune convert --to ltp "$OUT/dense" "$OUT/ltp-soft-init" --set masking_mode=soft \
-  --set final_token_threshold=0.005 --overwrite
-glue "$OUT/ltp-soft-init" "$OUT/ltp-soft" 2e-5
-transformers-prune convert --to ltp "$OUT/ltp-soft" "$OUT/ltp-hard-init" --set masking_mode=hard --overwrite
-glue "$OUT/ltp-hard-init" "$OUT/ltp" 1e-5                     # 75.00, 79.9% kept
-transformers-prune convert --to autobert "$OUT/dense" "$OUT/autobert-rl-init" --set guide_rate=0 --overwrite
-glue "$OUT/autobert-rl-init" "$OUT/autobert-rl" 3e-3           # 75.11, 50.4% kept
-transformers-prune convert --to autobert "$OUT/autobert-rl" "$OUT/autobert-both-init" --set training_stage=train_both --overwrite
-glue "$OUT/autobert-both-init" "$OUT/autobert" 2e-5            # 74.54, 48.7% kept
-transformers-prune compress "$OUT/dense" "$OUT/compressed-init" --method svd --targets key output --ratio 3 --overwrite
-glue "$OUT/compressed-init" "$OUT/compressed" 2e-5             # 76.49
-for type in transkimmer-bert adapler-bert; do
-  transformers-prune convert --to "$type" "$MODEL" "$OUT/$type-init" --overwrite
-  glue "$OUT/$type-init" "$OUT/$type" 2e-4                     # 75.92 / 74.66, every token kept
+for SEED in "${SEEDS[@]}"; do
+  RUN=$OUT/seed$SEED
+  glue() {  # glue RECIPE START LEARNING_RATE [TRAIN DEV [glue_calls options]]: one run_glue-like run, its result
+            # line appended to results.jsonl
+    python "$HERE/glue_calls.py" "$2" "$RUN/$1" --train-file "${4:-$TRAIN}" --validation-file "${5:-$DEV}" \
+      --max-train-samples 256 --max-seq-length "$LENGTH" --epochs 3 --learning-rate "$3" --seed "$SEED" "${@:6}" \
+      > "$RUN/$1.log" 2>&1
+    tail -n 1 "$RUN/$1.log" | python -c "import json, sys; print(json.dumps({'task': '$TASK', 'recipe': '$1', 'seed': $SEED, **json.load(sys.stdin)}))" \
+      >> "$OUT/results.jsonl"
+  }
+  convert() { transformers-prune convert "$@" --overwrite > /dev/null; }
+  mkdir -p "$RUN"
+
+  glue dense "$MODEL" 2e-4                                          # plain BERT: the reference and the start below
+  convert --to ltp "$RUN/dense" "$RUN/ltp-soft-init" --set masking_mode=soft --set final_token_threshold=0.005
+  glue ltp-soft "$RUN/ltp-soft-init" 2e-5
+  convert --to ltp "$RUN/ltp-soft" "$RUN/ltp-hard-init" --set masking_mode=hard
+  glue ltp "$RUN/ltp-hard-init" 1e-5
+  convert --to autobert "$RUN/dense" "$RUN/autobert-rl-init" --set guide_rate=0
+  glue autobert-rl "$RUN/autobert-rl-init" 3e-3
+  convert --to autobert "$RUN/autobert-rl" "$RUN/autobert-both-init" --set training_stage=train_both
+  glue autobert "$RUN/autobert-both-init" 2e-5
+  transformers-prune compress "$RUN/dense" "$RUN/compressed-init" --method svd --targets key output --ratio 3 --overwrite > /dev/null
+  glue compressed "$RUN/compressed-init" 2e-5
+  convert --to transkimmer-bert "$MODEL" "$RUN/transkimmer-init" --set skim_lr_scale=5 --set skim_coefficient=0.5
+  glue transkimmer "$RUN/transkimmer-init" 2e-4
+  convert --to adapler-bert "$MODEL" "$RUN/adapler-init" --set cp_lr_scale=300
+  glue adapler "$RUN/adapler-init" 2e-4                             # without saliency targets: run_glue.py as is
+  if head -n 1 "$TRAIN" | grep -qx "sentence,label"; then  # saliency targets: CSV of one text column only
+    transformers-prune saliency "$RUN/dense" --data-file "$TRAIN" --max-length "$LENGTH" --max-samples 256 \
+      --output-file "$RUN/train_saliency.json" --overwrite > /dev/null 2>&1
+    python -c "import csv, json, sys; [print(json.dumps({**row, 'label': int(row['label'])})) for row in csv.DictReader(open(sys.argv[1]))]" \
+      "$DEV" > "$RUN/dev.json"                                      # run_glue.py wants one extension for both files
+    glue adapler-saliency "$RUN/adapler-init" 2e-4 "$RUN/train_saliency.json" "$RUN/dev.json" --text-columns sentence
+  fi
 done
