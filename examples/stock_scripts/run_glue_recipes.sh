@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The stock-script recipes of docs/stock_scripts.md on one GLUE task with the small budget (the first 256 training
 # rows, batch 8, 3 epochs per stage, every dev row), through glue_calls.py (run_glue.py's calls, offline), once per
-# seed. SST-2 is the task the recipes were set on; CoLA and STS-B (regression) are held out: the same commands,
-# nothing tuned on them. Each run appends one JSON line (task, recipe, seed, metrics, tokens kept per layer) to
+# seed. SST-2 is the task the recipes were set on; STS-B (regression) and IMDB (JSON lines, see TRAIN_FILE) are held
+# out: the same commands, nothing tuned on them. Each run appends one JSON line (task, recipe, seed, metrics, tokens kept per layer) to
 # OUT/results.jsonl; `python examples/stock_scripts/summarize.py OUT/results.jsonl` prints the table.
 # TRAIN_FILE, DEV_FILE and MAX_SEQ_LENGTH (environment) replace DATA_DIR/glue/TASK/{train,dev}.csv and 64, e.g. for
 # IMDB as JSON lines. About 12 minutes per SST-2 seed on this project's 2-core CPU with OMP_NUM_THREADS=1.
@@ -19,17 +19,18 @@ HERE=$(dirname "$0")
 MODEL=$(python -c "from transformers_prune.resources import default_model_dir; print(default_model_dir())")
 mkdir -p "$OUT"
 
+glue() {  # glue RECIPE START LEARNING_RATE [TRAIN DEV [glue_calls options]]: one run_glue-like run in $RUN at $SEED, its
+          # result line appended to results.jsonl
+  python "$HERE/glue_calls.py" "$2" "$RUN/$1" --train-file "${4:-$TRAIN}" --validation-file "${5:-$DEV}" \
+    --max-train-samples 256 --max-seq-length "$LENGTH" --epochs 3 --learning-rate "$3" --seed "$SEED" "${@:6}" \
+    > "$RUN/$1.log" 2>&1
+  tail -n 1 "$RUN/$1.log" | python -c "import json, sys; print(json.dumps({'task': '$TASK', 'recipe': '$1', 'seed': $SEED, **json.load(sys.stdin)}))" \
+    >> "$OUT/results.jsonl"
+}
+convert() { transformers-prune convert "$@" --overwrite > /dev/null; }
+
 for SEED in "${SEEDS[@]}"; do
   RUN=$OUT/seed$SEED
-  glue() {  # glue RECIPE START LEARNING_RATE [TRAIN DEV [glue_calls options]]: one run_glue-like run, its result
-            # line appended to results.jsonl
-    python "$HERE/glue_calls.py" "$2" "$RUN/$1" --train-file "${4:-$TRAIN}" --validation-file "${5:-$DEV}" \
-      --max-train-samples 256 --max-seq-length "$LENGTH" --epochs 3 --learning-rate "$3" --seed "$SEED" "${@:6}" \
-      > "$RUN/$1.log" 2>&1
-    tail -n 1 "$RUN/$1.log" | python -c "import json, sys; print(json.dumps({'task': '$TASK', 'recipe': '$1', 'seed': $SEED, **json.load(sys.stdin)}))" \
-      >> "$OUT/results.jsonl"
-  }
-  convert() { transformers-prune convert "$@" --overwrite > /dev/null; }
   mkdir -p "$RUN"
 
   glue dense "$MODEL" 2e-4                                          # plain BERT: the reference and the start below
