@@ -37,6 +37,7 @@ from transformers.utils import logging
 
 from .configuration_adapler import AdapLeRConfig
 from .modeling_token_pruning import (
+    LogitScaledLinear,
     TokenPruningEncoder,
     TokenPruningForQuestionAnswering,
     TokenPruningForSequenceClassification,
@@ -67,11 +68,6 @@ def kl_divergence(target: torch.Tensor, predicted: torch.Tensor) -> torch.Tensor
     return (target * (target / predicted).log()).sum(dim=-1)
 
 
-class AdapLeRContributionLogit(nn.Linear):
-    """The predictor's last Linear(width, 1), a class of its own so `_init_weights` can start it `cp_lr_scale` times
-    smaller (HF skips init calls on modules without parameters of their own, such as the predictor)."""
-
-
 class AdapLeRContributionPredictor(nn.Module):
     """Linear(hidden, cp_hidden_size) -> GELU -> Linear(cp_hidden_size, 1), times `cp_lr_scale`: one logit per
     token."""
@@ -80,11 +76,10 @@ class AdapLeRContributionPredictor(nn.Module):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.cp_hidden_size)
         self.activation = nn.GELU()
-        self.output = AdapLeRContributionLogit(config.cp_hidden_size, 1)
-        self.logit_scale = float(config.cp_lr_scale)
+        self.output = LogitScaledLinear(config.cp_hidden_size, 1, config.cp_lr_scale)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.logit_scale * self.output(self.activation(self.dense(hidden))).squeeze(-1)
+        return self.output(self.activation(self.dense(hidden))).squeeze(-1)
 
 
 @dataclass
@@ -248,9 +243,6 @@ class AdapLeRPreTrainedModel(TokenPruningPreTrainedModel):
     @torch.no_grad()
     def _init_weights(self, module):
         super()._init_weights(module)
-        if isinstance(module, AdapLeRContributionLogit):
-            # BERT's init divided by the logit scale: the logits start as with scale 1 (weights loaded are kept).
-            init.copy_(module.weight, module.weight / self.config.cp_lr_scale)
         if isinstance(module, AdapLeREncoder):
             # eta starts at eta_init and THETA at 1; a loaded checkpoint's learned values are kept.
             init.constant_(module.eta_logits, AdapLeREncoder.initial_eta_logit(self.config))

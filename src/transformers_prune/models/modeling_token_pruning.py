@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
+from transformers import initialization as init
 from transformers.modeling_outputs import (
     ModelOutput,
     BaseModelOutputWithPooling,
@@ -142,6 +143,20 @@ class TokenPruningTokenClassifierOutput(TokenClassifierOutput):
     pruning_loss: torch.FloatTensor | None = None
 
 
+class LogitScaledLinear(nn.Linear):
+    """A predictor's last Linear, its outputs multiplied by `scale` and its weights starting `scale` times smaller
+    (`TokenPruningPreTrainedModel._init_weights`): the same outputs at the start, which the one optimizer (Adam moves
+    every weight about lr per step) then moves `scale` times faster in effect. Transkimmer's `skim_lr_scale` and
+    AdapLeR's `cp_lr_scale`."""
+
+    def __init__(self, in_features: int, out_features: int, scale: float):
+        super().__init__(in_features, out_features)
+        self.scale = float(scale)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return self.scale * super().forward(input)
+
+
 class TokenPruningPreTrainedModel(HubCheckpointMixin, BertPreTrainedModel):
     """BERT's weight layout and init, with the `Trainer` contract our auxiliary losses need."""
 
@@ -152,6 +167,14 @@ class TokenPruningPreTrainedModel(HubCheckpointMixin, BertPreTrainedModel):
     _supports_flash_attn = False
     _supports_flex_attn = False
     _supports_attention_backend = False
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        if isinstance(module, LogitScaledLinear):
+            # BERT's init divided by the scale, so the outputs start as at scale 1; init.* keep loaded weights.
+            init.copy_(module.weight, module.weight / module.scale)
+            init.copy_(module.bias, module.bias / module.scale)
 
     def post_init(self):
         super().post_init()

@@ -29,6 +29,7 @@ from transformers import initialization as init
 
 from .configuration_transkimmer import TranskimmerConfig
 from .modeling_token_pruning import (
+    LogitScaledLinear,
     TokenPruningEncoder,
     TokenPruningForQuestionAnswering,
     TokenPruningForSequenceClassification,
@@ -42,7 +43,7 @@ from .token_views import TokenView
 KEEP, SKIM = 1, 0  # predictor output channels, as in the official code
 
 
-class TranskimmerSkimClassifier(nn.Linear):
+class TranskimmerSkimClassifier(LogitScaledLinear):
     """The predictor's last Linear(width, 2), a class of its own so `_init_weights` can give it the unbalanced bias."""
 
 
@@ -57,11 +58,10 @@ class TranskimmerSkimPredictor(nn.Module):
         self.dense = nn.Linear(config.hidden_size, width)
         self.hidden_norm = nn.LayerNorm(width)
         self.activation = nn.GELU()
-        self.classifier = TranskimmerSkimClassifier(width, 2)
-        self.logit_scale = float(config.skim_lr_scale)
+        self.classifier = TranskimmerSkimClassifier(width, 2, config.skim_lr_scale)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.logit_scale * self.classifier(self.activation(self.hidden_norm(self.dense(self.input_norm(hidden)))))
+        return self.classifier(self.activation(self.hidden_norm(self.dense(self.input_norm(hidden)))))
 
 
 class TranskimmerEncoder(TokenPruningEncoder):
@@ -98,15 +98,13 @@ class TranskimmerPreTrainedModel(TokenPruningPreTrainedModel):
         super()._init_weights(module)
         if isinstance(module, TranskimmerSkimClassifier):
             # Unbalanced init: keep logit +bias, skim logit -bias (std 0.02 as in the paper), so every token is kept
-            # at the start of training; weight and bias divided by the logit scale, so the logits start the same at
-            # any `skim_lr_scale`. init.* leave weights loaded from a checkpoint untouched. The hook is on this
+            # at the start of training; in the layer's units (divided by its scale), so the logits start the same at
+            # any `skim_lr_scale`. init.copy_ leaves a bias loaded from a checkpoint untouched. The hook is on this
             # Linear, not the predictor: HF skips init calls on modules without parameters of their own.
-            scale = self.config.skim_lr_scale
             bias = self.config.skim_init_bias
             start = torch.zeros(2)
             start[KEEP], start[SKIM] = bias, -bias
-            init.copy_(module.weight, module.weight / scale)
-            init.copy_(module.bias, (start + 0.02 * torch.randn(2)) / scale)
+            init.copy_(module.bias, (start + 0.02 * torch.randn(2)) / module.scale)
 
 
 class TranskimmerModel(TranskimmerPreTrainedModel, TokenPruningModel):
