@@ -4,8 +4,8 @@
 # seed. SST-2 is the task the recipes were set on; STS-B (regression) and IMDB (JSON lines, see TRAIN_FILE) are held
 # out: the same commands, nothing tuned on them. Each run appends one JSON line (task, recipe, seed, metrics, tokens kept per layer) to
 # OUT/results.jsonl; `python examples/stock_scripts/summarize.py OUT/results.jsonl` prints the table.
-# TRAIN_FILE, DEV_FILE and MAX_SEQ_LENGTH (environment) replace DATA_DIR/glue/TASK/{train,dev}.csv and 64, e.g. for
-# IMDB as JSON lines. About 12 minutes per SST-2 seed on this project's 2-core CPU with OMP_NUM_THREADS=1.
+# TRAIN_FILE, DEV_FILE, MAX_SEQ_LENGTH and TRAIN_SAMPLES (environment) replace DATA_DIR/glue/TASK/{train,dev}.csv,
+# 64 and 256, e.g. for IMDB as JSON lines. About 12 minutes per SST-2 seed on this project's 2-core CPU with OMP_NUM_THREADS=1.
 # Usage: bash examples/stock_scripts/run_glue_recipes.sh [DATA_DIR] [OUT] [TASK] [SEED ...]
 set -euo pipefail
 TASK=${3:-sst2}
@@ -13,6 +13,12 @@ DATA=${1:-../shared/data}/glue/$TASK
 TRAIN=${TRAIN_FILE:-$DATA/train.csv}
 DEV=${DEV_FILE:-$DATA/dev.csv}
 LENGTH=${MAX_SEQ_LENGTH:-64}
+SAMPLES=${TRAIN_SAMPLES:-256}
+STEPS=$(( (SAMPLES + 7) / 8 * 3 ))  # optimizer steps per stage: batch 8, 3 epochs
+# The predictors' learning-rate scales hold scale x steps at the 96-step values chosen on SST-2 (5 and 300), never
+# below the originals' 1: longer runs need less of a push (docs/stock_scripts.md).
+SKIM_SCALE=$(python -c "print(max(1, round(480 / $STEPS)))")
+CP_SCALE=$(python -c "print(max(1, round(28800 / $STEPS)))")
 OUT=${2:-runs/stock-$TASK}
 SEEDS=("${@:4}"); [ ${#SEEDS[@]} -gt 0 ] || SEEDS=(42)
 HERE=$(dirname "$0")
@@ -22,7 +28,7 @@ mkdir -p "$OUT"
 glue() {  # glue RECIPE START LEARNING_RATE [TRAIN DEV [glue_calls options]]: one run_glue-like run in $RUN at $SEED, its
           # result line appended to results.jsonl
   python "$HERE/glue_calls.py" "$2" "$RUN/$1" --train-file "${4:-$TRAIN}" --validation-file "${5:-$DEV}" \
-    --max-train-samples 256 --max-seq-length "$LENGTH" --epochs 3 --learning-rate "$3" --seed "$SEED" "${@:6}" \
+    --max-train-samples "$SAMPLES" --max-seq-length "$LENGTH" --epochs 3 --learning-rate "$3" --seed "$SEED" "${@:6}" \
     > "$RUN/$1.log" 2>&1
   tail -n 1 "$RUN/$1.log" | python -c "import json, sys; print(json.dumps({'task': '$TASK', 'recipe': '$1', 'seed': $SEED, **json.load(sys.stdin)}))" \
     >> "$OUT/results.jsonl"
@@ -38,21 +44,23 @@ for SEED in "${SEEDS[@]}"; do
   glue ltp-soft "$RUN/ltp-soft-init" 2e-5
   convert --to ltp "$RUN/ltp-soft" "$RUN/ltp-hard-init" --set masking_mode=hard
   glue ltp "$RUN/ltp-hard-init" 1e-5
-  convert --to autobert "$RUN/dense" "$RUN/autobert-rl-init" --set guide_rate=0
+  convert --to autobert "$RUN/dense" "$RUN/autobert-rl-init" --set guide_rate=0 --set alpha=0.25
   glue autobert-rl "$RUN/autobert-rl-init" 3e-3
   convert --to autobert "$RUN/autobert-rl" "$RUN/autobert-both-init" --set training_stage=train_both
   glue autobert "$RUN/autobert-both-init" 2e-5
-  transformers-prune compress "$RUN/dense" "$RUN/compressed-init" --method svd --targets key output --ratio 3 --overwrite > /dev/null
+  transformers-prune compress "$RUN/dense" "$RUN/compressed-init" --method svd --targets output word_embeddings --ratio 3 --overwrite > /dev/null
   glue compressed "$RUN/compressed-init" 2e-5
-  convert --to transkimmer-bert "$MODEL" "$RUN/transkimmer-init" --set skim_lr_scale=5 --set skim_coefficient=0.5
+  convert --to transkimmer-bert "$MODEL" "$RUN/transkimmer-init" --set skim_lr_scale="$SKIM_SCALE" --set skim_coefficient=0.5
   glue transkimmer "$RUN/transkimmer-init" 2e-4
-  convert --to adapler-bert "$MODEL" "$RUN/adapler-init" --set cp_lr_scale=300
+  convert --to adapler-bert "$MODEL" "$RUN/adapler-init" --set cp_lr_scale="$CP_SCALE"
   glue adapler "$RUN/adapler-init" 2e-4                             # without saliency targets: run_glue.py as is
-  if head -n 1 "$TRAIN" | grep -qx "sentence,label"; then  # saliency targets: CSV of one text column only
-    transformers-prune saliency "$RUN/dense" --data-file "$TRAIN" --max-length "$LENGTH" --max-samples 256 \
-      --output-file "$RUN/train_saliency.json" --overwrite > /dev/null 2>&1
-    python -c "import csv, json, sys; [print(json.dumps({**row, 'label': int(row['label'])})) for row in csv.DictReader(open(sys.argv[1]))]" \
+  # saliency targets need a file of one text column (run_glue.py's rule, minus the label)
+  TEXT=$(python -c "from transformers_prune.data_files import read_data_file as r; c = [n for n in r('$TRAIN').columns if n != 'label']; print(c[0] if len(c) == 1 else '')")
+  if [ -n "$TEXT" ]; then
+    transformers-prune saliency "$RUN/dense" --data-file "$TRAIN" --text-column "$TEXT" --max-length "$LENGTH" \
+      --max-samples "$SAMPLES" --output-file "$RUN/train_saliency.json" --overwrite > /dev/null 2>&1
+    python -c "import json, sys; from transformers_prune.data_files import read_data_file as r; [print(json.dumps({**row, 'label': int(row['label'])})) for row in r(sys.argv[1]).rows]" \
       "$DEV" > "$RUN/dev.json"                                      # run_glue.py wants one extension for both files
-    glue adapler-saliency "$RUN/adapler-init" 2e-4 "$RUN/train_saliency.json" "$RUN/dev.json" --text-columns sentence
+    glue adapler-saliency "$RUN/adapler-init" 2e-4 "$RUN/train_saliency.json" "$RUN/dev.json" --text-columns "$TEXT"
   fi
 done
