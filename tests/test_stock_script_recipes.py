@@ -154,7 +154,7 @@ def test_ltp_recipe_learns_from_the_fine_tuned_checkpoint(run_glue, dense, sst2_
 @pytest.mark.slow  # ~2 minutes: the policy stage (8 rollouts) then joint training
 @needs_data
 def test_autobert_recipe_learns_from_the_fine_tuned_checkpoint(run_glue, dense, sst2_files, tmp_path):
-    policy_start = convert_bert_checkpoint(dense[0], "autobert", str(tmp_path / "rl-init"), guide_rate=0, alpha=0.25)
+    policy_start = convert_bert_checkpoint(dense[0], "autobert", str(tmp_path / "rl-init"), guide_rate=0)
     policy, _ = run_glue(policy_start, 3e-3, "autobert-rl")
     assert changed(policy_start, policy, "selectors")
     assert not changed(policy_start, policy, "classifier")  # stage train_rl: only the selectors learn
