@@ -26,6 +26,13 @@ SEEDS=("${@:4}"); [ ${#SEEDS[@]} -gt 0 ] || SEEDS=(42)
 HERE=$(dirname "$0")
 MODEL=$(python -c "from transformers_prune.resources import default_model_dir; print(default_model_dir())")
 mkdir -p "$OUT"
+# AdapLeR's saliency targets need a file of one text column (run_glue.py's rule, minus the label); its run reads the
+# targets from JSON, and run_glue.py wants one extension for both files, so the dev rows go to JSON too.
+TEXT=$(python -c "import sys; from transformers_prune.data_files import read_data_file as r; c = [n for n in r(sys.argv[1]).columns if n != 'label']; print(c[0] if len(c) == 1 else '')" "$TRAIN")
+if [ -n "$TEXT" ]; then
+  python -c "import json, sys; from transformers_prune.data_files import read_data_file as r; [print(json.dumps({**row, 'label': int(row['label'])})) for row in r(sys.argv[1]).rows]" \
+    "$DEV" > "$OUT/dev.json"
+fi
 
 glue() {  # glue RECIPE START LEARNING_RATE [TRAIN DEV [glue_calls options]]: one run_glue-like run in $RUN at $SEED, its
           # result line appended to results.jsonl
@@ -56,13 +63,9 @@ for SEED in "${SEEDS[@]}"; do
   glue transkimmer "$RUN/transkimmer-init" 2e-4
   convert --to adapler-bert "$MODEL" "$RUN/adapler-init" --set cp_lr_scale="$CP_SCALE"
   glue adapler "$RUN/adapler-init" 2e-4                             # without saliency targets: run_glue.py as is
-  # saliency targets need a file of one text column (run_glue.py's rule, minus the label)
-  TEXT=$(python -c "from transformers_prune.data_files import read_data_file as r; c = [n for n in r('$TRAIN').columns if n != 'label']; print(c[0] if len(c) == 1 else '')")
   if [ -n "$TEXT" ]; then
     transformers-prune saliency "$RUN/dense" --data-file "$TRAIN" --text-column "$TEXT" --max-length "$LENGTH" \
       --max-samples "$SAMPLES" --output-file "$RUN/train_saliency.json" --overwrite > /dev/null 2>&1
-    python -c "import json, sys; from transformers_prune.data_files import read_data_file as r; [print(json.dumps({**row, 'label': int(row['label'])})) for row in r(sys.argv[1]).rows]" \
-      "$DEV" > "$RUN/dev.json"                                      # run_glue.py wants one extension for both files
-    glue adapler-saliency "$RUN/adapler-init" 2e-4 "$RUN/train_saliency.json" "$RUN/dev.json" --text-columns "$TEXT"
+    glue adapler-saliency "$RUN/adapler-init" 2e-4 "$RUN/train_saliency.json" "$OUT/dev.json" --text-columns "$TEXT"
   fi
 done
