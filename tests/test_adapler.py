@@ -1,11 +1,13 @@
 """`adapler-bert`'s own behaviour: eta_scale's trade of tokens, the soft mask's limit, eta's bounds and learning
 speed, which loss reaches which parameters, the sharpness schedule, the saliency command against a direct
-autograd computation, the saliency -> finetune path, and loading BERT. What every token-pruning type shares
+autograd computation (also for sentence pairs and a regression model), the saliency -> finetune path, and loading BERT. What every token-pruning type shares
 (engine parity, pruning off equals BERT, save/load, validation) is in `test_common.py`."""
 
 from __future__ import annotations
 
+import csv
 import json
+import random
 
 import pytest
 import torch
@@ -18,7 +20,7 @@ from transformers_prune_cli import main
 from transformers_prune.models.modeling_adapler import soft_removal_log_mask
 from transformers_prune.training.saliency import token_saliency
 
-from conftest import TINY_CONFIG_KWARGS, DictDataset, make_batch, run, save_checkpoint, write_sst2_csv, write_tokenizer
+from conftest import TINY_CONFIG_KWARGS, WORDS, DictDataset, make_batch, run, save_checkpoint, write_sst2_csv, write_tokenizer
 from model_testers import TESTERS
 
 LENGTHS = (1, 12, 5, 9, 3, 11)
@@ -253,6 +255,44 @@ def test_saliency_command_feeds_finetune(tmp_path):
     assert not torch.equal(trained, start)
     # The saliency file's column reached the KL term: the same run without it trains the predictors differently.
     assert not torch.allclose(trained, untargeted, rtol=0, atol=1e-7)
+
+
+def write_pairs_csv(path, rows: int = 6) -> str:
+    """STS-B's layout: two sentences and a real-valued score."""
+    generator = random.Random(1)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["sentence1", "sentence2", "label"])
+        for _ in range(rows):
+            writer.writerow([" ".join(generator.choices(WORDS, k=generator.randint(1, 8))) for _ in range(2)] + [round(generator.uniform(0, 5), 2)])
+    return str(path)
+
+
+def test_saliency_command_reads_sentence_pairs_and_real_valued_labels(tmp_path):
+    torch.manual_seed(0)
+    tokenizer = write_tokenizer(tmp_path)
+    scorer = save_checkpoint(BertForSequenceClassification(BertConfig(**TINY_CONFIG_KWARGS, num_labels=1)), tokenizer, tmp_path / "scorer")
+    train = write_pairs_csv(tmp_path / "pairs.csv")
+    output = tmp_path / "pairs_saliency.jsonl"
+    main(["saliency", scorer, "--data-file", train, "--text-column", "sentence1", "--text-pair-column", "sentence2",
+          "--output-file", str(output), "--max-length", "24", "--batch-size", "4"])
+    rows = [json.loads(line) for line in output.read_text().splitlines()]
+    assert len(rows) == 6 and all(isinstance(row["label"], float) and len(row["saliency"]) == 24 for row in rows)
+    for row in rows:  # each pair tokenised as a pair (both sentences, their separators, token types)
+        encoded = tokenizer(row["sentence1"], row["sentence2"], return_tensors="pt")
+        length = encoded["input_ids"].shape[1]
+        expected = token_saliency(AutoModelForSequenceClassification.from_pretrained(scorer).eval(), dict(encoded), torch.zeros(1, dtype=torch.long))[0]
+        torch.testing.assert_close(torch.tensor(row["saliency"][:length]), expected, rtol=1e-4, atol=1e-5)
+        assert all(value == 0 for value in row["saliency"][length:])
+
+    classifier = save_checkpoint(BertForSequenceClassification(BertConfig(**TINY_CONFIG_KWARGS)), tokenizer, tmp_path / "classifier")
+    with pytest.raises(SystemExit, match=r"pairs.csv line 2: label '.*' is not a class id .*regression"):
+        main(["saliency", classifier, "--data-file", train, "--text-column", "sentence1", "--text-pair-column", "sentence2",
+              "--output-file", str(tmp_path / "c.jsonl"), "--max-length", "24"])
+    with pytest.raises(SystemExit, match=r"lacks columns \['sentence3'\]"):
+        main(["saliency", scorer, "--data-file", train, "--text-column", "sentence1", "--text-pair-column", "sentence3",
+              "--output-file", str(tmp_path / "c.jsonl"), "--max-length", "24"])
+    assert not (tmp_path / "c.jsonl").exists()
 
 
 def test_saliency_command_rejects_bad_input(tmp_path):

@@ -26,13 +26,12 @@ SEEDS=("${@:4}"); [ ${#SEEDS[@]} -gt 0 ] || SEEDS=(42)
 HERE=$(dirname "$0")
 MODEL=$(python -c "from transformers_prune.resources import default_model_dir; print(default_model_dir())")
 mkdir -p "$OUT"
-# AdapLeR's saliency targets need a file of one text column (run_glue.py's rule, minus the label); its run reads the
-# targets from JSON, and run_glue.py wants one extension for both files, so the dev rows go to JSON too.
-TEXT=$(python -c "import sys; from transformers_prune.data_files import read_data_file as r; c = [n for n in r(sys.argv[1]).columns if n != 'label']; print(c[0] if len(c) == 1 else '')" "$TRAIN")
-if [ -n "$TEXT" ]; then
-  python -c "import json, sys; from transformers_prune.data_files import read_data_file as r; [print(json.dumps({**row, 'label': int(row['label'])})) for row in r(sys.argv[1]).rows]" \
-    "$DEV" > "$OUT/dev.json"
-fi
+# AdapLeR's saliency targets: the text column(s) by run_glue.py's rule (`sentence1` + `sentence2`, else the first two
+# columns that are not `label`, else the only one). Its run reads the targets from JSON, and run_glue.py wants one
+# extension for both files, so the dev rows go to JSON too (labels as numbers: class ids, or floats for regression).
+read -r TEXT PAIR < <(python -c "import sys; from transformers_prune.data_files import read_data_file as r; c = [n for n in r(sys.argv[1]).columns if n != 'label']; print(*(['sentence1', 'sentence2'] if {'sentence1', 'sentence2'} <= set(c) else c[:2]))" "$TRAIN")
+python -c "import json, sys; from transformers_prune.data_files import read_data_file as r, class_id; [print(json.dumps({**row, 'label': class_id(row['label']) if class_id(row['label']) is not None else float(row['label'])})) for row in r(sys.argv[1]).rows]" \
+  "$DEV" > "$OUT/dev.json"
 
 glue() {  # glue RECIPE START LEARNING_RATE [TRAIN DEV [glue_calls options]]: one run_glue-like run in $RUN at $SEED, its
           # result line appended to results.jsonl
@@ -63,9 +62,8 @@ for SEED in "${SEEDS[@]}"; do
   glue transkimmer "$RUN/transkimmer-init" 2e-4
   convert --to adapler-bert "$MODEL" "$RUN/adapler-init" --set cp_lr_scale="$CP_SCALE"
   glue adapler "$RUN/adapler-init" 2e-4                             # without saliency targets: run_glue.py as is
-  if [ -n "$TEXT" ]; then
-    transformers-prune saliency "$RUN/dense" --data-file "$TRAIN" --text-column "$TEXT" --max-length "$LENGTH" \
-      --max-samples "$SAMPLES" --output-file "$RUN/train_saliency.json" --overwrite > /dev/null 2>&1
-    glue adapler-saliency "$RUN/adapler-init" 2e-4 "$RUN/train_saliency.json" "$OUT/dev.json" --text-columns "$TEXT"
-  fi
+  transformers-prune saliency "$RUN/dense" --data-file "$TRAIN" --text-column "$TEXT" ${PAIR:+--text-pair-column "$PAIR"} \
+    --max-length "$LENGTH" --max-samples "$SAMPLES" --output-file "$RUN/train_saliency.json" --overwrite > /dev/null 2>&1
+  # The text columns named, as run_glue.py's comments invite: its rule would read `saliency` as a second sentence.
+  glue adapler-saliency "$RUN/adapler-init" 2e-4 "$RUN/train_saliency.json" "$OUT/dev.json" --text-columns "$TEXT" $PAIR
 done

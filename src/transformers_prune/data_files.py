@@ -1,4 +1,4 @@
-"""Text classification files the commands read (CSV, JSON lines, a JSON list; optionally gzipped) and the JSON
+"""Text classification and regression files the commands read (CSV, JSON lines, a JSON list; optionally gzipped) and the JSON
 lines they write back with new columns.
 
 Every row is checked when the file is read: a problem raises ValueError naming the file, the line (or item) and
@@ -126,10 +126,12 @@ def class_id(value) -> int | None:
     return None
 
 
-def _label_problem(value, column: str) -> str:
-    """Why `value` is not a class id (see `class_id`)."""
+def _label_problem(value, column: str, regression: bool = False) -> str:
+    """Why `value` is not a class id (see `class_id`), or with `regression` not a real number."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return f"the {column!r} value is missing"
+    if regression:
+        return f"label {value!r} is not a finite real number (the model is a regression model: one label)"
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -141,43 +143,71 @@ def _label_problem(value, column: str) -> str:
 
 @dataclass
 class LabelledRows:
-    """The rows of a text classification file that a command uses, checked.
+    """The rows of a text classification (or regression) file that a command uses, checked.
 
     Attributes:
-        data: the rows used (labels turned into class ids), with their places in the file.
-        texts, labels: the text and class id of each row used.
-        file_labels: the class id of every row of the file, also those `max_samples` left out.
+        data: the rows used (labels turned into class ids, or floats for regression), with their places in the file.
+        texts, labels: the text and label of each row used.
+        file_labels: the label of every row of the file, also those `max_samples` left out.
+        text_pairs: the second text of each row used, for sentence-pair files (None otherwise).
     """
 
     data: DataFile
     texts: list[str]
-    labels: list[int]
-    file_labels: list[int] = field(repr=False)
+    labels: list[int] | list[float]
+    file_labels: list[int] | list[float] = field(repr=False)
+    text_pairs: list[str] | None = None
 
     @property
     def path(self) -> str:
         return self.data.path
 
 
+def regression_label(value) -> float | None:
+    """A label as a real number (a JSON number, or a CSV cell that parses as a finite float); None if it is not one."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _checked_text(data: DataFile, index: int, column: str) -> str:
+    text = data.rows[index].get(column)
+    if not isinstance(text, str) or not text.strip():
+        problem = "is empty" if text is None or isinstance(text, str) else f"is not text: {text!r}"
+        raise ValueError(f"{data.where(index)}: the {column!r} cell {problem}")
+    return text
+
+
 def read_labelled_rows(
-    path: str, text_column: str, label_column: str, max_samples: int | None = None, shuffle_seed: int | None = None
+    path: str,
+    text_column: str,
+    label_column: str,
+    max_samples: int | None = None,
+    shuffle_seed: int | None = None,
+    text_pair_column: str | None = None,
+    regression: bool = False,
 ) -> LabelledRows:
-    """Read and check every row of `path` (non-empty text, class-id label), then keep `max_samples` of them: the
-    first ones, or with `shuffle_seed` the first after `random.Random(shuffle_seed).shuffle` of the row indices
-    (for files sorted by label). Raises ValueError naming the file and line of the first bad row."""
+    """Read and check every row of `path` (non-empty text, and second text with `text_pair_column`; a class-id
+    label, or a real number with `regression`), then keep `max_samples` of them: the first ones, or with
+    `shuffle_seed` the first after `random.Random(shuffle_seed).shuffle` of the row indices (for files sorted by
+    label). Raises ValueError naming the file and line of the first bad row."""
     if max_samples is not None and max_samples < 1:
         raise ValueError(f"max_samples must be at least 1 (None means every row), got {max_samples}")
     data = read_data_file(path)
-    check_columns(data, [text_column, label_column])
-    texts, labels = [], []
+    check_columns(data, [text_column, label_column] + ([text_pair_column] if text_pair_column else []))
+    texts, pairs, labels = [], [], []
     for index, row in enumerate(data.rows):
-        text, label = row.get(text_column), class_id(row.get(label_column))
-        if not isinstance(text, str) or not text.strip():
-            problem = "is empty" if text is None or isinstance(text, str) else f"is not text: {text!r}"
-            raise ValueError(f"{data.where(index)}: the {text_column!r} cell {problem}")
+        texts.append(_checked_text(data, index, text_column))
+        if text_pair_column:
+            pairs.append(_checked_text(data, index, text_pair_column))
+        value = row.get(label_column)
+        label = regression_label(value) if regression else class_id(value)
         if label is None:
-            raise ValueError(f"{data.where(index)}: {_label_problem(row.get(label_column), label_column)}")
-        texts.append(text)
+            raise ValueError(f"{data.where(index)}: {_label_problem(value, label_column, regression)}")
         labels.append(label)
     order = list(range(len(data.rows)))
     if shuffle_seed is not None:
@@ -185,7 +215,8 @@ def read_labelled_rows(
     order = order[:max_samples]
     rows = [{**data.rows[i], label_column: labels[i]} for i in order]
     used = DataFile(data.path, data.columns, rows, [data.locations[i] for i in order])
-    return LabelledRows(used, [texts[i] for i in order], [labels[i] for i in order], labels)
+    used_pairs = [pairs[i] for i in order] if text_pair_column else None
+    return LabelledRows(used, [texts[i] for i in order], [labels[i] for i in order], labels, used_pairs)
 
 
 def first_label_outside(rows: LabelledRows, num_labels: int) -> str | None:
@@ -211,5 +242,6 @@ __all__ = [
     "first_label_outside",
     "read_data_file",
     "read_labelled_rows",
+    "regression_label",
     "write_rows_with_columns",
 ]
