@@ -1,7 +1,8 @@
 """`adapler-bert`'s own behaviour: eta_scale's trade of tokens, the soft mask's limit, eta's bounds and learning
 speed, which loss reaches which parameters, the sharpness schedule, the saliency command against a direct
-autograd computation (also for sentence pairs and a regression model), the saliency -> finetune path, and loading BERT. What every token-pruning type shares
-(engine parity, pruning off equals BERT, save/load, validation) is in `test_common.py`."""
+autograd computation (also for sentence pairs and a regression model), the saliency -> finetune path, and loading
+BERT. What every token-pruning type shares (engine parity, pruning off equals BERT, save/load, validation) is in
+`test_common.py`."""
 
 from __future__ import annotations
 
@@ -264,14 +265,16 @@ def write_pairs_csv(path, rows: int = 6) -> str:
         writer = csv.writer(f)
         writer.writerow(["sentence1", "sentence2", "label"])
         for _ in range(rows):
-            writer.writerow([" ".join(generator.choices(WORDS, k=generator.randint(1, 8))) for _ in range(2)] + [round(generator.uniform(0, 5), 2)])
+            sentences = [" ".join(generator.choices(WORDS, k=generator.randint(1, 8))) for _ in range(2)]
+            writer.writerow([*sentences, round(generator.uniform(0, 5), 2)])
     return str(path)
 
 
 def test_saliency_command_reads_sentence_pairs_and_real_valued_labels(tmp_path):
     torch.manual_seed(0)
     tokenizer = write_tokenizer(tmp_path)
-    scorer = save_checkpoint(BertForSequenceClassification(BertConfig(**TINY_CONFIG_KWARGS, num_labels=1)), tokenizer, tmp_path / "scorer")
+    regression_model = BertForSequenceClassification(BertConfig(**TINY_CONFIG_KWARGS, num_labels=1))
+    scorer = save_checkpoint(regression_model, tokenizer, tmp_path / "scorer")
     train = write_pairs_csv(tmp_path / "pairs.csv")
     output = tmp_path / "pairs_saliency.jsonl"
     main(["saliency", scorer, "--data-file", train, "--text-column", "sentence1", "--text-pair-column", "sentence2",
@@ -281,7 +284,8 @@ def test_saliency_command_reads_sentence_pairs_and_real_valued_labels(tmp_path):
     for row in rows:  # each pair tokenised as a pair (both sentences, their separators, token types)
         encoded = tokenizer(row["sentence1"], row["sentence2"], return_tensors="pt")
         length = encoded["input_ids"].shape[1]
-        expected = token_saliency(AutoModelForSequenceClassification.from_pretrained(scorer).eval(), dict(encoded), torch.zeros(1, dtype=torch.long))[0]
+        model = AutoModelForSequenceClassification.from_pretrained(scorer).eval()
+        expected = token_saliency(model, dict(encoded), torch.zeros(1, dtype=torch.long))[0]
         torch.testing.assert_close(torch.tensor(row["saliency"][:length]), expected, rtol=1e-4, atol=1e-5)
         assert all(value == 0 for value in row["saliency"][length:])
 

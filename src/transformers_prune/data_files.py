@@ -1,5 +1,5 @@
-"""Text classification and regression files the commands read (CSV, JSON lines, a JSON list; optionally gzipped) and the JSON
-lines they write back with new columns.
+"""Text classification and regression files the commands read (CSV, JSON lines, a JSON list; optionally gzipped)
+and the JSON lines they write back with new columns.
 
 Every row is checked when the file is read: a problem raises ValueError naming the file, the line (or item) and
 what is wrong, e.g. `train.csv line 7: label 'pos' is not a class id (an integer >= 0)`.
