@@ -7,7 +7,7 @@
 # examples/stock_scripts/summarize.py OUT/results.jsonl` prints the table.
 # TRAIN_FILE, DEV_FILE, MAX_SEQ_LENGTH and TRAIN_SAMPLES (environment) replace DATA_DIR/glue/TASK/{train,dev}.csv,
 # 64 and 256, e.g. for IMDB as JSON lines. About 12 minutes per SST-2 seed at 256 rows on this project's 2-core CPU
-# with OMP_NUM_THREADS=1 (STS-B at 1,024: about 27; IMDB at 1,024 and 128 tokens: about an hour).
+# with OMP_NUM_THREADS=1 (STS-B at 1,024: about 30; IMDB at 1,024 and 128 tokens: about an hour).
 # Usage: bash examples/stock_scripts/run_glue_recipes.sh [DATA_DIR] [OUT] [TASK] [SEED ...]
 set -euo pipefail
 TASK=${3:-sst2}
