@@ -59,7 +59,7 @@ def compute_saliencies(
             inputs = tokenizer(
                 texts[start:end], pairs, truncation=True, max_length=max_length, padding=True, return_tensors="pt"
             ).to(device)
-            batch_labels = torch.tensor([0 if regression else label for label in labels[start:end]], device=device)
+            batch_labels = torch.tensor(labels[start:end], device=device)  # unused by a regression model
             saliency = token_saliency(model, dict(inputs), batch_labels).cpu()
             total[start : start + len(saliency), : saliency.shape[1]] += saliency
     return total / len(checkpoints)
