@@ -8,7 +8,8 @@ Follows run_glue.py where it decides: text columns (`sentence1` + `sentence2` wh
 columns that are not `label`, else the only one), regression when the labels are floats, labels mapped to ids in
 sorted order. Tokenises with padding to `--max-seq-length` (run_glue's default), loads with `trust_remote_code=True`
 and without importing transformers_prune (as a user of the stock script does), trains with `Trainer`'s defaults
-(AdamW, linear decay, batch 8), saves the model, and prints run_glue's metric (accuracy, or mse for regression),
+(AdamW, linear decay, batch 8) and saves the model (or, with `--evaluate-only`, run_glue.py without `--do_train`,
+only evaluates MODEL), and prints run_glue's metric (accuracy, or mse for regression),
 the task's own (Matthews correlation for two classes, Pearson's r for regression) and, for our token types, the
 tokens kept per layer on the packed engine.
 """
@@ -18,7 +19,7 @@ import json
 
 import numpy as np
 import torch
-from datasets import load_dataset
+from datasets import DatasetDict, load_dataset
 from transformers import (
     AutoConfig,
     AutoModelForSequenceClassification,
@@ -79,6 +80,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-seq-length", type=int, default=64)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--evaluate-only", action="store_true", help="evaluate MODEL as it is (run_glue.py without --do_train)")
     parser.add_argument(
         "--text-columns", nargs="+",
         help="the text column(s), instead of run_glue.py's rule: the one-line edit its comments invite, which a file "
@@ -87,8 +89,9 @@ def main() -> None:
     args = parser.parse_args()
 
     set_seed(args.seed)
-    kind = "json" if args.train_file.endswith(".json") else "csv"
-    raw = load_dataset(kind, data_files={"train": args.train_file, "validation": args.validation_file})
+    # Each file by its own extension (run_glue.py wants one for both): the recipes score CSV-trained models on JSON rows.
+    raw = DatasetDict({split: load_dataset("json" if path.endswith(".json") else "csv", data_files=path, split="train")
+                       for split, path in (("train", args.train_file), ("validation", args.validation_file))})
     if args.max_train_samples:
         raw["train"] = raw["train"].select(range(min(args.max_train_samples, len(raw["train"]))))
     is_regression = raw["train"].features["label"].dtype in ("float32", "float64")
@@ -122,8 +125,9 @@ def main() -> None:
     )
     trainer = Trainer(model=model, args=training, train_dataset=data["train"], eval_dataset=data["validation"],
                       processing_class=tokenizer, data_collator=default_data_collator, compute_metrics=compute_metrics)
-    trainer.train()
-    trainer.save_model(args.output_dir)
+    if not args.evaluate_only:
+        trainer.train()
+        trainer.save_model(args.output_dir)
     metrics = {key[len("eval_"):]: value for key, value in trainer.evaluate().items() if key.startswith("eval_")}
     validation_texts = tuple(raw["validation"][key] for key in text_keys)
     kept = kept_per_layer(model.eval(), tokenizer, validation_texts, args.max_seq_length)

@@ -5,8 +5,11 @@
 # 1,024 rows are the held-out checks (two settings were then chosen on them; see the doc). Each run appends one JSON
 # line (task, recipe, seed, metrics, tokens kept per layer) to OUT/results.jsonl; `python
 # examples/stock_scripts/summarize.py OUT/results.jsonl` prints the table.
-# TRAIN_FILE, DEV_FILE, MAX_SEQ_LENGTH and TRAIN_SAMPLES (environment) replace DATA_DIR/glue/TASK/{train,dev}.csv,
-# 64 and 256, e.g. for IMDB as JSON lines. About 12 minutes per SST-2 seed at 256 rows on this project's 2-core CPU
+# Each token method's trained model is then calibrated (calibrate.py): its inference-time pruning strength is set on
+# the TUNING_ROWS training rows after the first TRAIN_SAMPLES (never trained on, never the dev rows) to the strongest
+# that stays within 1 point of the dense model there, and scored on the dev rows as RECIPE-calibrated.
+# TRAIN_FILE, DEV_FILE, MAX_SEQ_LENGTH, TRAIN_SAMPLES and TUNING_ROWS (environment) replace
+# DATA_DIR/glue/TASK/{train,dev}.csv, 64, 256 and 500, e.g. for IMDB as JSON lines. About 12 minutes per SST-2 seed at 256 rows on this project's 2-core CPU
 # with OMP_NUM_THREADS=1 (STS-B at 1,024: about 30; IMDB at 1,024 and 128 tokens: about an hour).
 # Usage: bash examples/stock_scripts/run_glue_recipes.sh [DATA_DIR] [OUT] [TASK] [SEED ...]
 set -euo pipefail
@@ -16,6 +19,7 @@ TRAIN=${TRAIN_FILE:-$DATA/train.csv}
 DEV=${DEV_FILE:-$DATA/dev.csv}
 LENGTH=${MAX_SEQ_LENGTH:-64}
 SAMPLES=${TRAIN_SAMPLES:-256}
+TUNING=${TUNING_ROWS:-500}
 STEPS=$(( (SAMPLES + 7) / 8 * 3 ))  # optimizer steps per stage: batch 8, 3 epochs
 # The predictors' learning-rate scales hold scale x steps at the 96-step values chosen on SST-2 (5 and 300), never
 # below the originals' 1: longer runs need less of a push (docs/stock_scripts.md).
@@ -30,16 +34,33 @@ mkdir -p "$OUT"
 # columns that are not `label`, else the only one). Its run reads the targets from JSON, and run_glue.py wants one
 # extension for both files, so the dev rows go to JSON too (labels as numbers: class ids, or floats for regression).
 read -r TEXT PAIR < <(python -c "import sys; from transformers_prune.data_files import read_data_file as r; c = [n for n in r(sys.argv[1]).columns if n != 'label']; print(*(['sentence1', 'sentence2'] if {'sentence1', 'sentence2'} <= set(c) else c[:2]))" "$TRAIN")
-python -c "import json, sys; from transformers_prune.data_files import read_data_file as r, class_id; [print(json.dumps({**row, 'label': class_id(row['label']) if class_id(row['label']) is not None else float(row['label'])})) for row in r(sys.argv[1]).rows]" \
-  "$DEV" > "$OUT/dev.json"
+as_json() {  # as_json FILE FIRST LAST: rows [FIRST, LAST) of FILE as JSON lines (labels as class ids, or floats)
+  python -c "import json, sys; from transformers_prune.data_files import read_data_file as r, class_id; rows = r(sys.argv[1]).rows[int(sys.argv[2]):int(sys.argv[3])]; assert len(rows) == int(sys.argv[3]) - int(sys.argv[2]), f'{sys.argv[1]} has {len(rows)} rows in [{sys.argv[2]}, {sys.argv[3]})'; [print(json.dumps({**row, 'label': class_id(row['label']) if class_id(row['label']) is not None else float(row['label'])})) for row in rows]" "$@"
+}
+as_json "$DEV" 0 "$(python -c "from transformers_prune.data_files import read_data_file as r; import sys; print(len(r(sys.argv[1]).rows))" "$DEV")" > "$OUT/dev.json"
+as_json "$TRAIN" "$SAMPLES" $((SAMPLES + TUNING)) > "$OUT/tuning.json"  # the calibration rows: held out of training
 
 glue() {  # glue RECIPE START LEARNING_RATE [TRAIN DEV [glue_calls options]]: one run_glue-like run in $RUN at $SEED, its
           # result line appended to results.jsonl
   python "$HERE/glue_calls.py" "$2" "$RUN/$1" --train-file "${4:-$TRAIN}" --validation-file "${5:-$DEV}" \
     --max-train-samples "$SAMPLES" --max-seq-length "$LENGTH" --epochs 3 --learning-rate "$3" --seed "$SEED" "${@:6}" \
     > "$RUN/$1.log" 2>&1
-  tail -n 1 "$RUN/$1.log" | python -c "import json, sys; print(json.dumps({'task': '$TASK', 'recipe': '$1', 'seed': $SEED, **json.load(sys.stdin)}))" \
+  record "$1" "$RUN/$1.log" '{}'
+}
+record() {  # record RECIPE LOG JSON: the result line (LOG's last line, merged with JSON) appended to results.jsonl
+  tail -n 1 "$2" | python -c "import json, sys; print(json.dumps({'task': '$TASK', 'recipe': '$1', 'seed': $SEED, **json.load(sys.stdin), **json.loads(sys.argv[1])}))" "$3" \
     >> "$OUT/results.jsonl"
+}
+evaluate() {  # evaluate MODEL ROWS: run_glue.py without --do_train (glue_calls.py --evaluate-only) on ROWS
+  python "$HERE/glue_calls.py" "$1" "$RUN/evaluation" --evaluate-only --train-file "$TRAIN" --validation-file "$2" \
+    --max-train-samples "$SAMPLES" --max-seq-length "$LENGTH" 2> /dev/null
+}
+calibrate() {  # calibrate RECIPE KEY VALUE...: RECIPE's KEY set on the tuning rows (calibrate.py), then scored on dev
+  python "$HERE/calibrate.py" "$RUN/$1" "$RUN/$1-calibrated" --key "$2" --values "${@:3}" --reference "$DENSE_TUNING" \
+    --train-file "$TRAIN" --tuning-file "$OUT/tuning.json" --max-train-samples "$SAMPLES" --max-seq-length "$LENGTH" \
+    > "$RUN/$1-calibration.json"
+  evaluate "$RUN/$1-calibrated" "$DEV" > "$RUN/$1-calibrated.log"
+  record "$1-calibrated" "$RUN/$1-calibrated.log" "{\"calibration\": $(cat "$RUN/$1-calibration.json")}"
 }
 convert() { transformers-prune convert "$@" --overwrite > /dev/null; }
 
@@ -48,22 +69,27 @@ for SEED in "${SEEDS[@]}"; do
   mkdir -p "$RUN"
 
   glue dense "$MODEL" 2e-4                                          # plain BERT: the reference and the start below
+  DENSE_TUNING=$(evaluate "$RUN/dense" "$OUT/tuning.json" | tail -n 1 | python -c "import json, sys; m = json.load(sys.stdin); print(100 * m.get('pearson', m.get('accuracy')))")
   convert --to ltp "$RUN/dense" "$RUN/ltp-soft-init" --set masking_mode=soft --set final_token_threshold=0.005
   glue ltp-soft "$RUN/ltp-soft-init" 2e-5
   convert --to ltp "$RUN/ltp-soft" "$RUN/ltp-hard-init" --set masking_mode=hard
   glue ltp "$RUN/ltp-hard-init" 1e-5
+  calibrate ltp threshold_scale 1 0.6 0.4 0.2 0.1 0.04 0.02
   convert --to autobert "$RUN/dense" "$RUN/autobert-rl-init" --set guide_rate=0
   glue autobert-rl "$RUN/autobert-rl-init" 3e-3
   convert --to autobert "$RUN/autobert-rl" "$RUN/autobert-both-init" --set training_stage=train_both
   glue autobert "$RUN/autobert-both-init" 2e-5
+  calibrate autobert keep_threshold 0.5 0.3 0.2 0.1 0.05 0.02 0.01
   transformers-prune compress "$RUN/dense" "$RUN/compressed-init" --method svd --targets output word_embeddings --ratio 3 --overwrite > /dev/null
   glue compressed "$RUN/compressed-init" 2e-5
   convert --to transkimmer-bert "$MODEL" "$RUN/transkimmer-init" --set skim_lr_scale="$SKIM_SCALE" --set skim_coefficient=0.5
   glue transkimmer "$RUN/transkimmer-init" 2e-4
+  calibrate transkimmer keep_threshold 0.5 0.3 0.2 0.1 0.05 0.02 0.01
   convert --to adapler-bert "$MODEL" "$RUN/adapler-init" --set cp_lr_scale="$CP_SCALE"
   glue adapler "$RUN/adapler-init" 2e-4                             # without saliency targets: run_glue.py as is
   transformers-prune saliency "$RUN/dense" --data-file "$TRAIN" --text-column "$TEXT" ${PAIR:+--text-pair-column "$PAIR"} \
     --max-length "$LENGTH" --max-samples "$SAMPLES" --output-file "$RUN/train_saliency.json" --overwrite > /dev/null 2>&1
   # The text columns named, as run_glue.py's comments invite: its rule would read `saliency` as a second sentence.
   glue adapler-saliency "$RUN/adapler-init" 2e-4 "$RUN/train_saliency.json" "$OUT/dev.json" --text-columns "$TEXT" $PAIR
+  calibrate adapler-saliency eta_scale 1 0.6 0.4 0.2 0.1 0.04 0.02
 done
