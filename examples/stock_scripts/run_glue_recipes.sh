@@ -9,8 +9,9 @@
 # the TUNING_ROWS training rows after the first TRAIN_SAMPLES (never trained on, never the dev rows) to the strongest
 # that stays within 1 point of the dense model there, and scored on the dev rows as RECIPE-calibrated.
 # TRAIN_FILE, DEV_FILE, MAX_SEQ_LENGTH, TRAIN_SAMPLES and TUNING_ROWS (environment) replace
-# DATA_DIR/glue/TASK/{train,dev}.csv, 64, 256 and 500, e.g. for IMDB as JSON lines. About 12 minutes per SST-2 seed at 256 rows on this project's 2-core CPU
-# with OMP_NUM_THREADS=1 (STS-B at 1,024: about 30; IMDB at 1,024 and 128 tokens: about an hour).
+# DATA_DIR/glue/TASK/{train,dev}.csv, 64, 256 and 500, e.g. for IMDB as JSON lines. About 12 minutes per SST-2 seed
+# at 256 rows on this project's 2-core CPU with OMP_NUM_THREADS=1 (STS-B at 1,024: about 30; IMDB at 1,024 and 128
+# tokens: about an hour).
 # Usage: bash examples/stock_scripts/run_glue_recipes.sh [DATA_DIR] [OUT] [TASK] [SEED ...]
 set -euo pipefail
 TASK=${3:-sst2}
@@ -21,9 +22,8 @@ LENGTH=${MAX_SEQ_LENGTH:-64}
 SAMPLES=${TRAIN_SAMPLES:-256}
 TUNING=${TUNING_ROWS:-500}
 STEPS=$(( (SAMPLES + 7) / 8 * 3 ))  # optimizer steps per stage: batch 8, 3 epochs
-# The predictors' learning-rate scales hold scale x steps at the 96-step values chosen on SST-2 (5 and 300), never
-# below the originals' 1: longer runs need less of a push (docs/stock_scripts.md).
-SKIM_SCALE=$(python -c "print(max(1, round(480 / $STEPS)))")
+# AdapLeR's predictor learning-rate scale holds scale x steps at the 96-step value chosen on SST-2 (300), never below
+# the original's 1: longer runs need less of a push (docs/stock_scripts.md).
 CP_SCALE=$(python -c "print(max(1, round(28800 / $STEPS)))")
 OUT=${2:-runs/stock-$TASK}
 SEEDS=("${@:4}"); [ ${#SEEDS[@]} -gt 0 ] || SEEDS=(42)
@@ -34,10 +34,21 @@ mkdir -p "$OUT"
 # columns that are not `label`, else the only one). Its run reads the targets from JSON, and run_glue.py wants one
 # extension for both files, so the dev rows go to JSON too (labels as numbers: class ids, or floats for regression).
 read -r TEXT PAIR < <(python -c "import sys; from transformers_prune.data_files import read_data_file as r; c = [n for n in r(sys.argv[1]).columns if n != 'label']; print(*(['sentence1', 'sentence2'] if {'sentence1', 'sentence2'} <= set(c) else c[:2]))" "$TRAIN")
-as_json() {  # as_json FILE FIRST LAST: rows [FIRST, LAST) of FILE as JSON lines (labels as class ids, or floats)
-  python -c "import json, sys; from transformers_prune.data_files import read_data_file as r, class_id; rows = r(sys.argv[1]).rows[int(sys.argv[2]):int(sys.argv[3])]; assert len(rows) == int(sys.argv[3]) - int(sys.argv[2]), f'{sys.argv[1]} has {len(rows)} rows in [{sys.argv[2]}, {sys.argv[3]})'; [print(json.dumps({**row, 'label': class_id(row['label']) if class_id(row['label']) is not None else float(row['label'])})) for row in rows]" "$@"
+as_json() {  # as_json FILE [FIRST LAST]: rows [FIRST, LAST) of FILE (all by default) as JSON lines, labels as numbers
+  python - "$@" <<'PY'
+import json, sys
+from transformers_prune.data_files import class_id, read_data_file
+path, *span = sys.argv[1:]
+rows = read_data_file(path).rows
+first, last = (int(span[0]), int(span[1])) if span else (0, len(rows))
+if len(rows) < last:
+    sys.exit(f"{path} has {len(rows)} rows; the recipe needs {last} (TRAIN_SAMPLES + TUNING_ROWS)")
+for row in rows[first:last]:
+    label = class_id(row["label"])
+    print(json.dumps({**row, "label": label if label is not None else float(row["label"])}))
+PY
 }
-as_json "$DEV" 0 "$(python -c "from transformers_prune.data_files import read_data_file as r; import sys; print(len(r(sys.argv[1]).rows))" "$DEV")" > "$OUT/dev.json"
+as_json "$DEV" > "$OUT/dev.json"
 as_json "$TRAIN" "$SAMPLES" $((SAMPLES + TUNING)) > "$OUT/tuning.json"  # the calibration rows: held out of training
 
 glue() {  # glue RECIPE START LEARNING_RATE [TRAIN DEV [glue_calls options]]: one run_glue-like run in $RUN at $SEED, its
@@ -82,8 +93,8 @@ for SEED in "${SEEDS[@]}"; do
   calibrate autobert keep_threshold 0.5 0.3 0.2 0.1 0.05 0.02 0.01
   transformers-prune compress "$RUN/dense" "$RUN/compressed-init" --method svd --targets output word_embeddings --ratio 3 --overwrite > /dev/null
   glue compressed "$RUN/compressed-init" 2e-5
-  convert --to transkimmer-bert "$MODEL" "$RUN/transkimmer-init" --set skim_lr_scale="$SKIM_SCALE" --set skim_coefficient=0.5
-  glue transkimmer "$RUN/transkimmer-init" 2e-4
+  convert --to transkimmer-bert "$RUN/dense" "$RUN/transkimmer-init" --set skim_lr_scale=100 --set skim_coefficient=0.5
+  glue transkimmer "$RUN/transkimmer-init" 2e-5
   calibrate transkimmer keep_threshold 0.5 0.3 0.2 0.1 0.05 0.02 0.01
   convert --to adapler-bert "$MODEL" "$RUN/adapler-init" --set cp_lr_scale="$CP_SCALE"
   glue adapler "$RUN/adapler-init" 2e-4                             # without saliency targets: run_glue.py as is

@@ -25,8 +25,8 @@ class TranskimmerConfig(TokenPruningConfig):
             Linear the one optimizer then moves `skim_lr_scale` times faster in effect (Adam moves every weight
             about lr per step). 1 (default) is the original, whose predictors train at the main learning rate over
             whole GLUE epochs (SST-2: about 2,100 steps per epoch at batch 32). In a run of a hundred steps they
-            stay at "keep everything": the stock-script recipe uses 480 / (training steps), at least 1, with
-            `skim_coefficient` 0.5 and lr 2e-4 (5 for 96 steps; docs/stock_scripts.md). Keep it fixed once
+            stay at "keep everything": the stock-script recipe starts from a fine-tuned BERT with 100,
+            `skim_coefficient` 0.5 and lr 2e-5 (96 to 384 steps; docs/stock_scripts.md). Keep it fixed once
             trained: the stored weights are in its units.
         keep_threshold: inference keeps a token when its keep probability (softmax of the predictor's two
             logits) is above this; 0.5 is the paper's argmax. An inference-time knob: higher skims more, without
