@@ -2,7 +2,7 @@
 # The stock-script recipes of docs/stock_scripts.md on one GLUE task (the first TRAIN_SAMPLES training rows, 256 by
 # default, batch 8, 3 epochs per stage, every dev row), through glue_calls.py (run_glue.py's calls, offline), once
 # per seed. SST-2 is the task the recipes were set on; STS-B (regression) and IMDB (JSON lines, see TRAIN_FILE) at
-# 1,024 rows are the held-out checks (two settings were then chosen on them; see the doc). Each run appends one JSON
+# 1,024 rows are the held-out checks (four settings were then chosen on them; see the doc). Each run appends one JSON
 # line (task, recipe, seed, metrics, tokens kept per layer) to OUT/results.jsonl; `python
 # examples/stock_scripts/summarize.py OUT/results.jsonl` prints the table.
 # Each token method's trained model is then calibrated (calibrate.py): its inference-time pruning strength is set on
