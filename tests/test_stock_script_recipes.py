@@ -114,6 +114,7 @@ def test_transkimmer_recipe_learns_from_the_fine_tuned_checkpoint(run_glue, dens
     # From the fine-tuned model Transkimmer skims little in 96 steps: 87-98% kept by seed (docs/stock_scripts.md),
     # 95% for this seed with two threads; a predictor that never moved keeps 100%.
     assert_learned(accuracy, dense[1], trained, sst2_files, max_kept=0.99)
+    assert changed(start, trained, "skim_predictors")  # the predictors learn through the stock optimizer
 
 
 @pytest.mark.slow  # ~1.5 minutes: saliency targets from the dense model, then one Trainer run of 96 steps

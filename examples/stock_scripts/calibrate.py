@@ -4,8 +4,8 @@ model's there (`--reference`), or, when none is, the best-scoring one, the stron
 token is no safe fallback: AdapLeR trained on IMDB scored 68.6 so against 77.8 as trained). Each value is written
 with `transformers-prune convert --set KEY=VALUE` into OUTPUT_DIR (which convert refuses inside MODEL) and scored by
 glue_calls.py `--evaluate-only`, as a user of the stock scripts would do it; OUTPUT_DIR ends holding the chosen
-model. Prints one JSON line: the key, the chosen value,
-its tuning score, the reference, whether it passed, and every value tried with its score.
+model. Prints one JSON line: the key, the chosen value, its tuning score, the reference, whether it passed, and
+every value tried with its score.
 
 The knobs (each read at every forward, so no retraining): LTP's `threshold_scale`, Transkimmer's and TR-BERT's
 `keep_threshold`, AdapLeR's `eta_scale`. The papers set their trade-off coefficient per task and retrain; this is
