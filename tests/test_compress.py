@@ -25,6 +25,7 @@ from transformers import (
 )
 
 from transformers_prune import CompressedBertConfig
+from transformers_prune.benchmark.latency import torch_threads
 from transformers_prune_cli import main
 from transformers_prune.compression.layouts import decoder_parameter_count, rank_for_ratio
 from transformers_prune.models.modeling_compressed_bert import (
@@ -64,10 +65,8 @@ HEADS = {
 @pytest.fixture(autouse=True)
 def _one_thread():
     """The autoencoder trains tiny MLPs on tiny batches: one thread avoids thread hand-off costs on a busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+from transformers_prune.benchmark.latency import torch_threads
 from transformers_prune.compression import compress_checkpoint
 from transformers_prune.conversion import convert_bert_checkpoint
 from transformers_prune_cli import main
@@ -35,10 +36,8 @@ ACCURACY_MARGIN = 0.05  # of the dense model's dev accuracy: 44 of 872 sentences
 
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture(scope="module")

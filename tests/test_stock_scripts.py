@@ -43,6 +43,7 @@ from transformers import (
 )
 
 from transformers_prune import MODEL_TYPES
+from transformers_prune.benchmark.latency import torch_threads
 from transformers_prune.benchmark.squad import f1_score, normalize_answer
 from transformers_prune.conversion import convert_bert_checkpoint
 
@@ -67,10 +68,8 @@ MODEL_TYPE_CASES = [*sorted(MODEL_TYPES), "bert"]  # plain BERT is the control: 
 def _one_torch_thread():
     """Tiny models gain nothing from intra-op threads; on a busy 2-core machine waking them made each op ~50x
     slower (this file: 80 s with 2 threads, 16 s with 1)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with torch_threads(1):
+        yield
 
 
 # ------------------------------------------------------------------------------------------------- checkpoints

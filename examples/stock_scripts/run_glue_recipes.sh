@@ -2,7 +2,8 @@
 # The stock-script recipes of docs/stock_scripts.md on one GLUE task (the first TRAIN_SAMPLES training rows, 256 by
 # default, batch 8, 3 epochs per stage, every dev row), through glue_calls.py (run_glue.py's calls, offline), once
 # per seed. SST-2 is the task the recipes were set on; STS-B (regression) and IMDB (JSON lines, see TRAIN_FILE) at
-# 1,024 rows are the held-out checks (four settings were then chosen on them; see the doc). Each run appends one JSON
+# 1,024 rows are the held-out checks (five settings were then chosen on them; see the doc), question-sentence pairs
+# from SQuAD (qnli_from_squad.py) the fresh one. Each run appends one JSON
 # line (task, recipe, seed, metrics, tokens kept per layer) to OUT/results.jsonl; `python
 # examples/stock_scripts/summarize.py OUT/results.jsonl` prints the table.
 # Each token method's trained model is then calibrated (calibrate.py): its inference-time pruning strength is set on
@@ -10,9 +11,9 @@
 # that stays within 1 point of the dense model there, and scored on the dev rows as RECIPE-calibrated.
 # TRAIN_FILE, DEV_FILE, MAX_SEQ_LENGTH, TRAIN_SAMPLES, TUNING_ROWS and DENSE_LR (environment) replace
 # DATA_DIR/glue/TASK/{train,dev}.csv, 64, 256, 500 and the dense step's learning rate 2e-4, e.g. for IMDB as JSON
-# lines; DENSE_LR is for tasks where the dense model does not learn at 2e-4 (the methods' settings stay). About 12 minutes per SST-2 seed
-# at 256 rows on this project's 2-core CPU with OMP_NUM_THREADS=1 (STS-B at 1,024: about 30; IMDB at 1,024 and 128
-# tokens: about an hour).
+# lines; DENSE_LR is for tasks where the dense model does not learn at 2e-4 (the methods' settings stay). About 12
+# minutes per SST-2 seed at 256 rows on this project's 2-core CPU with OMP_NUM_THREADS=1 (STS-B at 1,024: about 30;
+# IMDB at 1,024 and 128 tokens: about an hour).
 # Usage: bash examples/stock_scripts/run_glue_recipes.sh [DATA_DIR] [OUT] [TASK] [SEED ...]
 set -euo pipefail
 TASK=${3:-sst2}
