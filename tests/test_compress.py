@@ -264,8 +264,7 @@ NEW_TARGETS = ["--targets", "key", "output", "word_embeddings"]
 def compressed(sources, tmp_path_factory):
     """Method -> (folder, report): the tiny classifier's keys, FFN outputs and word embeddings at ratio 3."""
     folder = tmp_path_factory.mktemp("compressed")
-    with torch.random.fork_rng():
-        torch.set_num_threads(1)
+    with torch.random.fork_rng(), torch_threads(1):  # module-scoped: set up before the autouse one-thread fixture
         return {name: (folder / name, compress(sources["classifier"], folder / name, *options, *NEW_TARGETS, "--ratio", "3"))
                 for name, options in NEW_METHODS.items()}
 
