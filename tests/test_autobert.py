@@ -375,6 +375,30 @@ def test_span_targets_command_feeds_both_qa_training_stages(tmp_path):
     assert not (tmp_path / "refused").exists()
 
 
+def test_targets_command_reads_sentence_pairs(tmp_path):
+    """With --text-pair-column the targets are those of the pair as run_glue.py tokenises it (segment ids included)."""
+    torch.manual_seed(0)
+    tokenizer = write_tokenizer(tmp_path)
+    bert = save_checkpoint(BertForSequenceClassification(BertConfig(**TINY_CONFIG_KWARGS)).eval(), tokenizer, tmp_path / "bert")
+    pairs = [("the cat sat", "on the mat", 1), ("a dog ran", "the cat sat on the mat", 0), ("on the mat", "a dog", 1)]
+    train = tmp_path / "pairs.csv"
+    train.write_text("question,sentence,label\n" + "".join(f"{a},{b},{y}\n" for a, b, y in pairs), encoding="utf-8")
+    targets = tmp_path / "pairs_autobert.jsonl"
+    main(["autobert-targets", bert, "--data-file", str(train), "--text-column", "question", "--text-pair-column", "sentence",
+          "--label-column", "label", "--output-file", str(targets), "--max-length", "16", "--batch-size", "2"])
+    rows = [json.loads(line) for line in targets.read_text().splitlines()]
+    assert [(row["question"], row["sentence"]) for row in rows] == [(a, b) for a, b, _ in pairs]
+    model = BertForSequenceClassification.from_pretrained(bert).eval()
+    for row, (first, second, label) in zip(rows, pairs):
+        inputs = dict(tokenizer(first, second, return_tensors="pt"))
+        assert inputs["token_type_ids"].any()  # the second text is its own segment
+        scores, logits = residual_scores_and_logits(model, inputs, torch.tensor([label]), [1], 3)  # the defaults at 3 layers
+        length = inputs["input_ids"].shape[1]
+        torch.testing.assert_close(torch.tensor(row["teacher_logits"]), logits[0], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(torch.tensor(row["residual_scores"])[:, :length], scores[0], rtol=2e-3, atol=1e-6)
+        assert not any(torch.tensor(row["residual_scores"])[:, length:].flatten())
+
+
 def test_targets_command_rejects_bad_input(tmp_path):
     with pytest.raises(SystemExit, match="is not a checkpoint folder"):
         main(["autobert-targets", str(tmp_path / "nowhere"), "--data-file", "x.csv", "--output-file", str(tmp_path / "o.jsonl")])

@@ -4,8 +4,8 @@ One forward and backward pass of the fine-tuned model (eval mode) per training i
 `autobert` stages read (`training.autobert_targets` defines them): `residual_scores`, which stage "train_rl"
 imitates for the first `guide_rate` of its steps, and the teacher logits that `train_teacher` distils from.
 
-- A classifier and a text classification file (`--data-file`): the output is the input file as JSON lines with the
-  columns `residual_scores` and `teacher_logits` added, which `transformers-prune finetune` (or any `Trainer` whose
+- A classifier and a text classification file (`--data-file`; sentence pairs with `--text-pair-column`): the output
+  is the input file as JSON lines with the columns `residual_scores` and `teacher_logits` added, which `transformers-prune finetune` (or any `Trainer` whose
   dataset keeps them) feeds to the model.
 - A span model and a SQuAD v1.1 file (`--squad-file`): the targets are per tokenised window, so the output is a
   safetensors file of the windows' targets, which `transformers-prune finetune-qa --targets-file` adds to the same
@@ -42,9 +42,12 @@ def _classification_run(args: argparse.Namespace) -> tuple[int, list[int], int]:
     from transformers_prune.folders import staged_output_file
     from transformers_prune.training.autobert_targets import compute_targets
 
-    rows = read_labelled_rows(args.data_file, args.text_column, args.label_column, args.max_samples)
+    rows = read_labelled_rows(
+        args.data_file, args.text_column, args.label_column, args.max_samples, text_pair_column=args.text_pair_column
+    )
     scores, logits, layers, reference = compute_targets(
-        args.checkpoint, rows.texts, rows.labels, args.max_length, args.batch_size, args.selection_layers, args.reference_layer
+        args.checkpoint, rows.texts, rows.labels, args.max_length, args.batch_size, args.selection_layers,
+        args.reference_layer, rows.text_pairs,
     )
     columns = {"residual_scores": _rounded(scores.tolist()), "teacher_logits": _rounded(logits.tolist(), 6)}
     with staged_output_file(args.output_file, args.overwrite, [args.data_file, args.checkpoint]) as f:
@@ -86,7 +89,10 @@ def run(args: argparse.Namespace) -> str:
     check_checkpoint_folder(args.checkpoint, need_weights=True)
     if args.data_file and args.doc_stride is not None:
         raise ValueError("--doc-stride windows a SQuAD file; it does not apply to --data-file")
-    given_columns = [option for option, value in (("--text-column", args.text_column), ("--label-column", args.label_column)) if value]
+    given_columns = [
+        option for option, value in (("--text-column", args.text_column), ("--text-pair-column", args.text_pair_column),
+                                     ("--label-column", args.label_column)) if value
+    ]
     if args.squad_file and given_columns:
         raise ValueError(f"{' and '.join(given_columns)} name columns of a --data-file; a SQuAD file has none")
     args.text_column, args.label_column = args.text_column or "sentence", args.label_column or "label"
@@ -120,6 +126,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_overwrite_argument(parser, "the output file")
     parser.add_argument("--text-column", help="with --data-file (default sentence)")
+    parser.add_argument(
+        "--text-pair-column", help="with --data-file: the second text of sentence-pair rows (e.g. sentence2), tokenised as pairs"
+    )
     parser.add_argument("--label-column", help="with --data-file (default label)")
     parser.add_argument(
         "--max-length", type=positive_int, default=None,

@@ -171,8 +171,10 @@ def compute_targets(
     batch_size: int,
     selection_layers: list[int] | None = None,
     reference_layer: int | None = None,
+    text_pairs: list[str] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, list[int], int]:
-    """A classifier's `[num_examples, P, max_length]` scores, `[num_examples, C]` logits, and the layers used."""
+    """A classifier's `[num_examples, P, max_length]` scores, `[num_examples, C]` logits, and the layers used, for
+    `texts` or for the pairs (`texts`, `text_pairs`), tokenised as run_glue.py tokenises them."""
     tokenizer = load_checkpoint_tokenizer(checkpoint)
     device = default_device()
     model = load_trained_head(AutoModelForSequenceClassification, checkpoint, "autobert-targets").to(device)
@@ -183,8 +185,9 @@ def compute_targets(
     scores = torch.zeros(len(texts), len(selection_layers), max_length)
     logits = torch.zeros(len(texts), num_labels)
     for start in tqdm(range(0, len(texts), batch_size), desc="autobert targets"):
+        pairs = None if text_pairs is None else text_pairs[start : start + batch_size]
         inputs = tokenizer(
-            texts[start : start + batch_size], truncation=True, max_length=max_length, padding=True, return_tensors="pt"
+            texts[start : start + batch_size], pairs, truncation=True, max_length=max_length, padding=True, return_tensors="pt"
         ).to(device)
         batch_labels = torch.tensor(labels[start : start + batch_size], device=device)
         batch_scores, batch_logits = residual_scores_and_logits(model, dict(inputs), batch_labels, selection_layers, reference_layer)
