@@ -10,8 +10,9 @@
 # the TUNING_ROWS training rows after the first TRAIN_SAMPLES (never trained on, never the dev rows) to the strongest
 # that stays within 1 point of the dense model there, and scored on the dev rows as RECIPE-calibrated.
 # TRAIN_FILE, DEV_FILE, MAX_SEQ_LENGTH, TRAIN_SAMPLES, TUNING_ROWS and DENSE_LR (environment) replace
-# DATA_DIR/glue/TASK/{train,dev}.csv, 64, 256, 500 and the dense step's learning rate 2e-4, e.g. for IMDB as JSON
-# lines; DENSE_LR is for tasks where the dense model does not learn at 2e-4 (the methods' settings stay). About 12
+# DATA_DIR/glue/TASK/{train,dev}.csv, 64, 256, 500 and the learning rate 2e-4 of the two runs from the pre-trained
+# BERT (dense and AdapLeR), e.g. for IMDB as JSON lines; DENSE_LR is for tasks where the dense model does not learn
+# at 2e-4 (the other methods start from the dense model and keep their settings). About 12
 # minutes per SST-2 seed at 256 rows on this project's 2-core CPU with OMP_NUM_THREADS=1 (STS-B at 1,024: about 30;
 # IMDB at 1,024 and 128 tokens: about an hour).
 # Usage: bash examples/stock_scripts/run_glue_recipes.sh [DATA_DIR] [OUT] [TASK] [SEED ...]
@@ -24,9 +25,11 @@ LENGTH=${MAX_SEQ_LENGTH:-64}
 SAMPLES=${TRAIN_SAMPLES:-256}
 TUNING=${TUNING_ROWS:-500}
 STEPS=$(( (SAMPLES + 7) / 8 * 3 ))  # optimizer steps per stage: batch 8, 3 epochs
-# AdapLeR's predictor learning-rate scale holds scale x steps at the 96-step value chosen on SST-2 (300), never below
-# the original's 1: longer runs need less of a push (docs/stock_scripts.md).
-CP_SCALE=$(python -c "print(max(1, round(28800 / $STEPS)))")
+DENSE_LR=${DENSE_LR:-2e-4}
+# AdapLeR's predictor learning-rate scale holds the predictors' movement (scale x learning rate x steps) at the value
+# chosen on SST-2 (300 x 2e-4 x 96 steps), never below the original's 1: longer runs, or a larger learning rate, need
+# less of a push (docs/stock_scripts.md). 300 at 96 steps and 2e-4, 75 at 384 steps.
+CP_SCALE=$(python -c "print(max(1, round(300 * 2e-4 * 96 / ($STEPS * $DENSE_LR))))")
 OUT=${2:-runs/stock-$TASK}
 SEEDS=("${@:4}"); [ ${#SEEDS[@]} -gt 0 ] || SEEDS=(42)
 HERE=$(dirname "$0")
@@ -81,7 +84,7 @@ for SEED in "${SEEDS[@]}"; do
   RUN=$OUT/seed$SEED
   mkdir -p "$RUN"
 
-  glue dense "$MODEL" "${DENSE_LR:-2e-4}"                           # plain BERT: the reference and the start below
+  glue dense "$MODEL" "$DENSE_LR"                                  # plain BERT: the reference and the start below
   DENSE_TUNING=$(evaluate "$RUN/dense" "$OUT/tuning.json" | tail -n 1 | python -c "import json, sys; m = json.load(sys.stdin); print(100 * m.get('pearson', m.get('accuracy')))")
   convert --to ltp "$RUN/dense" "$RUN/ltp-soft-init" --set masking_mode=soft --set final_token_threshold=0.005
   glue ltp-soft "$RUN/ltp-soft-init" 2e-5
@@ -100,11 +103,13 @@ for SEED in "${SEEDS[@]}"; do
   calibrate transkimmer keep_threshold 0.5 0.3 0.2 0.1 0.05 0.02 0.01
   # gamma 0.02 (the original's 0.005 x 4): the KL toward the saliency targets weighs more, and on IMDB the
   # predictors then keep fewer tokens for less loss (docs/stock_scripts.md). Without targets gamma is unused.
+  # AdapLeR fine-tunes the pre-trained BERT, as the dense step does, at the dense step's learning rate (the original
+  # trains both at 3e-5).
   convert --to adapler-bert "$MODEL" "$RUN/adapler-init" --set cp_lr_scale="$CP_SCALE" --set gamma=0.02
-  glue adapler "$RUN/adapler-init" 2e-4                             # without saliency targets: run_glue.py as is
+  glue adapler "$RUN/adapler-init" "$DENSE_LR"                      # without saliency targets: run_glue.py as is
   transformers-prune saliency "$RUN/dense" --data-file "$TRAIN" --text-column "$TEXT" ${PAIR:+--text-pair-column "$PAIR"} \
     --max-length "$LENGTH" --max-samples "$SAMPLES" --output-file "$RUN/train_saliency.json" --overwrite > /dev/null 2>&1
   # The text columns named, as run_glue.py's comments invite: its rule would read `saliency` as a second sentence.
-  glue adapler-saliency "$RUN/adapler-init" 2e-4 "$RUN/train_saliency.json" "$OUT/dev.json" --text-columns "$TEXT" $PAIR
+  glue adapler-saliency "$RUN/adapler-init" "$DENSE_LR" "$RUN/train_saliency.json" "$OUT/dev.json" --text-columns "$TEXT" $PAIR
   calibrate adapler-saliency eta_scale 1 0.6 0.4 0.2 0.1 0.04 0.02
 done

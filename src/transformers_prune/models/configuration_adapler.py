@@ -17,8 +17,8 @@ class AdapLeRConfig(TokenPruningConfig):
             moves `cp_lr_scale` times faster in effect (Adam moves every weight about lr per step). 1 (default) is
             the original, whose predictors train at the main learning rate for 5 epochs of all of SST-2 (about
             10,500 steps at batch 32). In a run of a hundred steps their shares stay near uniform, so no token
-            leaves: the stock-script recipe uses 28,800 / (training steps), at least 1, at lr 2e-4 (300 for 96
-            steps; docs/stock_scripts.md). Keep it fixed once trained: the stored weights are in its units.
+            leaves: the stock-script recipe uses 5.76 / (training steps x learning rate), at least 1 (300 for 96
+            steps at 2e-4; docs/stock_scripts.md). Keep it fixed once trained: the stored weights are in its units.
         eta_init, eta_min, eta_max: the per-layer eta starts at `eta_init` and stays within [eta_min, eta_max];
             a token is dropped before layer l when its predicted share is below eta_l / n (n = live tokens).
         eta_lr_scale: eta_l = eta_min + (eta_max - eta_min) * sigmoid(eta_lr_scale * eta_logits[l]). Adam moves
