@@ -63,8 +63,9 @@ glue() {  # glue RECIPE START LEARNING_RATE [TRAIN DEV [glue_calls options]]: on
     > "$RUN/$1.log" 2>&1
   record "$1" "$RUN/$1.log" '{}'
 }
-record() {  # record RECIPE LOG JSON: the result line (LOG's last line, merged with JSON) appended to results.jsonl
-  tail -n 1 "$2" | python -c "import json, sys; print(json.dumps({'task': '$TASK', 'recipe': '$1', 'seed': $SEED, **json.load(sys.stdin), **json.loads(sys.argv[1])}))" "$3" \
+LINE='{}'  # what the lines of the current step add (TR-BERT's alpha)
+record() {  # record RECIPE LOG JSON: the result line (LOG's last line, merged with JSON and LINE) appended to results.jsonl
+  tail -n 1 "$2" | python -c "import json, sys; print(json.dumps({'task': '$TASK', 'recipe': '$1', 'seed': $SEED, **json.load(sys.stdin), **json.loads(sys.argv[1]), **json.loads(sys.argv[2])}))" "$3" "$LINE" \
     >> "$OUT/results.jsonl"
 }
 evaluate() {  # evaluate MODEL ROWS: run_glue.py without --do_train (glue_calls.py --evaluate-only) on ROWS
@@ -91,11 +92,19 @@ for SEED in "${SEEDS[@]}"; do
   convert --to ltp "$RUN/ltp-soft" "$RUN/ltp-hard-init" --set masking_mode=hard
   glue ltp "$RUN/ltp-hard-init" 1e-5
   calibrate ltp threshold_scale 1 0.6 0.4 0.2 0.1 0.04 0.02
-  convert --to autobert "$RUN/dense" "$RUN/autobert-rl-init" --set guide_rate=0
-  glue autobert-rl "$RUN/autobert-rl-init" 3e-3
-  convert --to autobert "$RUN/autobert-rl" "$RUN/autobert-both-init" --set training_stage=train_both
-  glue autobert "$RUN/autobert-both-init" 2e-5
-  calibrate autobert keep_threshold 0.5 0.3 0.2 0.1 0.05 0.02 0.01
+  # TR-BERT's alpha (the kept fraction's weight in the policy's reward) is set per task, as the paper sets it, on the
+  # tuning rows: the first of 1, 0.5, 0.25 whose calibrated model passes there, else 0.25. A later try's lines
+  # replace the earlier ones in summarize.py's table; every line names its alpha.
+  for ALPHA in 1 0.5 0.25; do
+    LINE="{\"alpha\": $ALPHA}"
+    convert --to autobert "$RUN/dense" "$RUN/autobert-rl-init" --set guide_rate=0 --set alpha="$ALPHA"
+    glue autobert-rl "$RUN/autobert-rl-init" 3e-3
+    convert --to autobert "$RUN/autobert-rl" "$RUN/autobert-both-init" --set training_stage=train_both
+    glue autobert "$RUN/autobert-both-init" 2e-5
+    calibrate autobert keep_threshold 0.5 0.3 0.2 0.1 0.05 0.02 0.01
+    python -c "import json, sys; sys.exit(not json.load(open(sys.argv[1]))['passed'])" "$RUN/autobert-calibration.json" && break
+  done
+  LINE='{}'
   transformers-prune compress "$RUN/dense" "$RUN/compressed-init" --method svd --targets output word_embeddings --ratio 3 --overwrite > /dev/null
   glue compressed "$RUN/compressed-init" 2e-5
   convert --to transkimmer-bert "$RUN/dense" "$RUN/transkimmer-init" --set skim_lr_scale=100 --set skim_coefficient=0.5
