@@ -12,9 +12,9 @@
 # TRAIN_FILE, DEV_FILE, MAX_SEQ_LENGTH, TRAIN_SAMPLES, TUNING_ROWS and DENSE_LR (environment) replace
 # DATA_DIR/glue/TASK/{train,dev}.csv, 64, 256, 500 and the learning rate 2e-4 of the two runs from the pre-trained
 # BERT (dense and AdapLeR), e.g. for IMDB as JSON lines; DENSE_LR is for tasks where the dense model does not learn
-# at 2e-4 (the other methods start from the dense model and keep their settings). About 12
-# minutes per SST-2 seed at 256 rows on this project's 2-core CPU with OMP_NUM_THREADS=1 (STS-B at 1,024: about 30;
-# IMDB at 1,024 and 128 tokens: about an hour).
+# at 2e-4 (the other methods start from the dense model and keep their settings). About 12 minutes per SST-2 seed at
+# 256 rows on this project's 2-core CPU with OMP_NUM_THREADS=1 (STS-B at 1,024: about 30; IMDB at 1,024 and 128
+# tokens: about an hour; each further TR-BERT alpha adds its two stages and calibration).
 # Usage: bash examples/stock_scripts/run_glue_recipes.sh [DATA_DIR] [OUT] [TASK] [SEED ...]
 set -euo pipefail
 TASK=${3:-sst2}

@@ -5,8 +5,8 @@ One forward and backward pass of the fine-tuned model (eval mode) per training i
 imitates for the first `guide_rate` of its steps, and the teacher logits that `train_teacher` distils from.
 
 - A classifier and a text classification file (`--data-file`; sentence pairs with `--text-pair-column`): the output
-  is the input file as JSON lines with the columns `residual_scores` and `teacher_logits` added, which `transformers-prune finetune` (or any `Trainer` whose
-  dataset keeps them) feeds to the model.
+  is the input file as JSON lines with the columns `residual_scores` and `teacher_logits` added, which
+  `transformers-prune finetune` (or any `Trainer` whose dataset keeps them) feeds to the model.
 - A span model and a SQuAD v1.1 file (`--squad-file`): the targets are per tokenised window, so the output is a
   safetensors file of the windows' targets, which `transformers-prune finetune-qa --targets-file` adds to the same
   windows (it refuses them for other windows: another file or order, `--max-length`, `--doc-stride`, or more
