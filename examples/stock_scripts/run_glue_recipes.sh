@@ -3,8 +3,8 @@
 # default, batch 8, 3 epochs per stage, every dev row), through glue_calls.py (run_glue.py's calls, offline), once
 # per seed. SST-2 is the task the recipes were set on; STS-B (regression) and IMDB (JSON lines, see TRAIN_FILE) at
 # 1,024 rows are the held-out checks (five settings were then chosen on them; see the doc), question-sentence pairs
-# from SQuAD (qnli_from_squad.py) the fresh one. Each run appends one JSON
-# line (task, recipe, seed, metrics, tokens kept per layer) to OUT/results.jsonl; `python
+# from SQuAD (qnli_from_squad.py) the fresh one (two more were chosen after it). Each run appends one JSON line
+# (task, recipe, seed, metrics, tokens kept per layer) to OUT/results.jsonl; `python
 # examples/stock_scripts/summarize.py OUT/results.jsonl` prints the table.
 # Each token method's trained model is then calibrated (calibrate.py): its inference-time pruning strength is set on
 # the TUNING_ROWS training rows after the first TRAIN_SAMPLES (never trained on, never the dev rows) to the strongest
